@@ -1,0 +1,165 @@
+"""Canonical form of one operator call: what a trace node records besides its tensors.
+
+An aten call `func(*args, **kwargs)` is bound to its schema; every argument becomes a JSON value:
+
+    tensor                  {"t": i}          the call's i-th tensor input (inputs are listed apart)
+    list of tensors         [{"t": i}, …]
+    int / bool / str / None as is
+    float                   {"f": float.hex(value)}     exact, including inf and nan
+    dtype                   {"dtype": "float32"}
+    device, layout, memory format, pin_memory, generator   dropped (null): placement never changes values
+
+The canonical arguments (`args`, a dict from argument name to value) plus the ordered tensor inputs
+rebuild the call on any device (`rebuild_call`). Two calls are the same computation exactly when
+their op names, canonical arguments and input values are equal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+# Arguments whose value only says where or how a result is laid out, never what it is.
+PLACEMENT_TYPES = ("Device", "Layout", "MemoryFormat", "Generator")
+PLACEMENT_NAMES = frozenset({"device", "layout", "memory_format", "pin_memory", "generator", "non_blocking"})
+
+DTYPE_NAMES: dict[torch.dtype, str] = {
+    torch.float32: "float32",
+    torch.float64: "float64",
+    torch.float16: "float16",
+    torch.bfloat16: "bfloat16",
+    torch.int64: "int64",
+    torch.int32: "int32",
+    torch.int16: "int16",
+    torch.int8: "int8",
+    torch.uint8: "uint8",
+    torch.bool: "bool",
+}
+DTYPES_BY_NAME = {name: dtype for dtype, name in DTYPE_NAMES.items()}
+
+
+class CanonicalFormError(ValueError):
+    """An argument that has no canonical form (and so cannot be committed to)."""
+
+
+def get_op_name(func: Any) -> str:
+    """'aten::mm.default' style name of an OpOverload."""
+    return f"{func._schema.name}.{func._overloadname}"
+
+
+@dataclass(frozen=True)
+class CanonicalCall:
+    """One operator call, ready to be committed to and re-executed."""
+
+    op: str
+    args: dict[str, Any]  # canonical JSON values, tensors as {"t": i}
+    inputs: tuple[torch.Tensor, ...]  # the tensor inputs in the order of their placeholders
+
+
+def _is_placement(argument: Any) -> bool:
+    type_text = str(argument.type)
+    return argument.name in PLACEMENT_NAMES or any(kind in type_text for kind in PLACEMENT_TYPES)
+
+
+def encode_scalar(value: Any) -> Any:
+    """The canonical JSON form of a non-tensor argument value."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return {"f": value.hex()}
+    if isinstance(value, torch.dtype):
+        if value not in DTYPE_NAMES:
+            raise CanonicalFormError(f"dtype {value} is not supported")
+        return {"dtype": DTYPE_NAMES[value]}
+    if isinstance(value, list | tuple):
+        return [encode_scalar(item) for item in value]
+    raise CanonicalFormError(f"argument of type {type(value).__name__} has no canonical form")
+
+
+def decode_scalar(value: Any) -> Any:
+    """Inverse of `encode_scalar` (tensor placeholders are left in place)."""
+    if isinstance(value, dict):
+        if "f" in value:
+            return float.fromhex(value["f"])
+        if "dtype" in value:
+            return DTYPES_BY_NAME[value["dtype"]]
+        return value
+    if isinstance(value, list):
+        return [decode_scalar(item) for item in value]
+    return value
+
+
+def canonicalize_call(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> CanonicalCall:
+    """Bind a dispatcher call to its schema and put it in canonical form."""
+    inputs: list[torch.Tensor] = []
+
+    def encode(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            inputs.append(value)
+            return {"t": len(inputs) - 1}
+        if isinstance(value, list | tuple) and any(isinstance(item, torch.Tensor) for item in value):
+            return [encode(item) for item in value]
+        return encode_scalar(value)
+
+    canonical: dict[str, Any] = {}
+    for position, argument in enumerate(func._schema.arguments):
+        if position < len(args) and not argument.kwarg_only:
+            value = args[position]
+        elif argument.name in kwargs:
+            value = kwargs[argument.name]
+        elif argument.has_default_value():
+            value = argument.default_value
+        else:
+            value = None
+        if _is_placement(argument):
+            canonical[argument.name] = None
+            continue
+        if isinstance(value, float) and math.isnan(value):
+            value = math.nan  # one NaN, whatever payload Python carried
+        canonical[argument.name] = encode(value)
+    return CanonicalCall(op=get_op_name(func), args=canonical, inputs=tuple(inputs))
+
+
+def bind_arguments(args: dict[str, Any], inputs: Sequence[torch.Tensor]) -> dict[str, Any]:
+    """Canonical arguments with placeholders replaced by tensors and scalars decoded."""
+
+    def decode(value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"t"}:
+            return inputs[value["t"]]
+        if isinstance(value, list):
+            return [decode(item) for item in value]
+        return decode_scalar(value)
+
+    return {name: decode(value) for name, value in args.items()}
+
+
+def resolve_op(name: str) -> Any:
+    """The OpOverload named 'namespace::op.overload'."""
+    namespace, _, rest = name.partition("::")
+    op_name, _, overload = rest.partition(".")
+    try:
+        return getattr(getattr(getattr(torch.ops, namespace), op_name), overload or "default")
+    except AttributeError as error:
+        raise CanonicalFormError(f"no operator named {name}") from error
+
+
+def rebuild_call(name: str, args: dict[str, Any], inputs: Sequence[torch.Tensor]) -> Callable[[], Any]:
+    """A thunk that runs the named aten operator on `inputs` with the canonical arguments."""
+    func = resolve_op(name)
+    bound = bind_arguments(args, inputs)
+    positional: list[Any] = []
+    keyword: dict[str, Any] = {}
+    for argument in func._schema.arguments:
+        value = bound.get(argument.name)
+        if argument.kwarg_only:
+            if value is not None or not argument.has_default_value():
+                keyword[argument.name] = value
+        else:
+            positional.append(value)
+    return lambda: func(*positional, **keyword)

@@ -1,0 +1,105 @@
+"""The primitive kernels every composite operator is written in.
+
+Each composite operator of pinpoint's semantics (softmax, layer norm, losses, …) is defined once,
+in `protocol.ops.semantics`, as a fixed sequence of correctly rounded elementwise torch operations and
+these primitives. A backend supplies the primitives: `REFERENCE` binds the plain definitions of
+`protocol.semantics` (they run on any device and define the bits); the prover binds fast CPU kernels
+that are tested bit for bit against them. The composite's result therefore depends on the backend
+only through the primitives, whose equality is tested directly.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+
+
+class Primitives(Protocol):
+    """Shapes: mm [M,K]@[K,N]→[M,N]; bmm [B,M,K]@[B,K,N]→[B,M,N]; row reductions [R,n]→[R]."""
+
+    def mm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor: ...
+    def bmm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor: ...
+    def rowsum(self, x: torch.Tensor) -> torch.Tensor: ...
+    def rowmax(self, x: torch.Tensor) -> torch.Tensor: ...
+    def exp(self, x: torch.Tensor) -> torch.Tensor: ...
+    def log(self, x: torch.Tensor) -> torch.Tensor: ...
+    def tanh(self, x: torch.Tensor) -> torch.Tensor: ...
+    def erf(self, x: torch.Tensor) -> torch.Tensor: ...
+    def sqrt(self, x: torch.Tensor) -> torch.Tensor: ...
+    def rsqrt(self, x: torch.Tensor) -> torch.Tensor: ...
+    def segment_sum(self, values: torch.Tensor, segments: torch.Tensor, count: int) -> torch.Tensor: ...
+
+
+def reference_segment_sum(values: torch.Tensor, segments: torch.Tensor, count: int) -> torch.Tensor:
+    """out[s] = sum of values[p] over p = 0, 1, … in order with segments[p] == s, from +0.0.
+
+    values [P, D] float32, segments [P] int64 in [0, count) (others are skipped) → [count, D].
+    Each out[s] accumulates sequentially in ascending p, one rounding per addition.
+    """
+    out = torch.zeros((count, values.shape[1]), dtype=values.dtype, device=values.device)
+    for p, segment in enumerate(segments.tolist()):
+        if 0 <= segment < count:
+            out[segment] = out[segment] + values[p]
+    return out
+
+
+class ReferencePrimitives:
+    """The defining implementations: plain, slow, device-generic (`protocol.semantics`)."""
+
+    def mm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        from protocol import semantics
+
+        return semantics.reference_mm(a, b)
+
+    def bmm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        from protocol import semantics
+
+        return semantics.reference_bmm(a, b)
+
+    def rowsum(self, x: torch.Tensor) -> torch.Tensor:
+        from protocol import semantics
+
+        return semantics.reference_rowsum(x)
+
+    def rowmax(self, x: torch.Tensor) -> torch.Tensor:
+        from protocol import semantics
+
+        return semantics.reference_rowmax(x)
+
+    def exp(self, x: torch.Tensor) -> torch.Tensor:
+        from protocol import semantics
+
+        return semantics.reference_exp(x)
+
+    def log(self, x: torch.Tensor) -> torch.Tensor:
+        from protocol import semantics
+
+        return semantics.reference_log(x)
+
+    def tanh(self, x: torch.Tensor) -> torch.Tensor:
+        from protocol import semantics
+
+        return semantics.reference_tanh(x)
+
+    def erf(self, x: torch.Tensor) -> torch.Tensor:
+        from protocol import semantics
+
+        return semantics.reference_erf(x)
+
+    def sqrt(self, x: torch.Tensor) -> torch.Tensor:
+        from protocol import semantics
+
+        return semantics.reference_sqrt(x)
+
+    def rsqrt(self, x: torch.Tensor) -> torch.Tensor:
+        from protocol import semantics
+
+        return semantics.reference_rsqrt(x)
+
+    def segment_sum(self, values: torch.Tensor, segments: torch.Tensor, count: int) -> torch.Tensor:
+        return reference_segment_sum(values, segments, count)
+
+
+REFERENCE: Primitives = ReferencePrimitives()

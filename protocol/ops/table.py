@@ -1,0 +1,580 @@
+"""The semantics of every operator a reproducible training step may run: the ground truth.
+
+Three kinds of operator:
+
+- NATIVE: torch's own kernel already gives bits that depend only on the inputs' values and shapes
+  (views, copies, indexing, comparisons, masks, and the correctly rounded tensor-tensor add, sub, mul,
+  div, neg, relu). The kernel is the definition; the test suite pins this claim against numpy.
+- DEFINED: pinpoint defines the result as a fixed sequence of correctly rounded elementwise
+  operations and the primitives of `protocol.ops.prims` (matmul, pairwise row sums, exp, …). Each
+  function below is that sequence; `fl(·)` in a comment means one rounding to the result dtype.
+- RANDOM: results drawn from `protocol.ops.random` with the (seed, step, offset) that the executing
+  mode adds to the canonical arguments under the key "pinpoint.rng".
+
+Python scalars are turned into 0-dim tensors of the result dtype before an elementwise operation
+(`_scalar`), so "x * 0.1" means fl(x * float32(0.1)) on every backend and device.
+In-place variants (`add_`, `lerp_`, …) compute their functional result and write it into `self`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import torch
+
+from protocol.ops import random as prng
+from protocol.ops.prims import Primitives
+
+Tensor = torch.Tensor
+Outputs = Tensor | tuple[Tensor | None, ...]
+
+
+class OpKind(Enum):
+    NATIVE = "native"
+    DEFINED = "defined"
+    RANDOM = "random"
+
+
+@dataclass(frozen=True)
+class OpDefinition:
+    """How to compute one operator: `compute(prims, bound_args)` (None for NATIVE operators)."""
+
+    name: str
+    kind: OpKind
+    compute: Callable[[Primitives, dict[str, Any]], Outputs] | None = None
+
+    @property
+    def in_place(self) -> bool:
+        return self.name.split("::")[-1].split(".")[0].endswith("_")
+
+
+class UnsupportedOperator(RuntimeError):
+    """An operator with no reproducible definition: nothing may be committed after it runs."""
+
+    def __init__(self, name: str, detail: str = "") -> None:
+        message = f"operator {name} has no reproducible implementation"
+        super().__init__(message + (f": {detail}" if detail else ""))
+        self.op = name
+
+
+OPS: dict[str, OpDefinition] = {}
+
+NATIVE_OPS = """
+view.default _unsafe_view.default reshape.default t.default transpose.int permute.default expand.default
+unsqueeze.default squeeze.dim squeeze.dims squeeze.default select.int slice.Tensor split.Tensor
+split_with_sizes.default unbind.int alias.default detach.default clone.default _to_copy.default
+copy_.default lift_fresh.default contiguous.default cat.default stack.default index.Tensor
+index_select.default gather.default embedding.default masked_fill.Scalar masked_fill.Tensor
+masked_fill_.Scalar where.self eq.Scalar eq.Tensor ne.Scalar ne.Tensor lt.Scalar lt.Tensor le.Scalar
+le.Tensor gt.Scalar gt.Tensor ge.Scalar ge.Tensor bitwise_not.default logical_not.default
+bitwise_and.Tensor bitwise_or.Tensor neg.default relu.default relu_.default threshold_backward.default
+abs.default sign.default zeros_like.default ones_like.default full_like.default zeros.default
+ones.default full.default scalar_tensor.default fill_.Scalar fill_.Tensor zero_.default
+arange.default arange.start arange.start_step mul.Tensor mul_.Tensor div.Tensor div_.Tensor
+remainder.Scalar floor_divide.default new_zeros.default new_ones.default new_full.default
+"""
+
+
+def _register(name: str, kind: OpKind, compute: Callable[[Primitives, dict[str, Any]], Outputs] | None = None) -> None:
+    OPS[name] = OpDefinition(name, kind, compute)
+
+
+for _short in NATIVE_OPS.split():
+    _register(f"aten::{_short}", OpKind.NATIVE)
+
+
+def defines(*names: str, kind: OpKind = OpKind.DEFINED) -> Callable[[Callable[..., Outputs]], Callable[..., Outputs]]:
+    """Register a function as the definition of the named operators."""
+
+    def wrap(function: Callable[..., Outputs]) -> Callable[..., Outputs]:
+        for name in names:
+            _register(f"aten::{name}", kind, function)
+        return function
+
+    return wrap
+
+
+def get_definition(name: str) -> OpDefinition:
+    """The definition of an operator, or UnsupportedOperator naming it."""
+    if name not in OPS:
+        raise UnsupportedOperator(name)
+    return OPS[name]
+
+
+def is_supported(name: str) -> bool:
+    return name in OPS
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def _scalar(value: Any, like: Tensor) -> Tensor:
+    """A Python number as a 0-dim tensor of the dtype `like` promotes with it to (one rounding)."""
+    dtype = torch.result_type(like, value)
+    return torch.tensor(value, dtype=dtype, device=like.device)
+
+
+def _require_float32(name: str, *tensors: Tensor | None) -> None:
+    for tensor in tensors:
+        if tensor is not None and tensor.dtype != torch.float32:
+            raise UnsupportedOperator(name, f"dtype {tensor.dtype} (only float32 is defined)")
+
+
+def _as_rows(x: Tensor, dims: list[int]) -> tuple[Tensor, list[int]]:
+    """Move `dims` last (in ascending order) and flatten: [R, n] rows, plus the kept sizes."""
+    ndim = x.dim()
+    reduced = sorted({d % ndim for d in dims}) if ndim else []
+    kept = [d for d in range(ndim) if d not in reduced]
+    kept_sizes = [x.shape[d] for d in kept]
+    n = 1
+    for d in reduced:
+        n *= x.shape[d]
+    rows = x.permute(kept + reduced).contiguous().reshape(-1, n) if ndim else x.reshape(1, 1)
+    return rows, kept_sizes
+
+
+def _reduce(prim: Callable[[Tensor], Tensor], x: Tensor, dims: list[int] | None, keepdim: bool) -> Tensor:
+    """A row reduction over `dims` (all when None or empty, as torch's sum does)."""
+    ndim = x.dim()
+    dims = list(range(ndim)) if not dims else [d % max(ndim, 1) for d in dims]
+    rows, kept_sizes = _as_rows(x, dims)
+    out = prim(rows).reshape(kept_sizes)
+    if keepdim:
+        for d in sorted(dims):
+            out = out.unsqueeze(d)
+    return out
+
+
+def _last_dim_rows(x: Tensor, dim: int) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+    """x as contiguous rows over `dim`, and the function that puts row results back in x's layout."""
+    dim = dim % max(x.dim(), 1)
+    moved = x.movedim(dim, -1).contiguous() if x.dim() else x.reshape(1)
+    shape = moved.shape
+    rows = moved.reshape(-1, shape[-1])
+    return rows, lambda r: r.reshape(shape).movedim(-1, dim).contiguous() if x.dim() else r.reshape(())
+
+
+# --- arithmetic with scalars, alpha and fused forms ----------------------------------------------
+
+
+def _scaled_other(a: dict[str, Any]) -> Tensor:
+    """fl(other * alpha) as a tensor (other itself when alpha == 1)."""
+    other = a["other"] if isinstance(a["other"], Tensor) else _scalar(a["other"], a["self"])
+    return other if a["alpha"] == 1 else other * _scalar(a["alpha"], other)
+
+
+@defines("add.Tensor", "add_.Tensor", "add.Scalar", "add_.Scalar")
+def _add(_: Primitives, a: dict[str, Any]) -> Outputs:
+    return a["self"] + _scaled_other(a)  # fl(self + fl(other * alpha))
+
+
+@defines("sub.Tensor", "sub_.Tensor", "sub.Scalar", "sub_.Scalar")
+def _sub(_: Primitives, a: dict[str, Any]) -> Outputs:
+    return a["self"] - _scaled_other(a)  # fl(self - fl(other * alpha))
+
+
+@defines("mul.Scalar", "mul_.Scalar")
+def _mul_scalar(_: Primitives, a: dict[str, Any]) -> Outputs:
+    return a["self"] * _scalar(a["other"], a["self"])  # fl(self * float32(other))
+
+
+@defines("div.Scalar", "div_.Scalar")
+def _div_scalar(_: Primitives, a: dict[str, Any]) -> Outputs:
+    return a["self"] / _scalar(a["other"], a["self"])  # fl(self / float32(other)), a true division
+
+
+@defines("rsub.Scalar")
+def _rsub_scalar(_: Primitives, a: dict[str, Any]) -> Outputs:
+    other = _scalar(a["other"], a["self"])
+    scaled = a["self"] if a["alpha"] == 1 else a["self"] * _scalar(a["alpha"], a["self"])
+    return other - scaled  # fl(other - fl(self * alpha))
+
+
+@defines("lerp.Scalar", "lerp_.Scalar")
+def _lerp(_: Primitives, a: dict[str, Any]) -> Outputs:
+    # fl(self + fl(weight * fl(end - self))): one formula for every weight (torch switches at 0.5).
+    self, end = a["self"], a["end"]
+    return self + _scalar(a["weight"], self) * (end - self)
+
+
+@defines("addcmul.default", "addcmul_.default")
+def _addcmul(_: Primitives, a: dict[str, Any]) -> Outputs:
+    # fl(self + fl(fl(tensor1 * tensor2) * value)); the value product is skipped when value == 1.
+    product = a["tensor1"] * a["tensor2"]
+    if a["value"] != 1:
+        product = product * _scalar(a["value"], product)
+    return a["self"] + product
+
+
+@defines("addcdiv.default", "addcdiv_.default")
+def _addcdiv(_: Primitives, a: dict[str, Any]) -> Outputs:
+    # fl(self + fl(fl(tensor1 / tensor2) * value)); the value product is skipped when value == 1.
+    quotient = a["tensor1"] / a["tensor2"]
+    if a["value"] != 1:
+        quotient = quotient * _scalar(a["value"], quotient)
+    return a["self"] + quotient
+
+
+@defines("pow.Tensor_Scalar")
+def _pow_scalar(_: Primitives, a: dict[str, Any]) -> Outputs:
+    # Only small integer exponents, as repeated multiplication left to right: x, x*x, (x*x)*x, …
+    exponent = a["exponent"]
+    if not (isinstance(exponent, int | float) and float(exponent).is_integer() and 1 <= exponent <= 4):
+        raise UnsupportedOperator("aten::pow.Tensor_Scalar", f"exponent {exponent}")
+    result = a["self"]
+    for _ in range(int(exponent) - 1):
+        result = result * a["self"]
+    return result
+
+
+# --- elementwise functions through the primitives ----------------------------------------------
+
+
+@defines("sqrt.default", "sqrt_.default")
+def _sqrt(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    _require_float32("aten::sqrt", a["self"])
+    return prims.sqrt(a["self"])
+
+
+@defines("rsqrt.default", "rsqrt_.default")
+def _rsqrt(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    _require_float32("aten::rsqrt", a["self"])
+    return prims.rsqrt(a["self"])
+
+
+@defines("exp.default", "exp_.default")
+def _exp(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    _require_float32("aten::exp", a["self"])
+    return prims.exp(a["self"])
+
+
+@defines("log.default", "log_.default")
+def _log(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    _require_float32("aten::log", a["self"])
+    return prims.log(a["self"])
+
+
+@defines("tanh.default", "tanh_.default")
+def _tanh(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    _require_float32("aten::tanh", a["self"])
+    return prims.tanh(a["self"])
+
+
+@defines("tanh_backward.default")
+def _tanh_backward(_: Primitives, a: dict[str, Any]) -> Outputs:
+    # fl(grad * fl(1 - fl(y * y)))
+    y = a["output"]
+    return a["grad_output"] * (_scalar(1.0, y) - y * y)
+
+
+SQRT1_2 = 0.7071067811865476  # 1/sqrt(2), rounded to float32 where used
+INV_SQRT_2PI = 0.3989422804014327  # 1/sqrt(2*pi)
+SQRT_2_OVER_PI = 0.7978845608028654  # sqrt(2/pi), for the tanh approximation
+GELU_CUBIC = 0.044715
+
+
+@defines("gelu.default", "gelu_.default")
+def _gelu(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    x = a["self"]
+    _require_float32("aten::gelu", x)
+    half, one = _scalar(0.5, x), _scalar(1.0, x)
+    if a["approximate"] == "tanh":
+        # fl(fl(x*0.5) * fl(1 + tanh(fl(sqrt(2/pi) * fl(x + fl(0.044715 * fl(fl(x*x)*x)))))))
+        inner = _scalar(SQRT_2_OVER_PI, x) * (x + _scalar(GELU_CUBIC, x) * (x * x * x))
+        return (x * half) * (one + prims.tanh(inner))
+    # fl(fl(x*0.5) * fl(1 + erf(fl(x * float32(1/sqrt 2)))))
+    return (x * half) * (one + prims.erf(x * _scalar(SQRT1_2, x)))
+
+
+@defines("gelu_backward.default")
+def _gelu_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    grad, x = a["grad_output"], a["self"]
+    _require_float32("aten::gelu_backward", grad, x)
+    half, one = _scalar(0.5, x), _scalar(1.0, x)
+    if a["approximate"] == "tanh":
+        # d/dx of 0.5x(1+tanh(u)), u = c(x + k x^3): 0.5(1+t) + 0.5x(1-t^2) c (1 + 3k x^2)
+        c, k3 = _scalar(SQRT_2_OVER_PI, x), _scalar(3 * GELU_CUBIC, x)
+        x2 = x * x
+        t = prims.tanh(c * (x + _scalar(GELU_CUBIC, x) * (x2 * x)))
+        left = half * (one + t)
+        right = ((x * half) * (one - t * t)) * (c * (one + k3 * x2))
+        return grad * (left + right)
+    # cdf = fl(0.5 * fl(1 + erf(fl(x/sqrt2)))); pdf = fl(exp(fl(fl(x*x) * -0.5)) * 1/sqrt(2pi))
+    # result = fl(grad * fl(cdf + fl(x * pdf)))
+    cdf = half * (one + prims.erf(x * _scalar(SQRT1_2, x)))
+    pdf = prims.exp((x * x) * _scalar(-0.5, x)) * _scalar(INV_SQRT_2PI, x)
+    return grad * (cdf + x * pdf)
+
+
+# --- matrix products ------------------------------------------------------------------------------
+
+
+@defines("mm.default")
+def _mm(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    _require_float32("aten::mm", a["self"], a["mat2"])
+    return prims.mm(a["self"], a["mat2"])
+
+
+@defines("bmm.default")
+def _bmm(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    _require_float32("aten::bmm", a["self"], a["mat2"])
+    return prims.bmm(a["self"], a["mat2"])
+
+
+@defines("addmm.default")
+def _addmm(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    # fl(fl(beta * self) + fl(alpha * mm(mat1, mat2))), each scalar product skipped when it is 1.
+    _require_float32("aten::addmm", a["self"], a["mat1"], a["mat2"])
+    product = prims.mm(a["mat1"], a["mat2"])
+    if a["alpha"] != 1:
+        product = product * _scalar(a["alpha"], product)
+    bias = a["self"] if a["beta"] == 1 else a["self"] * _scalar(a["beta"], a["self"])
+    return product + bias
+
+
+# --- reductions -----------------------------------------------------------------------------------
+
+
+@defines("sum.dim_IntList")
+def _sum_dims(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    # Pairwise row sum over the reduced elements taken in row-major order of the reduced dims.
+    x = a["self"]
+    if a.get("dtype") is not None and a["dtype"] != x.dtype:
+        x = x.to(a["dtype"])
+    _require_float32("aten::sum", x)
+    return _reduce(prims.rowsum, x, a["dim"], a["keepdim"])
+
+
+@defines("sum.default")
+def _sum_all(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    return _sum_dims(prims, {"self": a["self"], "dim": None, "keepdim": False, "dtype": a.get("dtype")})
+
+
+@defines("mean.dim")
+def _mean_dims(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    # fl(sum / float32(count)): count is the number of reduced elements
+    x = a["self"]
+    total = _sum_dims(prims, a)
+    assert isinstance(total, Tensor)
+    dims = a["dim"] or list(range(x.dim()))
+    count = math.prod(x.shape[d] for d in dims) if x.dim() else 1
+    return total / _scalar(float(count), total)
+
+
+@defines("mean.default")
+def _mean_all(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    return _mean_dims(prims, {"self": a["self"], "dim": None, "keepdim": False, "dtype": a.get("dtype")})
+
+
+@defines("amax.default")
+def _amax(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    _require_float32("aten::amax", a["self"])
+    return _reduce(prims.rowmax, a["self"], a["dim"], a["keepdim"])
+
+
+# --- softmax family -------------------------------------------------------------------------------
+
+
+def _softmax_rows(prims: Primitives, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """z = x - rowmax, e = exp(z), s = rowsum(e): the shared start of softmax and log-softmax."""
+    shifted = rows - prims.rowmax(rows).unsqueeze(1)
+    exps = prims.exp(shifted)
+    return shifted, exps, prims.rowsum(exps)
+
+
+@defines("_softmax.default")
+def _softmax(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    # fl(e / s) with z, e, s as in _softmax_rows
+    _require_float32("aten::_softmax", a["self"])
+    rows, restore = _last_dim_rows(a["self"], a["dim"])
+    _, exps, sums = _softmax_rows(prims, rows)
+    return restore(exps / sums.unsqueeze(1))
+
+
+@defines("_log_softmax.default")
+def _log_softmax(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    # fl(z - log(s))
+    _require_float32("aten::_log_softmax", a["self"])
+    rows, restore = _last_dim_rows(a["self"], a["dim"])
+    shifted, _, sums = _softmax_rows(prims, rows)
+    return restore(shifted - prims.log(sums).unsqueeze(1))
+
+
+@defines("_softmax_backward_data.default")
+def _softmax_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    # fl(y * fl(g - rowsum(fl(g * y))))
+    _require_float32("aten::_softmax_backward_data", a["grad_output"], a["output"])
+    grads, restore = _last_dim_rows(a["grad_output"], a["dim"])
+    outputs, _ = _last_dim_rows(a["output"], a["dim"])
+    dots = prims.rowsum(grads * outputs).unsqueeze(1)
+    return restore(outputs * (grads - dots))
+
+
+@defines("_log_softmax_backward_data.default")
+def _log_softmax_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    # fl(g - fl(exp(y) * rowsum(g)))
+    _require_float32("aten::_log_softmax_backward_data", a["grad_output"], a["output"])
+    grads, restore = _last_dim_rows(a["grad_output"], a["dim"])
+    outputs, _ = _last_dim_rows(a["output"], a["dim"])
+    return restore(grads - prims.exp(outputs) * prims.rowsum(grads).unsqueeze(1))
+
+
+# --- losses ---------------------------------------------------------------------------------------
+
+REDUCTION_NONE, REDUCTION_MEAN, REDUCTION_SUM = 0, 1, 2
+
+
+@defines("nll_loss_forward.default")
+def _nll_loss_forward(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    # picked[i] = -self[i, target[i]] (0 where target == ignore_index); total_weight = count of the rest
+    # mean: fl(rowsum(picked) / total_weight); sum: rowsum(picked); none: picked
+    x, target = a["self"], a["target"]
+    _require_float32("aten::nll_loss_forward", x)
+    if a["weight"] is not None:
+        raise UnsupportedOperator("aten::nll_loss_forward", "class weights")
+    x2 = x if x.dim() == 2 else x.unsqueeze(0)
+    t = target.reshape(-1)
+    valid = t != a["ignore_index"]
+    safe = torch.where(valid, t, torch.zeros_like(t))
+    picked = torch.where(valid, -x2.gather(1, safe.unsqueeze(1)).squeeze(1), torch.zeros((), dtype=x.dtype, device=x.device))
+    total_weight = valid.sum().to(x.dtype)
+    reduction = a["reduction"]
+    if reduction == REDUCTION_NONE:
+        return picked if x.dim() == 2 else picked.reshape(()), total_weight
+    total = prims.rowsum(picked.unsqueeze(0)).reshape(())
+    if reduction == REDUCTION_MEAN:
+        total = total / total_weight
+    return total, total_weight
+
+
+@defines("nll_loss_backward.default")
+def _nll_loss_backward(_: Primitives, a: dict[str, Any]) -> Outputs:
+    # grad_input[i, target[i]] = fl(-grad / total_weight) (mean), -grad (sum), -grad[i] (none); else 0
+    grad, x, target = a["grad_output"], a["self"], a["target"]
+    _require_float32("aten::nll_loss_backward", x, grad)
+    if a["weight"] is not None:
+        raise UnsupportedOperator("aten::nll_loss_backward", "class weights")
+    x2 = x if x.dim() == 2 else x.unsqueeze(0)
+    t = target.reshape(-1)
+    valid = t != a["ignore_index"]
+    safe = torch.where(valid, t, torch.zeros_like(t))
+    if a["reduction"] == REDUCTION_NONE:
+        values = -grad.reshape(-1)
+    elif a["reduction"] == REDUCTION_MEAN:
+        values = (-grad / a["total_weight"]).reshape(1).expand(t.shape[0])
+    else:
+        values = (-grad).reshape(1).expand(t.shape[0])
+    values = torch.where(valid, values, torch.zeros((), dtype=x.dtype, device=x.device))
+    out = torch.zeros_like(x2).scatter(1, safe.unsqueeze(1), values.unsqueeze(1))
+    return out if x.dim() == 2 else out.squeeze(0)
+
+
+# --- normalisation --------------------------------------------------------------------------------
+
+
+@defines("native_layer_norm.default")
+def _layer_norm(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    # Over the last len(normalized_shape) dims, as rows of n elements:
+    # mean = fl(rowsum(x) / n); xc = fl(x - mean); var = fl(rowsum(fl(xc*xc)) / n)
+    # rstd = rsqrt(fl(var + float32(eps))); y = fl(fl(fl(xc * rstd) * weight) + bias)
+    x, weight, bias = a["input"], a["weight"], a["bias"]
+    _require_float32("aten::native_layer_norm", x, weight, bias)
+    k = len(a["normalized_shape"])
+    lead = list(x.shape[: x.dim() - k])
+    n = math.prod(x.shape[x.dim() - k :])
+    rows = x.contiguous().reshape(-1, n)
+    count = _scalar(float(n), rows)
+    mean = (prims.rowsum(rows) / count).unsqueeze(1)
+    centred = rows - mean
+    var = (prims.rowsum(centred * centred) / count).unsqueeze(1)
+    rstd = prims.rsqrt(var + _scalar(a["eps"], var))
+    y = centred * rstd
+    if weight is not None:
+        y = y * weight.reshape(1, n)
+    if bias is not None:
+        y = y + bias.reshape(1, n)
+    stat_shape = lead + [1] * k
+    return y.reshape(x.shape), mean.reshape(stat_shape), rstd.reshape(stat_shape)
+
+
+def _column_sums(prims: Primitives, rows: Tensor) -> Tensor:
+    """[R, n] → [n]: pairwise sum down each column (the rows in order)."""
+    return prims.rowsum(rows.t().contiguous())
+
+
+@defines("native_layer_norm_backward.default")
+def _layer_norm_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    # xhat = fl(fl(x - mean) * rstd); g = fl(grad * weight) (grad without weight)
+    # grad_input = fl(fl(fl(g - fl(rowsum(g)/n)) - fl(xhat * fl(rowsum(fl(g*xhat))/n))) * rstd)
+    # grad_weight = column sums of fl(grad * xhat); grad_bias = column sums of grad
+    grad, x, mean, rstd = a["grad_out"], a["input"], a["mean"], a["rstd"]
+    weight, mask = a["weight"], a["output_mask"]
+    _require_float32("aten::native_layer_norm_backward", grad, x, weight)
+    k = len(a["normalized_shape"])
+    n = math.prod(x.shape[x.dim() - k :])
+    rows = x.contiguous().reshape(-1, n)
+    grads = grad.contiguous().reshape(-1, n)
+    mean_r, rstd_r = mean.reshape(-1, 1), rstd.reshape(-1, 1)
+    xhat = (rows - mean_r) * rstd_r
+    count = _scalar(float(n), rows)
+    grad_input = grad_weight = grad_bias = None
+    if mask[0]:
+        g = grads * weight.reshape(1, n) if weight is not None else grads
+        g_mean = (prims.rowsum(g) / count).unsqueeze(1)
+        gx_mean = (prims.rowsum(g * xhat) / count).unsqueeze(1)
+        grad_input = (((g - g_mean) - xhat * gx_mean) * rstd_r).reshape(x.shape)
+    if mask[1] and weight is not None:
+        grad_weight = _column_sums(prims, grads * xhat).reshape(weight.shape)
+    if mask[2] and a["bias"] is not None:
+        grad_bias = _column_sums(prims, grads).reshape(a["bias"].shape)
+    return grad_input, grad_weight, grad_bias
+
+
+# --- embeddings -----------------------------------------------------------------------------------
+
+
+@defines("embedding_dense_backward.default")
+def _embedding_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    # grad_weight[v] = sequential sum, in position order, of grad rows whose index is v (padding skipped)
+    grad, indices = a["grad_output"], a["indices"]
+    _require_float32("aten::embedding_dense_backward", grad)
+    if a["scale_grad_by_freq"]:
+        raise UnsupportedOperator("aten::embedding_dense_backward", "scale_grad_by_freq")
+    width = grad.shape[-1]
+    flat_indices = indices.reshape(-1)
+    if a["padding_idx"] is not None and a["padding_idx"] >= 0:
+        flat_indices = torch.where(flat_indices == a["padding_idx"], torch.full_like(flat_indices, -1), flat_indices)
+    return prims.segment_sum(grad.reshape(-1, width).contiguous(), flat_indices, a["num_weights"])
+
+
+# --- randomness -----------------------------------------------------------------------------------
+
+
+@defines("bernoulli_.float", kind=OpKind.RANDOM)
+def _bernoulli(_: Primitives, a: dict[str, Any]) -> Outputs:
+    # self := 1 where uniform(seed, step, offset + i) < float32(p), else 0 (i in row-major order)
+    rng, self = a["pinpoint.rng"], a["self"]
+    return prng.compute_bernoulli(a["p"], rng["seed"], rng["step"], rng["offset"], tuple(self.shape), self.dtype, self.device)
+
+
+@defines("empty_like.default", "empty.memory_format", "new_empty.default", "new_empty_strided.default", "empty_strided.default")
+def _empty(_: Primitives, a: dict[str, Any]) -> Outputs:
+    # Uninitialised memory is defined as zeros, so it is never hashed blindly.
+    if "self" in a and isinstance(a["self"], Tensor):
+        size = a.get("size") or list(a["self"].shape)
+        dtype = a.get("dtype") or a["self"].dtype
+        device = a["self"].device
+    else:
+        size, dtype, device = a["size"], a.get("dtype") or torch.float32, None
+    return torch.zeros(size, dtype=dtype, device=device)
+
+
+def random_numel(name: str, bound: dict[str, Any]) -> int:
+    """How many counters a RANDOM operator consumes (the mode advances the offset by this)."""
+    if name == "aten::bernoulli_.float":
+        return int(bound["self"].numel())
+    raise UnsupportedOperator(name, "not a random operator")

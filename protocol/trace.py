@@ -1,0 +1,175 @@
+"""Step traces: the operator graph of one training step, one leaf per operator.
+
+A node records what a referee needs to re-execute it and nothing else:
+
+    op       'aten::mm.default'
+    args     canonical non-tensor arguments (see protocol.ops.canonical), tensors as {"t": i}
+    inputs   where each tensor input comes from, in placeholder order:
+               ["s", k]      the k-th named tensor of s_t (canonical name order)
+               ["n", j, o]   output o of an earlier node j
+               ["c", hex]    a small constant, by its full canonical encoding
+    outputs  per output: [dtype code, shape, digest hex] or null for an absent output
+
+A node's *structure* is the same without output digests; the skeleton of a step is the list of
+structures plus the bindings of s_{t+1}: for each name (canonical order) the ref that produced it.
+Leaf bytes are the canonical JSON of the node. The ops tree is the Merkle tree over the leaves.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import blake3
+
+from protocol.merkle import MerkleTree, compute_tree
+from protocol.signing import compute_canonical_json
+from protocol.types import DIGEST_SIZE, Root
+
+Ref = tuple[Any, ...]
+MAX_CONSTANT_ELEMENTS = 64  # a tensor of unknown origin may enter a trace inline only when this small
+
+
+class TraceFormatError(ValueError):
+    """Bytes that are not a well-formed trace leaf."""
+
+
+@dataclass(frozen=True)
+class OutputMeta:
+    dtype: int  # protocol.encoding dtype code
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class NodeStructure:
+    """One operator call without values: the skeleton's unit."""
+
+    op: str
+    args: dict[str, Any]
+    inputs: tuple[Ref, ...]
+    outputs: tuple[OutputMeta | None, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "op": self.op,
+            "args": self.args,
+            "in": [list(ref) for ref in self.inputs],
+            "out": [None if meta is None else [meta.dtype, list(meta.shape)] for meta in self.outputs],
+        }
+
+
+@dataclass(frozen=True)
+class TraceNode:
+    """A node with the digests of its outputs (None where an output is absent)."""
+
+    structure: NodeStructure
+    digests: tuple[Root | None, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        body = self.structure.to_json()
+        body["out"] = [
+            None if meta is None else [meta.dtype, list(meta.shape), bytes(digest or b"").hex()]
+            for meta, digest in zip(self.structure.outputs, self.digests, strict=True)
+        ]
+        return body
+
+
+def encode_node(node: TraceNode) -> bytes:
+    """The leaf bytes of a node."""
+    return compute_canonical_json(node.to_json())
+
+
+def _as_ref(value: Any) -> Ref:
+    if not isinstance(value, list) or not value:
+        raise TraceFormatError("an input ref is a non-empty list")
+    kind = value[0]
+    if kind == "s" and len(value) == 2 and type(value[1]) is int and value[1] >= 0:
+        return ("s", value[1])
+    if kind == "n" and len(value) == 3 and all(type(v) is int and v >= 0 for v in value[1:]):
+        return ("n", value[1], value[2])
+    if kind == "c" and len(value) == 2 and isinstance(value[1], str):
+        return ("c", value[1])
+    raise TraceFormatError(f"bad input ref {value!r}")
+
+
+def decode_node(leaf: bytes) -> TraceNode:
+    """Parse leaf bytes; TraceFormatError on anything malformed or not canonical."""
+    try:
+        body = json.loads(leaf)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise TraceFormatError("leaf is not JSON") from error
+    if not isinstance(body, dict) or set(body) != {"op", "args", "in", "out"}:
+        raise TraceFormatError("leaf must have exactly op, args, in, out")
+    if not isinstance(body["op"], str) or not isinstance(body["args"], dict):
+        raise TraceFormatError("bad op or args")
+    if not isinstance(body["in"], list) or not isinstance(body["out"], list):
+        raise TraceFormatError("bad inputs or outputs")
+    outputs: list[OutputMeta | None] = []
+    digests: list[Root | None] = []
+    for entry in body["out"]:
+        if entry is None:
+            outputs.append(None)
+            digests.append(None)
+            continue
+        if not (isinstance(entry, list) and len(entry) == 3 and type(entry[0]) is int and isinstance(entry[1], list)):
+            raise TraceFormatError("bad output entry")
+        if not all(type(size) is int and size >= 0 for size in entry[1]) or not isinstance(entry[2], str):
+            raise TraceFormatError("bad output shape or digest")
+        try:
+            digest = bytes.fromhex(entry[2])
+        except ValueError as error:
+            raise TraceFormatError("output digest is not hex") from error
+        if len(digest) != DIGEST_SIZE:
+            raise TraceFormatError("output digest has the wrong length")
+        outputs.append(OutputMeta(entry[0], tuple(entry[1])))
+        digests.append(Root(digest))
+    structure = NodeStructure(body["op"], body["args"], tuple(_as_ref(ref) for ref in body["in"]), tuple(outputs))
+    node = TraceNode(structure, tuple(digests))
+    if encode_node(node) != leaf:
+        raise TraceFormatError("leaf is not in canonical form")
+    return node
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """A step without values: node structures and the sources of s_{t+1}'s tensors."""
+
+    nodes: tuple[NodeStructure, ...]
+    bindings: tuple[tuple[str, Ref], ...]  # (name, source ref) in canonical name order of s_{t+1}
+
+
+@dataclass(frozen=True)
+class StepTrace:
+    """One step's full trace: nodes with digests, the bindings, and the digests of s_t and s_{t+1}."""
+
+    step: int
+    nodes: tuple[TraceNode, ...]
+    bindings: tuple[tuple[str, Ref], ...]
+    state_before: dict[str, Root]  # name → digest of s_t's tensors
+    state_after: dict[str, Root]  # name → digest of s_{t+1}'s tensors
+
+    @property
+    def skeleton(self) -> Skeleton:
+        return Skeleton(tuple(node.structure for node in self.nodes), self.bindings)
+
+    def ops_tree(self) -> MerkleTree:
+        return compute_tree([encode_node(node) for node in self.nodes])
+
+
+def compute_trace_root(state_before: bytes, state_after: bytes, ops_root: bytes, num_ops: int) -> Root:
+    """One digest for a whole step: s_t, s_{t+1}, the ops tree and the node count."""
+    body = {"state_before": bytes(state_before), "state_after": bytes(state_after), "ops_root": bytes(ops_root), "num_ops": num_ops}
+    return Root(blake3.blake3(b"pinpoint/v1/trace-root\n" + compute_canonical_json(body)).digest())
+
+
+def get_ref_digest(ref: Ref, nodes: Sequence[TraceNode], state_digests: Sequence[bytes]) -> bytes | None:
+    """The digest a ref points at, from earlier nodes or s_t's digests in canonical name order."""
+    if ref[0] == "s":
+        return state_digests[ref[1]] if ref[1] < len(state_digests) else None
+    if ref[0] == "n":
+        j, o = ref[1], ref[2]
+        if j < len(nodes) and o < len(nodes[j].digests):
+            return nodes[j].digests[o]
+    return None

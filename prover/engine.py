@@ -1,0 +1,254 @@
+"""Reproducible execution: a dispatch mode that routes every aten operator of a training step to
+pinpoint's definitions, and optionally records the step's trace or skeleton.
+
+Three uses of one mode, so that the node numbering is the same in all of them:
+
+- training (`recorder=None`): run each operator reproducibly, count nodes, nothing hashed;
+- tracing (`Recorder`): additionally record each node's structure and output digests;
+- skeleton (`Recorder(skeleton=True)`): run on meta tensors (shapes only, except one-element tensors,
+  which stay real so `.item()` reads keep their values) and record the structure.
+
+An operator without a definition raises `UnsupportedOperator` naming it, before anything is committed.
+Profiler markers are passed through and `.item()` reads return their value without becoming nodes:
+the value can only matter through the arguments of later nodes, which are recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from protocol.encoding import DTYPE_CODES, compute_digest, encode_tensor
+from protocol.ops import OpKind, flatten_outputs, get_definition
+from protocol.ops.canonical import bind_arguments, canonicalize_call, get_op_name
+from protocol.ops.prims import REFERENCE, Primitives
+from protocol.ops.table import random_numel
+from protocol.trace import MAX_CONSTANT_ELEMENTS, NodeStructure, OutputMeta, Ref, TraceNode
+
+PASS_THROUGH = frozenset(
+    {
+        "profiler::_record_function_enter_new.default",
+        "profiler::_record_function_exit._RecordFunction",
+        "profiler::_record_function_enter.default",
+    }
+)
+READS = frozenset({"aten::_local_scalar_dense.default", "aten::is_nonzero.default", "aten::equal.default"})
+
+
+class TraceError(RuntimeError):
+    """A step that cannot be traced faithfully (a tensor of unknown origin, a stale alias, …)."""
+
+
+@dataclass(frozen=True)
+class Tamper:
+    """A deliberate fault, for research: perturb output 0 of `node` in `step` (kind 'output')."""
+
+    kind: str  # "output" or "state"
+    step: int
+    node: int = 0
+
+    @staticmethod
+    def parse(text: str) -> Tamper:
+        """'output@T:J' or 'state@T'."""
+        try:
+            kind, _, where = text.partition("@")
+            step_text, _, node_text = where.partition(":")
+            tamper = Tamper(kind, int(step_text), int(node_text) if node_text else 0)
+        except ValueError as error:
+            raise ValueError(f"bad tamper {text!r}: expected output@STEP:NODE or state@STEP") from error
+        if tamper.kind not in ("output", "state") or tamper.step < 0 or tamper.node < 0:
+            raise ValueError(f"bad tamper {text!r}: expected output@STEP:NODE or state@STEP")
+        if tamper.kind == "output" and not node_text:
+            raise ValueError(f"bad tamper {text!r}: output tampering names a node, output@STEP:NODE")
+        return tamper
+
+    def __str__(self) -> str:
+        return f"output@{self.step}:{self.node}" if self.kind == "output" else f"state@{self.step}"
+
+
+def perturb(tensor: torch.Tensor) -> None:
+    """Flip the lowest bit of the first element, in place (a 1-ulp change for floats)."""
+    if tensor.numel() == 0:
+        return
+    flat = tensor.view(-1)
+    if tensor.dtype == torch.bool:
+        flat[0] = ~flat[0]
+    elif tensor.dtype.is_floating_point:
+        width = {2: torch.int16, 4: torch.int32, 8: torch.int64}[tensor.element_size()]
+        flat.view(width)[0] ^= 1
+    else:
+        flat[0] ^= 1
+
+
+@dataclass
+class RngContext:
+    """Where the step's random stream stands: (seed, step) name it, offset counts drawn elements."""
+
+    seed: int
+    step: int
+    offset: int = 0
+
+
+@dataclass
+class _Origin:
+    ref: Ref
+    tensor: torch.Tensor  # held so the TensorImpl (and its address) outlives the step
+    stale: bool = False  # set when an in-place operator wrote the memory through another view
+
+
+def _storage_key(tensor: torch.Tensor) -> int:
+    """Identity of the memory a tensor views (0 for meta or empty tensors, which cannot go stale)."""
+    if tensor.device.type == "meta" or tensor.numel() == 0:
+        return 0
+    return int(tensor.untyped_storage().data_ptr())
+
+
+@dataclass
+class Recorder:
+    """Collects a step's nodes and where every tensor came from."""
+
+    skeleton: bool = False
+    nodes: list[TraceNode] = field(default_factory=list)
+    origins: dict[int, _Origin] = field(default_factory=dict)  # by TensorImpl address
+    views: dict[int, list[int]] = field(default_factory=dict)  # storage → TensorImpl addresses on it
+
+    def _set_origin(self, tensor: torch.Tensor, ref: Ref) -> None:
+        self.origins[tensor._cdata] = _Origin(ref, tensor)
+        key = _storage_key(tensor)
+        if key:
+            self.views.setdefault(key, []).append(tensor._cdata)
+
+    def bind_state(self, names_in_order: list[str], tensors: Mapping[str, torch.Tensor]) -> None:
+        """Declare s_t's tensors: the k-th name in canonical order is ref ['s', k]."""
+        for k, name in enumerate(names_in_order):
+            self._set_origin(tensors[name], ("s", k))
+
+    def mark_written(self, tensor: torch.Tensor) -> None:
+        """An in-place operator wrote `tensor`'s memory: every other view of it is now stale."""
+        for address in self.views.get(_storage_key(tensor), []):
+            if address != tensor._cdata and address in self.origins:
+                self.origins[address].stale = True
+
+    def ref_of(self, tensor: torch.Tensor) -> Ref:
+        origin = self.origins.get(tensor._cdata)
+        if origin is not None:
+            if origin.stale:
+                raise TraceError(f"a tensor from {origin.ref} was read after an in-place write through another view")
+            return origin.ref
+        if tensor.numel() <= MAX_CONSTANT_ELEMENTS and tensor.device.type != "meta":
+            return ("c", encode_tensor(tensor).hex())
+        raise TraceError(f"a tensor of unknown origin, shape {tuple(tensor.shape)}, entered the step")
+
+    def record(
+        self, op: str, args: dict[str, Any], inputs: tuple[torch.Tensor, ...], outputs: tuple[torch.Tensor | None, ...], in_place: bool
+    ) -> None:
+        refs = tuple(self.ref_of(tensor) for tensor in inputs)
+        metas = tuple(None if out is None else OutputMeta(DTYPE_CODES[out.dtype], tuple(out.shape)) for out in outputs)
+        if self.skeleton:
+            digests: tuple[Any, ...] = tuple(None for _ in outputs)
+        else:
+            digests = tuple(None if out is None else compute_digest(out) for out in outputs)
+        index = len(self.nodes)
+        self.nodes.append(TraceNode(NodeStructure(op, args, refs, metas), digests))
+        for o, out in enumerate(outputs):
+            if out is not None:
+                if in_place and not self.skeleton:
+                    self.mark_written(out)
+                self._set_origin(out, ("n", index, o))
+
+
+def _to_meta(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value if value.device.type == "meta" else value.to("meta")
+    if isinstance(value, list | tuple):
+        return type(value)(_to_meta(item) for item in value)
+    return value
+
+
+def _any_meta(values: Any) -> bool:
+    if isinstance(values, torch.Tensor):
+        return values.device.type == "meta"
+    if isinstance(values, list | tuple):
+        return any(_any_meta(item) for item in values)
+    if isinstance(values, dict):
+        return any(_any_meta(item) for item in values.values())
+    return False
+
+
+PrimitivesFor = Callable[[torch.device], Primitives]
+
+
+class ReproducibleMode(TorchDispatchMode):
+    """Runs every operator by its reproducible definition; see the module docstring."""
+
+    def __init__(
+        self,
+        rng: RngContext,
+        primitives_for: PrimitivesFor = lambda device: REFERENCE,
+        recorder: Recorder | None = None,
+        tamper: Tamper | None = None,
+    ) -> None:
+        super().__init__()
+        self.rng = rng
+        self.primitives_for = primitives_for
+        self.recorder = recorder
+        self.tamper = tamper if tamper is not None and tamper.kind == "output" and tamper.step == rng.step else None
+        self.node_count = 0
+        self.ops_seen: dict[str, int] = {}
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        name = get_op_name(func)
+        if name in PASS_THROUGH or name in READS:
+            return func(*args, **kwargs)
+        definition = get_definition(name)
+        call = canonicalize_call(func, args, kwargs)
+        if definition.kind is OpKind.RANDOM:
+            bound = bind_arguments(call.args, call.inputs)
+            call.args["pinpoint.rng"] = {"seed": self.rng.seed, "step": self.rng.step, "offset": self.rng.offset}
+            self.rng.offset += random_numel(name, bound)
+        skeleton = self.recorder is not None and self.recorder.skeleton
+        if skeleton and _any_meta((args, kwargs)):
+            result = func(*_to_meta(args), **_to_meta(kwargs))
+            if definition.in_place:
+                result = args[0]
+        elif definition.kind is OpKind.NATIVE:
+            result = func(*args, **kwargs)
+        else:
+            result = self._compute(definition, call.args, call.inputs, args)
+        self.ops_seen[name] = self.ops_seen.get(name, 0) + 1
+        outputs = flatten_outputs(result)
+        if self.tamper is not None and self.node_count == self.tamper.node and not skeleton:
+            result, outputs = self._apply_tamper(definition.in_place, result, outputs)
+        self.node_count += 1
+        if self.recorder is not None:
+            self.recorder.record(name, call.args, call.inputs, outputs, definition.in_place)
+        return result
+
+    def _compute(self, definition: Any, canonical_args: dict[str, Any], inputs: tuple[torch.Tensor, ...], args: tuple[Any, ...]) -> Any:
+        device = inputs[0].device if inputs else torch.device("cpu")
+        bound = bind_arguments(canonical_args, inputs)
+        result = definition.compute(self.primitives_for(device), bound)
+        if definition.in_place:
+            target = args[0]
+            target.copy_(result)
+            return target
+        return result
+
+    def _apply_tamper(self, in_place: bool, result: Any, outputs: tuple[torch.Tensor | None, ...]) -> tuple[Any, tuple[torch.Tensor | None, ...]]:
+        first = outputs[0] if outputs else None
+        if first is None:
+            raise TraceError(f"cannot tamper with node {self.tamper.node if self.tamper else '?'}: it has no output")
+        if in_place:
+            perturb(first)
+            return result, outputs
+        changed = first.clone()
+        perturb(changed)
+        new_outputs = (changed,) + outputs[1:]
+        if isinstance(result, torch.Tensor):
+            return changed, new_outputs
+        return type(result)(new_outputs), new_outputs

@@ -1,0 +1,358 @@
+"""A worker's run on disk: train a job, checkpoint it, commit to it, and regenerate any step's trace.
+
+RUN/
+  run.json                job spec, job id, chain root, worker key, checkpoint interval, timings
+  roots.json              the state roots s_0 … s_T (hex)
+  commitment.json         the signed run commitment {body, signature}
+  checkpoints/step-NNNNNNNN.safetensors   the state at step t, data set excluded
+  worker.key              the worker's Ed25519 key when none was given (owner-only permissions)
+  tamper.json             for research runs that cheat on purpose: what was tampered with
+
+Every file is written atomically. Loading checks everything it reads: a corrupt or truncated
+checkpoint, a missing file, a tensor of the wrong dtype or shape, or a state whose root differs
+from the committed one is a `RunError` with the file named, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from protocol.encoding import compute_digest
+from protocol.job import JobSpec, JobSpecError, compute_job_id
+from protocol.merkle import MerkleTree
+from protocol.signing import (
+    generate_private_key,
+    get_public_key_bytes,
+    private_key_from_bytes,
+    private_key_to_bytes,
+    sign_statement,
+    verify_statement,
+)
+from protocol.state import compute_chain_tree, compute_state_root, compute_state_tree, get_sorted_names
+from protocol.trace import Skeleton, StepTrace
+from protocol.types import Root
+from prover.engine import Recorder, ReproducibleMode, RngContext, Tamper, perturb
+from prover.files import FileFormatError, read_json, write_atomic, write_json_atomic
+from prover.session import Session, StateError
+
+RUN_COMMITMENT = "run-commitment"
+
+
+class RunError(RuntimeError):
+    """A run directory that is missing, corrupt, or inconsistent with its commitment."""
+
+
+# --- keys -----------------------------------------------------------------------------------------
+
+
+def load_or_create_key(path: Path) -> Ed25519PrivateKey:
+    """The key at `path`; created (owner-only permissions) if missing, never overwritten."""
+    if path.exists():
+        raw = path.read_bytes()
+        try:
+            return private_key_from_bytes(bytes.fromhex(raw.decode().strip()))
+        except (ValueError, UnicodeDecodeError) as error:
+            raise RunError(f"{path} is not an Ed25519 key (64 hex characters)") from error
+    key = generate_private_key()
+    write_atomic(path, (private_key_to_bytes(key).hex() + "\n").encode(), mode=0o600)
+    return key
+
+
+# --- digests of a live state --------------------------------------------------------------------
+
+
+class DigestCache:
+    """Digests of tensors that have not changed since they were last hashed (the data set, mostly).
+
+    Keyed by the tensor's identity and its in-place version counter; holds the tensor so the
+    identity cannot be reused."""
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[int, torch.Tensor, Root]] = {}
+
+    def digest(self, tensor: torch.Tensor) -> Root:
+        entry = self._entries.get(id(tensor))
+        if entry is not None and entry[0] == tensor._version and entry[1] is tensor:
+            return entry[2]
+        digest = compute_digest(tensor)
+        self._entries[id(tensor)] = (tensor._version, tensor, digest)
+        return digest
+
+
+def compute_state_digests(tensors: dict[str, torch.Tensor], cache: DigestCache | None = None) -> dict[str, Root]:
+    digest = cache.digest if cache is not None else compute_digest
+    return {name: digest(tensor) for name, tensor in tensors.items()}
+
+
+# --- fast primitives when available -------------------------------------------------------------
+
+
+def get_primitives_for() -> Callable[[torch.device], Any]:
+    """CPU tensors use the fast kernels; other devices use the device-generic references."""
+    from protocol.ops.prims import REFERENCE
+
+    try:
+        from prover.kernels import FAST
+    except ImportError:
+        return lambda device: REFERENCE
+    return lambda device: FAST if device.type == "cpu" else REFERENCE
+
+
+# --- checkpoints ----------------------------------------------------------------------------------
+
+
+def checkpoint_path(run: Path, step: int) -> Path:
+    return run / "checkpoints" / f"step-{step:08d}.safetensors"
+
+
+def write_checkpoint(run: Path, step: int, tensors: dict[str, torch.Tensor], root: Root) -> None:
+    stored = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items() if not name.startswith("data/")}
+    data = save_safetensors(stored, metadata={"step": str(step), "state_root": root.hex()})
+    write_atomic(checkpoint_path(run, step), data)
+
+
+def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_safetensors(path.read_bytes())
+    except FileNotFoundError as error:
+        raise RunError(f"checkpoint not found: {path}") from error
+    except (SafetensorError, ValueError, OSError) as error:
+        raise RunError(f"checkpoint {path} is corrupt or truncated: {error}") from error
+
+
+def list_checkpoints(run: Path) -> list[int]:
+    folder = run / "checkpoints"
+    steps = []
+    for entry in folder.glob("step-*.safetensors") if folder.exists() else []:
+        try:
+            steps.append(int(entry.stem.split("-")[1]))
+        except ValueError:
+            continue
+    return sorted(steps)
+
+
+# --- the run record --------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """What a run directory holds, loaded and checked."""
+
+    path: Path
+    job: JobSpec
+    job_id: Root
+    roots: list[Root]
+    commitment: dict[str, Any]  # {"body": …, "signature": hex}
+    checkpoint_every: int
+    tamper: Tamper | None
+
+    @property
+    def worker_key(self) -> bytes:
+        return bytes.fromhex(self.commitment["body"]["worker_key"])
+
+    @property
+    def chain_root(self) -> Root:
+        return Root(bytes.fromhex(self.commitment["body"]["chain_root"]))
+
+    def chain_tree(self) -> MerkleTree:
+        return compute_chain_tree(self.roots)
+
+
+def compute_commitment_body(job_id: bytes, steps: int, chain_root: bytes, worker_key: bytes) -> dict[str, Any]:
+    return {"job_id": job_id.hex(), "steps": steps, "chain_root": chain_root.hex(), "worker_key": worker_key.hex()}
+
+
+def load_run(path: str | os.PathLike[str]) -> Run:
+    """Load and check a run directory: files present, job id, chain root and signature consistent."""
+    run = Path(path)
+    if not run.is_dir():
+        raise RunError(f"no run directory at {run}")
+    try:
+        meta = read_json(run / "run.json", "run.json")
+        roots_hex = read_json(run / "roots.json", "roots.json")
+        commitment = read_json(run / "commitment.json", "commitment.json")
+        job = JobSpec.from_json(meta["job"])
+        roots = [Root(bytes.fromhex(h)) for h in roots_hex]
+        body, signature = commitment["body"], bytes.fromhex(commitment["signature"])
+        tamper = Tamper.parse(meta["tamper"]) if meta.get("tamper") else None
+        checkpoint_every = int(meta["checkpoint_every"])
+    except (FileFormatError, JobSpecError) as error:
+        raise RunError(str(error)) from error
+    except (KeyError, TypeError, ValueError) as error:
+        raise RunError(f"{run} is malformed: {error}") from error
+    job_id = compute_job_id(job)
+    if len(roots) != job.steps + 1:
+        raise RunError(f"{run}/roots.json has {len(roots)} roots for a job of {job.steps} steps")
+    expected = compute_commitment_body(job_id, job.steps, compute_chain_tree(roots).root, bytes.fromhex(body.get("worker_key", "")))
+    if body != expected:
+        raise RunError(f"{run}/commitment.json does not match the job and roots")
+    if not verify_statement(bytes.fromhex(body["worker_key"]), RUN_COMMITMENT, body, signature):
+        raise RunError(f"{run}/commitment.json has a bad signature")
+    return Run(run, job, job_id, roots, commitment, checkpoint_every, tamper)
+
+
+# --- training ------------------------------------------------------------------------------------
+
+
+@dataclass
+class StepTiming:
+    compute: float = 0.0  # seconds in the reproducible step
+    commit: float = 0.0  # seconds hashing the state and writing checkpoints
+
+
+def train(
+    job: JobSpec,
+    out: str | os.PathLike[str],
+    key: Ed25519PrivateKey,
+    checkpoint_every: int = 1,
+    device: str = "cpu",
+    tamper: Tamper | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> Run:
+    """Train `job` reproducibly, writing checkpoints, roots and the signed commitment into `out`."""
+    run = Path(out)
+    if (run / "run.json").exists():
+        raise RunError(f"{run} already holds a run; choose another --out")
+    if checkpoint_every < 1:
+        raise RunError("--checkpoint-every must be at least 1")
+    if tamper is not None and tamper.step >= job.steps:
+        raise RunError(f"cannot tamper with step {tamper.step} of a {job.steps}-step job")
+    primitives_for = get_primitives_for()
+    session = Session(job, device)
+    cache = DigestCache()
+    timing = StepTiming()
+    roots = [compute_state_root(compute_state_digests(session.state_tensors(), cache))]
+    write_checkpoint(run, 0, session.state_tensors(), roots[0])
+    for t in range(job.steps):
+        start = time.perf_counter()
+        with ReproducibleMode(RngContext(job.seed, t), primitives_for, tamper=tamper):
+            loss = session.run_step()
+        if tamper is not None and tamper.kind == "state" and tamper.step == t:
+            tamper_state(session)
+        middle = time.perf_counter()
+        tensors = session.state_tensors()
+        roots.append(compute_state_root(compute_state_digests(tensors, cache)))
+        if (t + 1) % checkpoint_every == 0 or t + 1 == job.steps:
+            write_checkpoint(run, t + 1, tensors, roots[-1])
+        end = time.perf_counter()
+        timing.compute += middle - start
+        timing.commit += end - middle
+        if on_step is not None:
+            on_step(t, float(loss))
+    job_id = compute_job_id(job)
+    chain = compute_chain_tree(roots)
+    body = compute_commitment_body(job_id, job.steps, chain.root, get_public_key_bytes(key))
+    write_json_atomic(run / "roots.json", [root.hex() for root in roots])
+    write_json_atomic(run / "commitment.json", {"body": body, "signature": sign_statement(key, RUN_COMMITMENT, body).hex()})
+    meta = {
+        "job": job.to_json(),
+        "job_id": job_id.hex(),
+        "chain_root": chain.root.hex(),
+        "worker_key": body["worker_key"],
+        "checkpoint_every": checkpoint_every,
+        "device": device,
+        "tamper": str(tamper) if tamper else None,
+        "seconds": {"compute": timing.compute, "commit": timing.commit},
+    }
+    write_json_atomic(run / "run.json", meta)
+    return load_run(run)
+
+
+def tamper_state(session: Session) -> None:
+    """Corrupt one parameter (the first in canonical name order) by one bit, in place."""
+    tensors = session.state_tensors()
+    first = next(name for name in get_sorted_names(tensors) if name.startswith("param/"))
+    with torch.no_grad():
+        perturb(tensors[first])
+
+
+# --- replay and regeneration ---------------------------------------------------------------------
+
+
+def restore_session(run: Run, step: int, device: str = "cpu") -> Session:
+    """A session at s_step: the nearest checkpoint at or before it, replayed forward, every root checked."""
+    available = [s for s in list_checkpoints(run.path) if s <= step]
+    if not available:
+        raise RunError(f"{run.path} has no checkpoint at or before step {step}")
+    start = available[-1]
+    session = Session(run.job, device)
+    try:
+        session.load_state(read_checkpoint(checkpoint_path(run.path, start)))
+    except StateError as error:
+        raise RunError(f"checkpoint {checkpoint_path(run.path, start)} does not fit the job: {error}") from error
+    cache = DigestCache()
+    root = compute_state_root(compute_state_digests(session.state_tensors(), cache))
+    if root != run.roots[start]:
+        raise RunError(f"checkpoint {checkpoint_path(run.path, start)} does not match the committed state root s_{start}")
+    primitives_for = get_primitives_for()
+    for t in range(start, step):
+        with ReproducibleMode(RngContext(run.job.seed, t), primitives_for, tamper=run.tamper):
+            session.run_step()
+        if run.tamper is not None and run.tamper.kind == "state" and run.tamper.step == t:
+            tamper_state(session)
+        root = compute_state_root(compute_state_digests(session.state_tensors(), cache))
+        if root != run.roots[t + 1]:
+            raise RunError(f"replaying step {t} did not reproduce the committed state root s_{t + 1}")
+    return session
+
+
+def trace_step(session: Session, tamper: Tamper | None = None, skeleton: bool = False) -> StepTrace:
+    """Run the session's current step with a recorder; returns the trace (session advances)."""
+    t = int(session.step)
+    before = session.state_tensors()
+    names = get_sorted_names(before)
+    before_digests = {} if skeleton else compute_state_digests(before)
+    recorder = Recorder(skeleton=skeleton)
+    recorder.bind_state(names, before)
+    mode = ReproducibleMode(RngContext(session.job.seed, t), get_primitives_for(), recorder=recorder, tamper=tamper)
+    with mode:
+        session.run_step()
+    if tamper is not None and tamper.kind == "state" and tamper.step == t:
+        tamper_state(session)
+    after = session.state_tensors()
+    bindings = tuple((name, recorder.ref_of(after[name])) for name in get_sorted_names(after))
+    after_digests = {} if skeleton else compute_state_digests(after)
+    return StepTrace(t, tuple(recorder.nodes), bindings, before_digests, after_digests)
+
+
+def regenerate_trace(run: Run, step: int, device: str = "cpu") -> StepTrace:
+    """Step `step`'s trace, regenerated from the checkpoint before it; checks s_{step+1} too."""
+    if not 0 <= step < run.job.steps:
+        raise RunError(f"step {step} is outside the run's steps 0…{run.job.steps - 1}")
+    session = restore_session(run, step, device)
+    trace = trace_step(session, run.tamper)
+    if compute_state_root(trace.state_after) != run.roots[step + 1]:
+        raise RunError(f"the regenerated step {step} does not reproduce the committed state root s_{step + 1}")
+    return trace
+
+
+def compute_skeleton(job: JobSpec, state_shapes: dict[str, tuple[torch.dtype, tuple[int, ...]]], scalars: dict[str, torch.Tensor]) -> Skeleton:
+    """The skeleton of a step from s_t's metadata and its one-element tensors' values, on meta tensors.
+
+    `state_shapes` gives every tensor's dtype and shape; `scalars` the values of those with a single
+    element (the step counters, which `.item()` reads turn into arguments)."""
+    session = Session(job, meta=True)
+    tensors: dict[str, torch.Tensor] = {}
+    for name, (dtype, shape) in state_shapes.items():
+        if name in scalars:
+            tensors[name] = scalars[name].to("cpu").clone()
+        else:
+            tensors[name] = torch.empty(shape, dtype=dtype, device="meta")
+    session.load_state(tensors)
+    trace = trace_step(session, skeleton=True)
+    return trace.skeleton
+
+
+def get_state_tree(digests: dict[str, Root]) -> MerkleTree:
+    return compute_state_tree(digests)
