@@ -16,6 +16,8 @@ from the committed one is a `RunError` with the file named, and nothing is writt
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -214,20 +216,48 @@ class StepTiming:
 def train(
     job: JobSpec,
     out: str | os.PathLike[str],
-    key: Ed25519PrivateKey,
+    key: Ed25519PrivateKey | None = None,
     checkpoint_every: int = 1,
     device: str = "cpu",
     tamper: Tamper | None = None,
     on_step: Callable[[int, float], None] | None = None,
 ) -> Run:
-    """Train `job` reproducibly, writing checkpoints, roots and the signed commitment into `out`."""
-    run = Path(out)
-    if (run / "run.json").exists():
-        raise RunError(f"{run} already holds a run; choose another --out")
+    """Train `job` reproducibly into the new directory `out`: checkpoints, roots, signed commitment.
+
+    Everything is written into a hidden sibling directory first and renamed into place at the end,
+    so a failure (an unsupported operator, an interrupt) leaves no partial run behind. Without a
+    `key`, a fresh one is created and kept in the run as `worker.key` (owner-only permissions)."""
+    target = Path(out)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise RunError(f"{target} already holds a run; choose another --out")
     if checkpoint_every < 1:
         raise RunError("--checkpoint-every must be at least 1")
     if tamper is not None and tamper.step >= job.steps:
         raise RunError(f"cannot tamper with step {tamper.step} of a {job.steps}-step job")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    run = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        if key is None:
+            key = load_or_create_key(run / "worker.key")
+        _train_into(run, job, key, checkpoint_every, device, tamper, on_step)
+        if target.exists():
+            target.rmdir()
+        os.rename(run, target)
+    except BaseException:
+        shutil.rmtree(run, ignore_errors=True)
+        raise
+    return load_run(target)
+
+
+def _train_into(
+    run: Path,
+    job: JobSpec,
+    key: Ed25519PrivateKey,
+    checkpoint_every: int,
+    device: str,
+    tamper: Tamper | None,
+    on_step: Callable[[int, float], None] | None,
+) -> None:
     primitives_for = get_primitives_for()
     session = Session(job, device)
     cache = DigestCache()
@@ -266,7 +296,6 @@ def train(
         "seconds": {"compute": timing.compute, "commit": timing.commit},
     }
     write_json_atomic(run / "run.json", meta)
-    return load_run(run)
 
 
 def tamper_state(session: Session) -> None:

@@ -1,0 +1,108 @@
+"""The `pinpoint` command line: an edge over prover, verifier and protocol, holding no rules."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from protocol.job import MODELS, OPTIMIZERS, JobSpecError
+from protocol.merkle import compute_tree
+from protocol.ops import UnsupportedOperator
+from protocol.trace import compute_trace_root, encode_node
+from prover.engine import Tamper, TraceError
+from prover.files import FileFormatError
+from prover.run import RunError, load_or_create_key, load_run, regenerate_trace, train
+from prover.session import StateError
+
+
+def fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Verifiable ML training by refereed delegation."""
+
+
+@main.command("train")
+@click.option("--model", type=click.Choice(MODELS), required=True)
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), required=True)
+@click.option("--steps", type=click.IntRange(min=1), required=True, help="T: steps to train")
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True)
+@click.option("--size", type=click.Choice(["small", "mid"]), default="small", show_default=True, help="model size preset")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="default: the preset's")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda (results are the same bits)")
+@click.option("--key", "key_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="worker Ed25519 key file (created if missing)")
+@click.option("--tamper", default=None, help="research: cheat on purpose, output@STEP:NODE or state@STEP")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--json", "as_json", is_flag=True, help="print a JSON summary")
+def train_command(
+    model: str, optimizer: str, steps: int, seed: int, size: str, batch_size: int | None, checkpoint_every: int,
+    device: str, key_path: Path | None, tamper: str | None, out: Path, as_json: bool,
+) -> None:
+    """Train a job reproducibly and commit to every step's state."""
+    from tqdm import tqdm
+
+    from pinpoint.presets import make_job
+
+    try:
+        job = make_job(model, optimizer, steps, seed, size, batch_size)
+        tamper_spec = Tamper.parse(tamper) if tamper else None
+        key = load_or_create_key(key_path) if key_path is not None else None
+        with tqdm(total=steps, desc="train", unit="step", disable=as_json or None, file=sys.stderr) as bar:
+            def on_step(t: int, loss: float) -> None:
+                bar.set_postfix(loss=f"{loss:.4f}")
+                bar.update(1)
+
+            run = train(job, out, key, checkpoint_every, device, tamper_spec, on_step)
+    except (JobSpecError, RunError, StateError, ValueError, UnsupportedOperator, TraceError, FileFormatError) as error:
+        fail(str(error))
+        return
+    summary = {"run": str(out), "job_id": run.job_id.hex(), "chain_root": run.chain_root.hex(), "steps": steps, "worker_key": run.worker_key.hex()}
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        click.echo(f"job {summary['job_id']}\nchain root {summary['chain_root']}\nwrote {out}")
+
+
+@main.command("trace")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--step", type=click.IntRange(min=0), required=True)
+@click.option("--json", "as_json", is_flag=True, help="print the whole trace as JSON")
+def trace_command(run_dir: Path, step: int, as_json: bool) -> None:
+    """Regenerate step STEP's trace from the checkpoint before it; print its root and node count."""
+    from protocol.state import compute_state_root
+
+    try:
+        run = load_run(run_dir)
+        trace = regenerate_trace(run, step)
+    except (RunError, StateError, UnsupportedOperator, TraceError) as error:
+        fail(str(error))
+        return
+    ops = compute_tree([encode_node(node) for node in trace.nodes])
+    before, after = compute_state_root(trace.state_before), compute_state_root(trace.state_after)
+    root = compute_trace_root(before, after, ops.root, len(trace.nodes))
+    summary: dict[str, Any] = {
+        "step": step,
+        "trace_root": root.hex(),
+        "ops_root": ops.root.hex(),
+        "nodes": len(trace.nodes),
+        "state_before": before.hex(),
+        "state_after": after.hex(),
+    }
+    if as_json:
+        summary["trace"] = [node.to_json() for node in trace.nodes]
+        summary["bindings"] = [[name, list(ref)] for name, ref in trace.bindings]
+        click.echo(json.dumps(summary))
+    else:
+        click.echo(f"step {step}: {len(trace.nodes)} nodes, trace root {root.hex()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,313 @@
+"""The durable ledger: the economy's transitions on SQLite, one transaction per transition.
+
+Design: a log of transitions plus periodic snapshots, not tables of the state. The transitions
+are deterministic (protocol/economy has no clock and no randomness of its own), so the state after
+n transitions is a function of the genesis state and the first n log entries; storing the log
+gives the audit trail for free and keeps one implementation of the rules, since recovery replays
+the very functions that produced the state. Snapshots (the canonical JSON of the whole state with
+its SHA-256 root) bound the replay at restart to `snapshot_every` entries.
+
+Atomicity: `apply` runs the pure transition on the in-memory state first; a rejected transition
+raises before anything is written and leaves the state unchanged. An accepted one is written as
+one log row (plus, every `snapshot_every` entries, a snapshot row) inside one SQLite transaction,
+in WAL mode with `synchronous=FULL`: when `apply` returns, the entry is durable; a process killed
+at any moment leaves either the whole entry or none of it, and a restart recovers exactly the
+state of the last committed entry. If the write itself fails, the in-memory state is rebuilt from
+the database before the error is raised, so memory never runs ahead of disk.
+
+Schema (format "pinpoint-ledger/1"):
+    meta(key, value)                 format, created_with
+    log(seq, action)                 seq = 1, 2, ...; action = canonical JSON of encode_action(...)
+    snapshots(seq, state, root)      state after entry `seq` (seq 0 = genesis), root = hex SHA-256
+
+A database that cannot be read, has the wrong format, fails SQLite's quick check, holds a snapshot
+whose root does not match, or a log entry that no longer applies raises `LedgerCorrupt`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from protocol.economy import (
+    Action,
+    EconomyError,
+    InvariantViolation,
+    MalformedTransaction,
+    Params,
+    SignedTransaction,
+    State,
+    apply_action,
+    check_invariants,
+    create_state,
+    decode_action,
+    decode_state,
+    encode_action,
+    encode_state,
+)
+from protocol.economy.codec import StateEncodingError
+from protocol.signing import compute_canonical_json
+
+LEDGER_FORMAT = "pinpoint-ledger/1"
+"""The value of meta.format; a different value is refused rather than misread."""
+
+DEFAULT_SNAPSHOT_EVERY = 1_000
+"""Log entries between snapshots: restart replays at most this many (a few ms each at most)."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, action TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, state TEXT NOT NULL, root TEXT NOT NULL);
+"""
+
+
+class LedgerError(Exception):
+    """Base of the ledger's own failures (rule violations stay `EconomyError`s)."""
+
+
+class LedgerCorrupt(LedgerError):
+    """The database cannot be read as a pinpoint ledger, or its contents do not replay."""
+
+
+class LedgerWriteError(LedgerError):
+    """A transition was valid but could not be made durable; the ledger's state is as before it."""
+
+
+class LedgerExists(LedgerError):
+    """`create` was asked for a path that already holds a ledger."""
+
+
+def compute_snapshot(state: State) -> tuple[str, str]:
+    """The canonical JSON text of `state` and the hex SHA-256 root of those bytes."""
+    data = compute_canonical_json(encode_state(state))
+    return data.decode(), hashlib.sha256(data).hexdigest()
+
+
+class Ledger:
+    """A durable economy. Use `Ledger.create` for a new one and `Ledger.open` to recover one.
+
+    `state` is the live state: read it, never change it (only `apply` may). Unsigned user actions
+    are accepted only with `trust_unsigned=True` (a driver that vouches for the sender itself);
+    signed transactions and system actions always are. `check_each=True` runs every named invariant
+    after each transition (O(state); for tests and demos).
+    """
+
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        path: Path,
+        state: State,
+        sequence: int,
+        *,
+        trust_unsigned: bool,
+        snapshot_every: int,
+        check_each: bool,
+    ) -> None:
+        self._conn = connection
+        self.path = path
+        self._state = state
+        self._sequence = sequence
+        self.trust_unsigned = trust_unsigned
+        self.snapshot_every = snapshot_every
+        self.check_each = check_each
+
+    # -- opening --------------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        params: Params,
+        seed: bytes = b"",
+        *,
+        trust_unsigned: bool = False,
+        snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
+        check_each: bool = False,
+    ) -> Ledger:
+        """A new ledger at `path` holding the genesis state under `params` and the epoch-0 `seed`."""
+        path = Path(path)
+        if path.exists() and path.stat().st_size > 0:
+            raise LedgerExists(f"{path} already exists; open it with Ledger.open")
+        state = create_state(params, seed)
+        conn = _connect(path)
+        try:
+            conn.executescript(_SCHEMA)
+            text, root = compute_snapshot(state)
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO meta VALUES ('format', ?)", (LEDGER_FORMAT,))
+            conn.execute("INSERT INTO snapshots VALUES (0, ?, ?)", (text, root))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise LedgerWriteError(f"cannot create a ledger at {path}: {exc}") from exc
+        return cls(
+            conn, path, state, 0, trust_unsigned=trust_unsigned, snapshot_every=snapshot_every, check_each=check_each
+        )
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        trust_unsigned: bool = False,
+        snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
+        check_each: bool = False,
+    ) -> Ledger:
+        """Recover the ledger at `path`: its latest snapshot plus every later log entry, replayed."""
+        path = Path(path)
+        if not path.is_file():
+            raise LedgerCorrupt(f"{path}: no ledger file there")
+        conn = _connect(path)
+        try:
+            state, sequence = _recover(conn, path)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(
+            conn, path, state, sequence, trust_unsigned=trust_unsigned, snapshot_every=snapshot_every, check_each=check_each
+        )
+
+    # -- reading --------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def sequence(self) -> int:
+        """Number of committed transitions."""
+        return self._sequence
+
+    def history(self, start: int = 1) -> Iterator[tuple[int, SignedTransaction | Action]]:
+        """Committed log entries from `start` on, as (seq, transaction or action)."""
+        for seq, text in self._conn.execute("SELECT seq, action FROM log WHERE seq >= ? ORDER BY seq", (start,)):
+            yield seq, decode_action(json.loads(text))
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def apply(self, action: SignedTransaction | Action) -> Any:
+        """Apply one transition and make it durable; returns the transition's result. A rejected
+        transition raises its `EconomyError` and changes nothing, in memory or on disk."""
+        try:
+            text = compute_canonical_json(encode_action(action)).decode()
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise MalformedTransaction(f"cannot encode {action!r} for the log: {exc}") from None
+        try:
+            result = apply_action(self._state, action, trust_unsigned=self.trust_unsigned)
+            if self.check_each:
+                check_invariants(self._state)
+        except InvariantViolation:
+            self._reload()
+            raise
+        except EconomyError:
+            raise
+        except BaseException:
+            # not a rule violation: a bug or an interrupt in mid-transition; trust only the disk
+            self._reload()
+            raise
+        sequence = self._sequence + 1
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("INSERT INTO log VALUES (?, ?)", (sequence, text))
+            if sequence % self.snapshot_every == 0:
+                state_text, root = compute_snapshot(self._state)
+                self._conn.execute("INSERT INTO snapshots VALUES (?, ?, ?)", (sequence, state_text, root))
+            self._conn.execute("COMMIT")
+        except BaseException as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            self._reload()
+            if isinstance(exc, sqlite3.Error):
+                raise LedgerWriteError(f"{self.path}: transition {sequence} not written: {exc}") from exc
+            raise
+        self._sequence = sequence
+        return result
+
+    def snapshot(self) -> None:
+        """Write a snapshot of the current state now (restart then replays nothing)."""
+        text, root = compute_snapshot(self._state)
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (self._sequence, text, root))
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise LedgerWriteError(f"{self.path}: snapshot not written: {exc}") from exc
+
+    def _reload(self) -> None:
+        self._state, self._sequence = _recover(self._conn, self.path)
+
+    # -- closing --------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL journal, fsync on commit."""
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+    except sqlite3.Error as exc:
+        raise LedgerCorrupt(f"{path}: cannot open as SQLite: {exc}") from exc
+    try:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        conn.execute("PRAGMA synchronous=FULL")
+        if str(mode).lower() != "wal":
+            raise LedgerCorrupt(f"{path}: cannot switch to WAL mode (got {mode!r})")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise LedgerCorrupt(f"{path}: not a readable SQLite database: {exc}") from exc
+    return conn
+
+
+def _recover(conn: sqlite3.Connection, path: Path) -> tuple[State, int]:
+    """The state after the last committed entry: latest snapshot, then the log after it."""
+    try:
+        check = conn.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise LedgerCorrupt(f"{path}: SQLite integrity check failed: {check}")
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not {"meta", "log", "snapshots"} <= tables:
+            raise LedgerCorrupt(f"{path}: not a pinpoint ledger (tables: {sorted(tables)})")
+        row = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        if row is None or row[0] != LEDGER_FORMAT:
+            raise LedgerCorrupt(f"{path}: ledger format {row[0] if row else None!r}, expected {LEDGER_FORMAT!r}")
+        snap = conn.execute("SELECT seq, state, root FROM snapshots ORDER BY seq DESC LIMIT 1").fetchone()
+        if snap is None:
+            raise LedgerCorrupt(f"{path}: no snapshot, not even genesis")
+        snap_seq, text, root = snap
+        if hashlib.sha256(text.encode()).hexdigest() != root:
+            raise LedgerCorrupt(f"{path}: snapshot {snap_seq} does not match its root")
+        state = decode_state(json.loads(text))
+        last = conn.execute("SELECT MAX(seq) FROM log").fetchone()[0] or 0
+        if last < snap_seq:
+            raise LedgerCorrupt(f"{path}: snapshot {snap_seq} is ahead of the log's last entry {last}")
+        sequence = snap_seq
+        for seq, action_text in conn.execute("SELECT seq, action FROM log WHERE seq > ? ORDER BY seq", (snap_seq,)):
+            if seq != sequence + 1:
+                raise LedgerCorrupt(f"{path}: log entry {sequence + 1} is missing")
+            try:
+                apply_action(state, decode_action(json.loads(action_text)), trust_unsigned=True)
+            except EconomyError as exc:
+                raise LedgerCorrupt(f"{path}: log entry {seq} does not replay: {exc}") from exc
+            sequence = seq
+    except sqlite3.DatabaseError as exc:
+        raise LedgerCorrupt(f"{path}: not a readable ledger: {exc}") from exc
+    except (StateEncodingError, ValueError, TypeError, KeyError) as exc:
+        raise LedgerCorrupt(f"{path}: unreadable ledger contents: {type(exc).__name__}: {exc}") from exc
+    return state, sequence
