@@ -60,6 +60,9 @@ LEDGER_FORMAT = "pinpoint-ledger/1"
 DEFAULT_SNAPSHOT_EVERY = 1_000
 """Log entries between snapshots: restart replays at most this many (a few ms each at most)."""
 
+DEFAULT_BUSY_TIMEOUT = 10.0
+"""Seconds to wait for another connection's write lock before a write fails."""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, action TEXT NOT NULL);
@@ -109,6 +112,9 @@ class Ledger:
         snapshot_every: int,
         check_each: bool,
     ) -> None:
+        if type(snapshot_every) is not int or snapshot_every <= 0:
+            connection.close()
+            raise ValueError(f"snapshot_every must be a positive integer, got {snapshot_every!r}")
         self._conn = connection
         self.path = path
         self._state = state
@@ -129,17 +135,20 @@ class Ledger:
         trust_unsigned: bool = False,
         snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
         check_each: bool = False,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     ) -> Ledger:
         """A new ledger at `path` holding the genesis state under `params` and the epoch-0 `seed`."""
         path = Path(path)
         if path.exists() and path.stat().st_size > 0:
             raise LedgerExists(f"{path} already exists; open it with Ledger.open")
         state = create_state(params, seed)
-        conn = _connect(path)
+        conn = _connect(path, busy_timeout)
         try:
-            conn.executescript(_SCHEMA)
             text, root = compute_snapshot(state)
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE")  # schema and genesis in one transaction: all or nothing
+            for statement in _SCHEMA.strip().split(";"):
+                if statement.strip():
+                    conn.execute(statement)
             conn.execute("INSERT INTO meta VALUES ('format', ?)", (LEDGER_FORMAT,))
             conn.execute("INSERT INTO snapshots VALUES (0, ?, ?)", (text, root))
             conn.execute("COMMIT")
@@ -147,7 +156,13 @@ class Ledger:
             conn.close()
             raise LedgerWriteError(f"cannot create a ledger at {path}: {exc}") from exc
         return cls(
-            conn, path, state, 0, trust_unsigned=trust_unsigned, snapshot_every=snapshot_every, check_each=check_each
+            conn,
+            path,
+            state,
+            0,
+            trust_unsigned=trust_unsigned,
+            snapshot_every=snapshot_every,
+            check_each=check_each,
         )
 
     @classmethod
@@ -158,19 +173,26 @@ class Ledger:
         trust_unsigned: bool = False,
         snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
         check_each: bool = False,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     ) -> Ledger:
         """Recover the ledger at `path`: its latest snapshot plus every later log entry, replayed."""
         path = Path(path)
         if not path.is_file():
             raise LedgerCorrupt(f"{path}: no ledger file there")
-        conn = _connect(path)
+        conn = _connect(path, busy_timeout)
         try:
             state, sequence = _recover(conn, path)
         except BaseException:
             conn.close()
             raise
         return cls(
-            conn, path, state, sequence, trust_unsigned=trust_unsigned, snapshot_every=snapshot_every, check_each=check_each
+            conn,
+            path,
+            state,
+            sequence,
+            trust_unsigned=trust_unsigned,
+            snapshot_every=snapshot_every,
+            check_each=check_each,
         )
 
     # -- reading --------------------------------------------------------------------------------
@@ -186,7 +208,9 @@ class Ledger:
 
     def history(self, start: int = 1) -> Iterator[tuple[int, SignedTransaction | Action]]:
         """Committed log entries from `start` on, as (seq, transaction or action)."""
-        for seq, text in self._conn.execute("SELECT seq, action FROM log WHERE seq >= ? ORDER BY seq", (start,)):
+        for seq, text in self._conn.execute(
+            "SELECT seq, action FROM log WHERE seq >= ? ORDER BY seq", (start,)
+        ):
             yield seq, decode_action(json.loads(text))
 
     # -- writing --------------------------------------------------------------------------------
@@ -234,7 +258,9 @@ class Ledger:
         text, root = compute_snapshot(self._state)
         try:
             self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (self._sequence, text, root))
+            self._conn.execute(
+                "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (self._sequence, text, root)
+            )
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if self._conn.in_transaction:
@@ -258,10 +284,10 @@ class Ledger:
         self.close()
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit), WAL journal, fsync on commit."""
     try:
-        conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+        conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
     except sqlite3.Error as exc:
         raise LedgerCorrupt(f"{path}: cannot open as SQLite: {exc}") from exc
     try:
@@ -286,7 +312,9 @@ def _recover(conn: sqlite3.Connection, path: Path) -> tuple[State, int]:
             raise LedgerCorrupt(f"{path}: not a pinpoint ledger (tables: {sorted(tables)})")
         row = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
         if row is None or row[0] != LEDGER_FORMAT:
-            raise LedgerCorrupt(f"{path}: ledger format {row[0] if row else None!r}, expected {LEDGER_FORMAT!r}")
+            raise LedgerCorrupt(
+                f"{path}: ledger format {row[0] if row else None!r}, expected {LEDGER_FORMAT!r}"
+            )
         snap = conn.execute("SELECT seq, state, root FROM snapshots ORDER BY seq DESC LIMIT 1").fetchone()
         if snap is None:
             raise LedgerCorrupt(f"{path}: no snapshot, not even genesis")
@@ -298,7 +326,9 @@ def _recover(conn: sqlite3.Connection, path: Path) -> tuple[State, int]:
         if last < snap_seq:
             raise LedgerCorrupt(f"{path}: snapshot {snap_seq} is ahead of the log's last entry {last}")
         sequence = snap_seq
-        for seq, action_text in conn.execute("SELECT seq, action FROM log WHERE seq > ? ORDER BY seq", (snap_seq,)):
+        for seq, action_text in conn.execute(
+            "SELECT seq, action FROM log WHERE seq > ? ORDER BY seq", (snap_seq,)
+        ):
             if seq != sequence + 1:
                 raise LedgerCorrupt(f"{path}: log entry {sequence + 1} is missing")
             try:

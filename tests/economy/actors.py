@@ -19,16 +19,22 @@ import pytest
 from protocol.economy import (
     MINIMAL,
     Action,
+    EconomyError,
     JobStatus,
     Params,
     State,
+    apply_action,
     copy_state,
     create_state,
     get_required_worker_stake,
+    process_bid,
+    process_close_auction,
     process_epoch,
     process_genesis_allocation,
+    process_post_job,
     process_register_worker,
     process_stake,
+    process_submit_commitment,
 )
 
 ACCOUNTS = ("alice", "bob", "carol", "dave", "erin")
@@ -41,23 +47,66 @@ COMMITMENT = "ab" * 32
 """A well-formed run commitment root."""
 
 KINDS = (
-    "transfer", "stake", "unbond", "withdraw_unbonded", "register_worker", "deregister_worker", "heartbeat",
-    "post_job", "cancel_job", "bid", "close_auction", "post_ask", "withdraw_ask", "submit_commitment",
-    "settle_job", "claim_vesting", "open_dispute", "settle_dispute", "slash_missed_deadline",
-    "slash_missed_heartbeats", "propose", "vote", "execute_proposal", "epoch", "genesis_allocation",
+    "transfer",
+    "stake",
+    "unbond",
+    "withdraw_unbonded",
+    "register_worker",
+    "deregister_worker",
+    "heartbeat",
+    "post_job",
+    "cancel_job",
+    "bid",
+    "close_auction",
+    "post_ask",
+    "withdraw_ask",
+    "submit_commitment",
+    "settle_job",
+    "claim_vesting",
+    "open_dispute",
+    "settle_dispute",
+    "slash_missed_deadline",
+    "slash_missed_heartbeats",
+    "propose",
+    "vote",
+    "execute_proposal",
+    "epoch",
+    "genesis_allocation",
     "open_account",
 )
 """Action kinds the random actor picks from; "epoch" appears with extra weight below."""
 
 WEIGHTED_KINDS = KINDS + (
-    "post_job", "post_job", "bid", "bid", "bid", "close_auction", "close_auction", "submit_commitment", "submit_commitment",
-    "submit_commitment", "settle_job", "settle_job", "open_dispute", "open_dispute", "settle_dispute",
-    "settle_dispute", "heartbeat", "register_worker", "claim_vesting", "epoch",
+    "post_job",
+    "post_job",
+    "bid",
+    "bid",
+    "bid",
+    "close_auction",
+    "close_auction",
+    "submit_commitment",
+    "submit_commitment",
+    "submit_commitment",
+    "settle_job",
+    "settle_job",
+    "open_dispute",
+    "open_dispute",
+    "settle_dispute",
+    "settle_dispute",
+    "heartbeat",
+    "register_worker",
+    "claim_vesting",
+    "epoch",
 )
 
 GOVERNABLE_SAMPLES: tuple[tuple[str, int | str], ...] = (
-    ("slash_fraction_bps", 7_000), ("challenger_reward_bps", 2_500), ("reward_model", "stake"),
-    ("emission_schedule", "goal"), ("vesting_mode", "cliff"), ("job_tax_bps", 20_000), ("min_stake", 0),
+    ("slash_fraction_bps", 7_000),
+    ("challenger_reward_bps", 2_500),
+    ("reward_model", "stake"),
+    ("emission_schedule", "goal"),
+    ("vesting_mode", "cliff"),
+    ("job_tax_bps", 20_000),
+    ("min_stake", 0),
 )
 """Parameter changes proposals try (the last two are invalid)."""
 
@@ -66,7 +115,9 @@ def make_params(**overrides: Any) -> Params:
     return dataclasses.replace(MINIMAL, **overrides)
 
 
-def make_economy(params: Params | None = None, accounts: tuple[str, ...] = ACCOUNTS, amount: int = GENESIS) -> State:
+def make_economy(
+    params: Params | None = None, accounts: tuple[str, ...] = ACCOUNTS, amount: int = GENESIS
+) -> State:
     """A MINIMAL-scale economy with `accounts` funded at genesis."""
     state = create_state(params or MINIMAL, b"genesis")
     for name in accounts:
@@ -89,9 +140,14 @@ def make_active_economy(params: Params | None = None) -> State:
 
 
 _WANTED_STATUS = {
-    "cancel_job": JobStatus.OPEN, "bid": JobStatus.OPEN, "close_auction": JobStatus.OPEN,
-    "submit_commitment": JobStatus.ASSIGNED, "slash_missed_deadline": JobStatus.ASSIGNED,
-    "open_dispute": JobStatus.COMMITTED, "settle_job": JobStatus.COMMITTED, "settle_dispute": JobStatus.DISPUTED,
+    "cancel_job": JobStatus.OPEN,
+    "bid": JobStatus.OPEN,
+    "close_auction": JobStatus.OPEN,
+    "submit_commitment": JobStatus.ASSIGNED,
+    "slash_missed_deadline": JobStatus.ASSIGNED,
+    "open_dispute": JobStatus.COMMITTED,
+    "settle_job": JobStatus.COMMITTED,
+    "settle_dispute": JobStatus.DISPUTED,
 }
 
 
@@ -123,7 +179,11 @@ def compute_action(state: State, template: tuple[int, int, int, int]) -> Action:
     if kind in ("withdraw_unbonded", "register_worker", "deregister_worker", "claim_vesting"):
         return Action(kind, {}, a)
     if kind == "post_job":
-        return Action(kind, {"max_price": amount, "work_units": 1 + j % 20, "mode": "batch" if k % 3 == 0 else "reverse"}, a)
+        return Action(
+            kind,
+            {"max_price": amount, "work_units": 1 + j % 20, "mode": "batch" if k % 3 == 0 else "reverse"},
+            a,
+        )
     if kind in ("cancel_job", "open_dispute"):
         sender = job.user if (job is not None and kind == "cancel_job" and i % 3) else a
         return Action(kind, {"job_id": job_id}, sender)
@@ -180,3 +240,53 @@ def expect_unchanged(state: State, error: type[Exception], call: Callable[..., o
         call(state, *args)
     assert type(info.value) is error, f"expected {error.__name__}, got {type(info.value).__name__}"
     assert state == before
+
+
+def make_market(**overrides: Any) -> State:
+    """alice and bob work, carol posts jobs, dave challenges; no forced errors unless asked."""
+    overrides.setdefault("forced_error_rate_bps", 0)
+    state = make_economy(make_params(**overrides))
+    make_worker(state, "alice")
+    make_worker(state, "bob")
+    return state
+
+
+def make_committed_job(state: State, price: int = 100, worker: str = "alice", units: int = 10) -> int:
+    """A reverse-auction job of carol's won by `worker` at `price` and committed; returns its id."""
+    job_id = process_post_job(state, "carol", price, units)
+    process_bid(state, worker, job_id, price)
+    process_close_auction(state, job_id)
+    process_submit_commitment(state, worker, job_id, COMMITMENT)
+    return job_id
+
+
+LEDGER_SETUP: tuple[Action, ...] = tuple(
+    [Action("genesis_allocation", {"account": name, "amount": GENESIS}) for name in ACCOUNTS]
+    + [Action("stake", {"amount": 200}, "alice"), Action("register_worker", {}, "alice")]
+    + [Action("stake", {"amount": 200}, "bob"), Action("register_worker", {}, "bob")]
+)
+"""What a crash-test ledger starts with (as actions, so the ledger logs them like any other)."""
+
+
+def compute_ledger_action(state: State, seed: int, sequence: int, attempt: int) -> Action:
+    """The `attempt`-th candidate for log entry `sequence` of run `seed`: a pure function of its
+    arguments and the state, so a killed run, a resumed run and an in-memory reference agree."""
+    return compute_action(state, draw_template(random.Random(f"{seed}:{sequence}:{attempt}")))
+
+
+def compute_reference_state(params: Params, seed: int, entries: int) -> State:
+    """The state after `entries` committed log entries of run `seed`, computed in memory."""
+    state = create_state(params, b"genesis")
+    for action in LEDGER_SETUP[:entries]:
+        apply_action(state, action, trust_unsigned=True)
+    for sequence in range(len(LEDGER_SETUP) + 1, entries + 1):
+        attempt = 0
+        while True:
+            try:
+                apply_action(
+                    state, compute_ledger_action(state, seed, sequence, attempt), trust_unsigned=True
+                )
+                break
+            except EconomyError:
+                attempt += 1
+    return state

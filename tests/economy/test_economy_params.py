@@ -65,3 +65,16 @@ def test_changed_params_checks_name_and_type() -> None:
         compute_changed_params(MINIMAL, "slash_fraction_bps", "7000")
     with pytest.raises(InvalidParameter, match="takes a int"):
         compute_changed_params(MINIMAL, "slash_fraction_bps", True)
+
+
+def test_package_usage_example_runs() -> None:
+    """The example in protocol.economy's docstring is real code that keeps the books balanced."""
+    import protocol.economy as economy
+
+    assert economy.__doc__ is not None
+    code = "\n".join(line[4:] for line in economy.__doc__.splitlines() if line.startswith("    "))
+    namespace: dict[str, object] = {name: getattr(economy, name) for name in economy.__all__}
+    exec(code, namespace)
+    state = namespace["state"]
+    assert isinstance(state, economy.State) and state.epoch == 1 and state.totals.slashed > 0
+    assert economy.is_supply_conserved(state)

@@ -6,13 +6,13 @@ from protocol.economy import (
     AccountExists,
     AlreadyRegistered,
     GenesisClosed,
+    HeartbeatsNotMissed,
     InsufficientFunds,
     InsufficientStake,
     InvalidAccountName,
     InvalidAmount,
     NotAWorker,
     NothingToWithdraw,
-    NotSlashable,
     TooManyUnbondingEntries,
     UnknownAccount,
     check_invariants,
@@ -134,7 +134,7 @@ def test_missed_heartbeats_are_slashed_and_burned() -> None:
     stake = get_stake(s, "alice")
     advance(s, s.params.heartbeat_grace_epochs)
     process_heartbeat(s, "bob")
-    expect_unchanged(s, NotSlashable, slash_missed_heartbeats, "alice")
+    expect_unchanged(s, HeartbeatsNotMissed, slash_missed_heartbeats, "alice")
     advance(s, 1)
     assert get_workers_missing_heartbeats(s) == ["alice"]
     burned_before = s.burned
@@ -143,6 +143,6 @@ def test_missed_heartbeats_are_slashed_and_burned() -> None:
     assert s.burned - burned_before == taken
     assert get_stake(s, "alice") == stake - taken
     assert not s.workers["alice"].active and s.active_workers == 1
-    expect_unchanged(s, NotSlashable, slash_missed_heartbeats, "alice")
+    expect_unchanged(s, HeartbeatsNotMissed, slash_missed_heartbeats, "alice")
     expect_unchanged(s, NotAWorker, process_heartbeat, "alice")
     check_invariants(s)

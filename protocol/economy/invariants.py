@@ -1,0 +1,232 @@
+"""Named invariants of the economy (STYLE.md, item 8): each a name, a one-line rationale and a check.
+
+A check returns None when its rule holds and a description of the breach otherwise. Tests and
+simulations run `check_invariants` after every transition; `verify_invariants` returns the
+violations and never raises. Every check is O(state); they are for tests, audits and ledgers, not
+the hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from protocol.economy.errors import InvariantViolation
+from protocol.economy.helpers import get_total_vesting, is_amount
+from protocol.economy.params import compute_params_problems
+from protocol.economy.state import TERMINAL_STATUSES, AuctionMode, JobStatus, State
+
+
+@dataclass(frozen=True, slots=True)
+class Invariant:
+    name: str
+    rationale: str
+    check: Callable[[State], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    name: str
+    detail: str
+
+
+def get_bucket_totals(state: State) -> dict[str, int]:
+    """Tokens in each place they can be (the terms of the conservation law)."""
+    return {
+        "balances": sum(a.balance for a in state.accounts.values()),
+        "stakes": sum(state.stakes.values()),
+        "unbonding": sum(e.amount for entries in state.unbonding.values() for e in entries),
+        "escrow": sum(state.escrow.values()),
+        "bonds": sum(d.bond for d in state.disputes.values()),
+        "vesting": get_total_vesting(state),
+        "jackpot": state.jackpot,
+        "burned": state.burned,
+    }
+
+
+def check_supply_conserved(state: State) -> str | None:
+    buckets = get_bucket_totals(state)
+    total = sum(buckets.values())
+    if total != state.total_supply:
+        return f"total supply {state.total_supply} != sum of buckets {total} ({buckets})"
+    return None
+
+
+def is_supply_conserved(state: State) -> bool:
+    """True when the books balance (the `supply_conserved` invariant); never raises."""
+    try:
+        return check_supply_conserved(state) is None
+    except Exception:
+        return False
+
+
+def check_supply_sources(state: State) -> str | None:
+    genesis, emitted = state.totals.genesis, state.totals.emitted
+    if state.total_supply != genesis + emitted:
+        return f"total supply {state.total_supply} != genesis {genesis} + emitted {emitted}"
+    return None
+
+
+def check_no_negative_amounts(state: State) -> str | None:
+    amounts: list[tuple[str, object]] = [
+        ("jackpot", state.jackpot),
+        ("burned", state.burned),
+        ("total_supply", state.total_supply),
+        ("total_staked", state.total_staked),
+        ("emission", state.emission.per_epoch),
+    ]
+    amounts += [(f"balance of {a}", acct.balance) for a, acct in state.accounts.items()]
+    amounts += [(f"nonce of {a}", acct.nonce) for a, acct in state.accounts.items()]
+    amounts += [(f"stake of {a}", s) for a, s in state.stakes.items()]
+    amounts += [(f"unbonding of {a}", e.amount) for a, es in state.unbonding.items() for e in es]
+    amounts += [(f"escrow of job {j}", v) for j, v in state.escrow.items()]
+    amounts += [(f"bond on job {j}", d.bond) for j, d in state.disputes.items()]
+    amounts += [(f"vesting of {a}", e.total - e.claimed) for a, es in state.vesting.items() for e in es]
+    amounts += [(f"vested claim of {a}", e.claimed) for a, es in state.vesting.items() for e in es]
+    amounts += [(f"reputation of {a}", r.score) for a, r in state.reputation.items()]
+    for what, value in amounts:
+        if not is_amount(value):
+            return f"{what} is {value!r}"
+    return None
+
+
+def check_no_empty_entries(state: State) -> str | None:
+    if any(s == 0 for s in state.stakes.values()):
+        return "a zero stake entry is kept"
+    if any(not es or any(e.amount == 0 for e in es) for es in state.unbonding.values()):
+        return "an empty unbonding entry is kept"
+    if any(not es for es in state.vesting.values()):
+        return "an empty vesting list is kept"
+    return None
+
+
+def check_slash_within_stake(state: State) -> str | None:
+    for event in state.slash_events:
+        if not 0 <= event.amount <= event.at_stake:
+            return f"slash of {event.amount} on {event.account} exceeds the {event.at_stake} at stake"
+    return None
+
+
+def check_jobs_settle_once(state: State) -> str | None:
+    for job in state.jobs.values():
+        terminal = job.status in TERMINAL_STATUSES
+        if job.settle_count != (1 if terminal else 0):
+            return f"job {job.job_id} is {job.status.value} with settle_count {job.settle_count}"
+        if terminal and job.job_id in state.escrow:
+            return f"job {job.job_id} is {job.status.value} but still holds escrow"
+        if not terminal and job.job_id not in state.escrow:
+            return f"job {job.job_id} is {job.status.value} but holds no escrow"
+    return None
+
+
+def check_escrow_matches_jobs(state: State) -> str | None:
+    for job_id, amount in state.escrow.items():
+        job = state.jobs.get(job_id)
+        if job is None:
+            return f"escrow for unknown job {job_id}"
+        expected = job.max_price + job.posting_tax if job.status == JobStatus.OPEN else job.price
+        if amount != expected:
+            return f"job {job_id} ({job.status.value}) escrows {amount}, expected {expected}"
+    queued = {
+        j for j, job in state.jobs.items() if job.status == JobStatus.OPEN and job.mode == AuctionMode.BATCH
+    }
+    if set(state.batch_queue) != queued or len(state.batch_queue) != len(queued):
+        return "the batch queue does not hold exactly the open batch jobs"
+    return None
+
+
+def check_bonds_match_disputes(state: State) -> str | None:
+    disputed = {j for j, job in state.jobs.items() if job.status == JobStatus.DISPUTED}
+    if disputed != set(state.disputes):
+        return f"disputed jobs {sorted(disputed)} != jobs with a bond {sorted(state.disputes)}"
+    return None
+
+
+def check_counters(state: State) -> str | None:
+    if state.total_staked != sum(state.stakes.values()):
+        return f"total_staked {state.total_staked} != sum of stakes {sum(state.stakes.values())}"
+    active = sum(1 for w in state.workers.values() if w.active)
+    if state.active_workers != active:
+        return f"active_workers {state.active_workers} != {active} active records"
+    open_jobs: dict[str, int] = {}
+    for job in state.jobs.values():
+        if job.worker is not None and job.status not in TERMINAL_STATUSES:
+            open_jobs[job.worker] = open_jobs.get(job.worker, 0) + 1
+    for account, record in state.workers.items():
+        count = open_jobs.pop(account, 0)
+        if record.open_jobs != count:
+            return f"worker {account} counts {record.open_jobs} open jobs, has {count}"
+    if open_jobs:
+        return f"jobs assigned to accounts that are not workers: {sorted(open_jobs)}"
+    return None
+
+
+def check_vesting_entries(state: State) -> str | None:
+    for account, entries in state.vesting.items():
+        for e in entries:
+            if not 0 <= e.claimed <= e.total or e.end_epoch < e.start_epoch:
+                return f"vesting entry of {account} for job {e.job_id} is inconsistent"
+    return None
+
+
+def check_params_valid(state: State) -> str | None:
+    problems = compute_params_problems(state.params)
+    return "; ".join(problems) if problems else None
+
+
+INVARIANTS: list[Invariant] = [
+    Invariant(
+        "supply_conserved",
+        "tokens are never created or lost by a transition: supply = balances + stakes + unbonding + escrow "
+        "+ bonds + vesting + jackpot + burned",
+        check_supply_conserved,
+    ),
+    Invariant("supply_sources", "tokens come only from genesis and emission", check_supply_sources),
+    Invariant(
+        "no_negative_amounts",
+        "no balance, stake, escrow, bond or score is negative",
+        check_no_negative_amounts,
+    ),
+    Invariant(
+        "no_empty_entries",
+        "zero entries are removed, so per-account work stays bounded",
+        check_no_empty_entries,
+    ),
+    Invariant("slash_within_stake", "a slash never takes more than was at stake", check_slash_within_stake),
+    Invariant(
+        "jobs_settle_once",
+        "a job reaches a terminal status exactly once and then holds nothing",
+        check_jobs_settle_once,
+    ),
+    Invariant("escrow_matches_jobs", "each live job escrows exactly what it owes", check_escrow_matches_jobs),
+    Invariant(
+        "bonds_match_disputes",
+        "a bond is held exactly while its job is under dispute",
+        check_bonds_match_disputes,
+    ),
+    Invariant("counters_consistent", "cached totals agree with what they summarise", check_counters),
+    Invariant(
+        "vesting_consistent", "a vesting entry never releases more than it holds", check_vesting_entries
+    ),
+    Invariant("params_valid", "governance never leaves an inconsistent parameter table", check_params_valid),
+]
+
+
+def verify_invariants(state: State) -> list[Violation]:
+    """Every invariant that does not hold; never raises (a check that crashes counts as violated)."""
+    violations: list[Violation] = []
+    for invariant in INVARIANTS:
+        try:
+            detail = invariant.check(state)
+        except Exception as exc:  # a crash in a check is itself a breach of the state's shape
+            detail = f"check crashed: {type(exc).__name__}: {exc}"
+        if detail is not None:
+            violations.append(Violation(invariant.name, detail))
+    return violations
+
+
+def check_invariants(state: State) -> None:
+    """Raise InvariantViolation naming every invariant that does not hold."""
+    violations = verify_invariants(state)
+    if violations:
+        raise InvariantViolation("; ".join(f"{v.name}: {v.detail}" for v in violations))

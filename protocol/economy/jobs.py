@@ -1,0 +1,352 @@
+"""Jobs: posting with escrow, the reverse auction and the per-epoch batch auction, run commitments,
+settlement with vesting, and the missed-deadline slash.
+
+A job's life:  OPEN --(auction)--> ASSIGNED --(commitment)--> COMMITTED --(window over)--> SETTLED
+                 \\--> CANCELLED        \\--(deadline missed)--> EXPIRED   \\--(dispute)--> see disputes.py
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from protocol.economy.errors import (
+    AuctionFull,
+    AuctionStillOpen,
+    ChallengeWindowOpen,
+    DeadlineNotPassed,
+    DeadlinePassed,
+    DisputeAlreadyOpen,
+    DuplicateBid,
+    InsufficientFunds,
+    InvalidAmount,
+    InvalidBid,
+    InvalidCommitment,
+    JobAlreadySettled,
+    JobNotAssigned,
+    JobNotCommitted,
+    JobNotOpen,
+    NoBids,
+    NothingToClaim,
+    NotJobOwner,
+    NotJobWorker,
+    WrongAuctionMode,
+)
+from protocol.economy.helpers import (
+    compute_is_forced_error,
+    compute_job_tax,
+    compute_share,
+    compute_vested_amount,
+    decrease_balance,
+    decrease_reputation,
+    get_account,
+    get_job,
+    get_reputation,
+    get_stake_at_risk,
+    increase_balance,
+    increase_burned,
+    increase_reputation,
+    is_eligible_worker,
+    record_slash,
+    require_eligible_worker,
+    require_positive_amount,
+    slash_stake,
+)
+from protocol.economy.state import TERMINAL_STATUSES, Ask, AuctionMode, Job, JobStatus, State, VestingEntry
+from protocol.economy.units import JobId
+from protocol.types import Tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """A job given to a worker at a price (what an auction returns)."""
+
+    job_id: int
+    worker: str
+    price: int  # tokens
+
+
+def require_not_terminal(job: Job) -> None:
+    if job.status in TERMINAL_STATUSES:
+        raise JobAlreadySettled(f"job {job.job_id} is already {job.status.value}")
+
+
+def process_post_job(
+    state: State, user: str, max_price: Tokens, work_units: int, mode: str = AuctionMode.REVERSE
+) -> JobId:
+    """Post a job: `max_price` plus the jackpot tax on it go to escrow; returns the new job's id. A
+    reverse-auction job takes bids now; a batch job waits for the end-of-epoch batch auction."""
+    p = state.params
+    require_positive_amount(max_price, "a job's maximum price")
+    if max_price < p.min_job_payment:
+        raise InvalidAmount(f"a job pays at least {p.min_job_payment}, got {max_price}")
+    if type(work_units) is not int or work_units <= 0:
+        raise InvalidAmount(f"work units must be a positive integer, got {work_units!r}")
+    if mode not in (AuctionMode.REVERSE, AuctionMode.BATCH):
+        raise WrongAuctionMode(f"unknown auction mode {mode!r}")
+    tax = compute_job_tax(max_price, p.job_tax_bps)
+    acct = get_account(state, user)
+    if acct.balance < max_price + tax:
+        raise InsufficientFunds(f"{user!r} has {acct.balance}, posting needs {max_price} plus tax {tax}")
+    job_id = state.next_job_id
+    decrease_balance(state, user, max_price + tax)
+    state.escrow[job_id] = max_price + tax
+    state.jobs[job_id] = Job(job_id, user, max_price, work_units, AuctionMode(mode), state.epoch, tax)
+    state.next_job_id += 1
+    if mode == AuctionMode.BATCH:
+        state.batch_queue.append(job_id)
+    return JobId(job_id)
+
+
+def process_cancel_job(state: State, user: str, job_id: JobId) -> Tokens:
+    """The user withdraws a job nobody was assigned yet; its escrow (price and tax) comes back."""
+    job = get_job(state, job_id)
+    require_not_terminal(job)
+    if job.user != user:
+        raise NotJobOwner(f"job {job_id} belongs to {job.user!r}, not {user!r}")
+    if job.status != JobStatus.OPEN:
+        raise JobNotOpen(f"job {job_id} is {job.status.value}; only open jobs can be cancelled")
+    refund = state.escrow.pop(job_id)
+    increase_balance(state, user, refund)
+    if job.mode == AuctionMode.BATCH:
+        state.batch_queue.remove(job_id)
+    job.status = JobStatus.CANCELLED
+    job.settle_count += 1
+    job.bids = {}
+    return Tokens(refund)
+
+
+def is_bidding_open(state: State, job: Job) -> bool:
+    return (
+        job.status == JobStatus.OPEN
+        and state.epoch <= job.posted_epoch + state.params.auction_duration_epochs
+    )
+
+
+def process_bid(state: State, worker: str, job_id: JobId, price: Tokens) -> None:
+    """An eligible worker offers to do a reverse-auction job for `price` (at most the job's maximum)."""
+    p = state.params
+    job = get_job(state, job_id)
+    require_not_terminal(job)
+    if job.mode != AuctionMode.REVERSE:
+        raise WrongAuctionMode(f"job {job_id} clears in the batch auction; post an ask instead")
+    if not is_bidding_open(state, job):
+        raise JobNotOpen(f"job {job_id} takes no more bids")
+    require_eligible_worker(state, worker)
+    if type(price) is not int or not p.min_job_payment <= price <= job.max_price:
+        raise InvalidBid(
+            f"a bid on job {job_id} is between {p.min_job_payment} and {job.max_price}, got {price!r}"
+        )
+    if worker in job.bids:
+        raise DuplicateBid(f"{worker!r} already bid on job {job_id}")
+    if len(job.bids) >= p.max_bids_per_job:
+        raise AuctionFull(f"job {job_id} already has {len(job.bids)} bids")
+    job.bids[worker] = price
+
+
+def compute_bid_order(price: int, reputation: int, worker: str) -> tuple[int, int, str]:
+    """Sort key of an offer: lowest price first, then highest reputation, then account name (so the
+    order is total and every replica picks the same winner)."""
+    return (price, -reputation, worker)
+
+
+def process_close_auction(state: State, job_id: JobId) -> Assignment:
+    """Close a reverse auction (from its last bidding epoch on): the lowest bid from a still eligible
+    worker wins, reputation breaking ties. The price is the winning bid."""
+    job = get_job(state, job_id)
+    require_not_terminal(job)
+    if job.mode != AuctionMode.REVERSE:
+        raise WrongAuctionMode(f"job {job_id} clears in the batch auction")
+    if job.status != JobStatus.OPEN:
+        raise JobNotOpen(f"job {job_id} is {job.status.value}")
+    if state.epoch < job.posted_epoch + state.params.auction_duration_epochs:
+        raise AuctionStillOpen(
+            f"job {job_id} takes bids until epoch {job.posted_epoch + state.params.auction_duration_epochs}"
+        )
+    offers = [
+        compute_bid_order(price, get_reputation(state, worker), worker)
+        for worker, price in job.bids.items()
+        if is_eligible_worker(state, worker)
+    ]
+    if not offers:
+        raise NoBids(f"job {job_id} has no bid from an eligible worker")
+    price, _, worker = min(offers)
+    return process_assignment(state, job, worker, price)
+
+
+def process_assignment(state: State, job: Job, worker: str, price: int) -> Assignment:
+    """Give `job` to `worker` at `price`: the tax on the price goes to the jackpot, the rest of the
+    escrow above the price goes back to the user, and the epoch's seed decides the forced error."""
+    p = state.params
+    tax = compute_job_tax(price, p.job_tax_bps)
+    escrowed = state.escrow[job.job_id]
+    # price <= max_price, so tax(price) <= tax(max_price) and the refund is never negative
+    refund = escrowed - price - tax
+    state.jackpot += tax
+    increase_balance(state, job.user, refund)
+    state.escrow[job.job_id] = price
+    job.status = JobStatus.ASSIGNED
+    job.worker = worker
+    job.price = price
+    job.assigned_epoch = state.epoch
+    job.commit_deadline = state.epoch + p.commit_deadline_epochs
+    job.forced_error = compute_is_forced_error(state.seed, job.job_id, p.forced_error_rate_bps)
+    job.bids = {}
+    state.workers[worker].open_jobs += 1
+    return Assignment(job.job_id, worker, price)
+
+
+def process_post_ask(state: State, worker: str, unit_price: Tokens, capacity: int) -> None:
+    """An eligible worker's standing offer in the batch auction: up to `capacity` jobs per epoch at
+    `unit_price` tokens per work unit. Replaces its previous ask."""
+    require_eligible_worker(state, worker)
+    if type(unit_price) is not int or unit_price <= 0:
+        raise InvalidBid(f"an ask's unit price is a positive integer, got {unit_price!r}")
+    if type(capacity) is not int or capacity <= 0:
+        raise InvalidBid(f"an ask's capacity is a positive integer, got {capacity!r}")
+    state.asks[worker] = Ask(unit_price, capacity)
+
+
+def process_withdraw_ask(state: State, worker: str) -> None:
+    if worker not in state.asks:
+        raise InvalidBid(f"{worker!r} has no ask")
+    del state.asks[worker]
+
+
+def process_batch_auction(state: State) -> list[Assignment]:
+    """Clear every queued batch job against the eligible asks at one uniform price per work unit.
+
+    Jobs are ranked by the most they pay per work unit (highest first), ask slots (one per unit of
+    capacity) by price (lowest first, then reputation, then name). The first k pairs in which the job
+    pays at least the ask trade; the clearing price is the k-th (marginal) ask, which every matched job
+    can pay and every matched worker accepts. A job pays clearing price x its work units, raised to
+    `min_job_payment` if lower (still within its maximum). Unmatched jobs wait for the next epoch.
+    O(queued jobs + asks) per epoch."""
+    if not state.batch_queue or not state.asks:
+        return []
+    queue = sorted(
+        (state.jobs[j] for j in state.batch_queue),
+        key=lambda j: (-Fraction(j.max_price, j.work_units), j.job_id),
+    )
+    slots: list[tuple[int, int, str]] = []
+    for worker in sorted(state.asks):
+        if is_eligible_worker(state, worker):
+            ask = state.asks[worker]
+            order = compute_bid_order(ask.unit_price, get_reputation(state, worker), worker)
+            slots.extend([order] * min(ask.capacity, len(queue)))
+    slots.sort()
+    k = 0
+    while k < min(len(queue), len(slots)) and queue[k].max_price >= slots[k][0] * queue[k].work_units:
+        k += 1
+    if k == 0:
+        return []
+    clearing = slots[k - 1][0]
+    assignments = [
+        process_assignment(state, job, slot[2], max(clearing * job.work_units, state.params.min_job_payment))
+        for job, slot in zip(queue[:k], slots[:k], strict=True)
+    ]
+    matched = {a.job_id for a in assignments}
+    state.batch_queue = [j for j in state.batch_queue if j not in matched]
+    return assignments
+
+
+def is_valid_commitment(commitment: object) -> bool:
+    return (
+        type(commitment) is str and len(commitment) == 64 and all(c in "0123456789abcdef" for c in commitment)
+    )
+
+
+def process_submit_commitment(state: State, worker: str, job_id: JobId, commitment: str) -> None:
+    """The assigned worker posts the root of its signed run commitment (64 lowercase hex characters) no
+    later than the job's deadline epoch; the challenge window starts."""
+    job = get_job(state, job_id)
+    require_not_terminal(job)
+    if job.worker != worker:
+        raise NotJobWorker(f"job {job_id} is assigned to {job.worker!r}, not {worker!r}")
+    if job.status != JobStatus.ASSIGNED:
+        raise JobNotAssigned(f"job {job_id} is {job.status.value}, not waiting for a commitment")
+    if state.epoch > job.commit_deadline:
+        raise DeadlinePassed(f"job {job_id}'s deadline was epoch {job.commit_deadline}")
+    if not is_valid_commitment(commitment):
+        raise InvalidCommitment(f"a commitment root is 64 lowercase hex characters, got {commitment!r}")
+    job.commitment = commitment
+    job.commit_epoch = state.epoch
+    job.window_end = state.epoch + state.params.challenge_window_epochs
+    job.status = JobStatus.COMMITTED
+
+
+def process_settle_job(state: State, job_id: JobId) -> Tokens:
+    """Pay the worker once the challenge window is over with no dispute pending. `vesting_share_bps` of
+    the price is held in a vesting entry; the rest is paid now. Returns the price."""
+    p = state.params
+    job = get_job(state, job_id)
+    require_not_terminal(job)
+    if job.status == JobStatus.DISPUTED:
+        raise DisputeAlreadyOpen(f"job {job_id} awaits a dispute's verdict")
+    if job.status != JobStatus.COMMITTED:
+        raise JobNotCommitted(f"job {job_id} is {job.status.value}; nothing to settle")
+    if state.epoch < job.window_end:
+        raise ChallengeWindowOpen(f"job {job_id}'s challenge window runs until epoch {job.window_end}")
+    worker = job.worker
+    assert worker is not None
+    price = state.escrow.pop(job_id)
+    # floor (compute_share): the held part rounds down; the remainder is paid now, so all of `price` moves
+    held = compute_share(price, p.vesting_share_bps)
+    increase_balance(state, worker, price - held)
+    if held > 0:
+        state.vesting.setdefault(worker, []).append(
+            VestingEntry(job_id, held, 0, state.epoch, state.epoch + p.vesting_epochs, p.vesting_mode)
+        )
+    job.status = JobStatus.SETTLED
+    job.settle_count += 1
+    state.workers[worker].open_jobs -= 1
+    increase_reputation(state, worker, p.reputation_success_gain)
+    state.epoch_work[worker] = state.epoch_work.get(worker, 0) + job.work_units
+    state.epoch_tasks[worker] = state.epoch_tasks.get(worker, 0) + 1
+    return Tokens(price)
+
+
+def process_claim_vesting(state: State, account: str) -> Tokens:
+    """Move every released, unclaimed vesting token of `account` to its balance; returns the amount."""
+    get_account(state, account)
+    entries = state.vesting.get(account, [])
+    claimable = [(e, compute_vested_amount(e, state.epoch) - e.claimed) for e in entries]
+    amount = sum(c for _, c in claimable)
+    if amount == 0:
+        raise NothingToClaim(f"{account!r} has nothing released to claim at epoch {state.epoch}")
+    for entry, part in claimable:
+        entry.claimed += part
+    remaining = [e for e in entries if e.claimed < e.total]
+    if remaining:
+        state.vesting[account] = remaining
+    else:
+        del state.vesting[account]
+    increase_balance(state, account, amount)
+    return Tokens(amount)
+
+
+def slash_missed_deadline(state: State, job_id: JobId) -> Tokens:
+    """Anyone may report a worker that let its commitment deadline pass: `missed_deadline_slash_bps` of
+    its stake at risk is burned, the user gets its payment back, the job expires. Returns the slash."""
+    p = state.params
+    job = get_job(state, job_id)
+    require_not_terminal(job)
+    if job.status != JobStatus.ASSIGNED:
+        raise JobNotAssigned(f"job {job_id} is {job.status.value}, not waiting for a commitment")
+    if state.epoch <= job.commit_deadline:
+        raise DeadlineNotPassed(f"job {job_id}'s worker has until epoch {job.commit_deadline}")
+    worker = job.worker
+    assert worker is not None
+    at_stake = get_stake_at_risk(state, worker)
+    # floor (compute_share): the slash rounds down in the worker's favour; all of it is burned
+    taken = slash_stake(state, worker, compute_share(at_stake, p.missed_deadline_slash_bps))
+    increase_burned(state, taken)
+    record_slash(state, worker, "deadline", taken, at_stake, job_id)
+    refund = state.escrow.pop(job_id)
+    increase_balance(state, job.user, refund)
+    state.totals.refunded += refund
+    job.status = JobStatus.EXPIRED
+    job.settle_count += 1
+    state.workers[worker].open_jobs -= 1
+    decrease_reputation(state, worker, p.reputation_fault_loss)
+    return taken

@@ -1,0 +1,152 @@
+"""Disputes: the bond, the window, the three verdicts, refunds, forced errors and the jackpot."""
+
+from __future__ import annotations
+
+from protocol.economy import (
+    ChallengeWindowClosed,
+    DisputeAlreadyOpen,
+    DisputeOutcome,
+    InsufficientFunds,
+    InvalidOutcome,
+    JobAlreadySettled,
+    JobNotCommitted,
+    JobStatus,
+    NoOpenDispute,
+    SelfDispute,
+    UnknownAccount,
+    check_invariants,
+    get_balance,
+    get_reputation,
+    get_stake,
+    get_stake_at_risk,
+    get_vesting_held,
+    process_deregister_worker,
+    process_open_dispute,
+    process_post_job,
+    process_settle_dispute,
+    process_settle_job,
+    process_transfer,
+    process_unbond,
+)
+
+from .actors import GENESIS, advance, expect_unchanged, make_committed_job, make_market
+
+
+def test_dispute_needs_bond_window_and_commitment() -> None:
+    s = make_market()
+    open_job = process_post_job(s, "carol", 100, 10)
+    expect_unchanged(s, JobNotCommitted, process_open_dispute, "dave", open_job)
+    job = make_committed_job(s)
+    expect_unchanged(s, SelfDispute, process_open_dispute, "alice", job)
+    expect_unchanged(s, UnknownAccount, process_open_dispute, "nobody", job)
+    process_transfer(s, "erin", "carol", GENESIS - s.params.challenger_bond + 1)  # erin keeps bond - 1
+    expect_unchanged(s, InsufficientFunds, process_open_dispute, "erin", job)
+    process_open_dispute(s, "dave", job)
+    assert s.disputes[job].bond == s.params.challenger_bond and s.jobs[job].status == JobStatus.DISPUTED
+    assert get_balance(s, "dave") == GENESIS - s.params.challenger_bond
+    expect_unchanged(s, DisputeAlreadyOpen, process_open_dispute, "carol", job)
+    expect_unchanged(s, DisputeAlreadyOpen, process_settle_job, job)
+    check_invariants(s)
+
+
+def test_dispute_after_window_is_refused() -> None:
+    s = make_market()
+    job = make_committed_job(s)
+    advance(s, s.params.challenge_window_epochs)
+    expect_unchanged(s, ChallengeWindowClosed, process_open_dispute, "dave", job)
+
+
+def test_worker_loses_slash_split_and_user_refund() -> None:
+    s = make_market(slash_fraction_bps=5_000, challenger_reward_bps=3_000)
+    earlier = make_committed_job(s, price=100)
+    advance(s, s.params.challenge_window_epochs)
+    process_settle_job(s, earlier)  # leaves 50 held in vesting, not yet released
+    job = make_committed_job(s, price=120)
+    at_risk = get_stake_at_risk(s, "alice")
+    held = get_vesting_held(s, "alice")
+    carol, dave, burned = get_balance(s, "carol"), get_balance(s, "dave"), s.burned
+    process_open_dispute(s, "dave", job)
+    result = process_settle_dispute(s, DisputeOutcome(job, winner="dave", loser="alice"))
+    slashed = at_risk * 5_000 // 10_000 + held
+    reward = slashed * 3_000 // 10_000
+    assert (result.kind, result.slashed, result.winner_reward, result.burned) == (
+        "worker-slashed",
+        slashed,
+        reward,
+        slashed - reward,
+    )
+    assert get_balance(s, "dave") == dave + reward  # the bond came back too
+    assert s.burned - burned == slashed - reward
+    assert get_balance(s, "carol") == carol + 120 and result.refunded == 120
+    assert get_vesting_held(s, "alice") == 0 and get_stake_at_risk(s, "alice") == at_risk - at_risk // 2
+    assert s.jobs[job].status == JobStatus.SLASHED
+    assert get_reputation(s, "alice") < s.params.reputation_success_gain
+    assert s.slash_events[-1].amount <= s.slash_events[-1].at_stake
+    expect_unchanged(s, JobAlreadySettled, process_settle_job, job)
+    expect_unchanged(s, JobAlreadySettled, process_settle_dispute, DisputeOutcome(job, "dave", "alice"))
+    check_invariants(s)
+
+
+def test_slash_reaches_unbonding_stake() -> None:
+    s = make_market()
+    job = make_committed_job(s)
+    process_deregister_worker(s, "alice")
+    process_unbond(s, "alice", get_stake(s, "alice"))  # tries to run with the stake
+    assert get_stake(s, "alice") == 0
+    at_risk = get_stake_at_risk(s, "alice")
+    process_open_dispute(s, "dave", job)
+    result = process_settle_dispute(s, DisputeOutcome(job, "dave", "alice"))
+    assert result.slashed == at_risk // 2 and get_stake_at_risk(s, "alice") == at_risk - at_risk // 2
+    check_invariants(s)
+
+
+def test_challenger_loses_bond_split_between_worker_and_burn() -> None:
+    s = make_market(challenger_reward_bps=5_000)
+    job = make_committed_job(s)
+    alice, burned = get_balance(s, "alice"), s.burned
+    stake = get_stake(s, "alice")
+    process_open_dispute(s, "dave", job)
+    result = process_settle_dispute(s, DisputeOutcome(job, winner="alice", loser="dave"))
+    bond = s.params.challenger_bond
+    assert (result.kind, result.slashed, result.winner_reward) == ("challenger-slashed", bond, bond // 2)
+    assert get_balance(s, "alice") == alice + bond // 2 and s.burned == burned + bond - bond // 2
+    assert get_balance(s, "dave") == GENESIS - bond and get_stake(s, "alice") == stake
+    assert s.jobs[job].status == JobStatus.COMMITTED
+    advance(s, s.params.challenge_window_epochs)
+    process_settle_job(s, job)  # the honest worker is still paid after the window
+    check_invariants(s)
+
+
+def test_outcome_must_name_the_parties() -> None:
+    s = make_market()
+    job = make_committed_job(s)
+    expect_unchanged(s, NoOpenDispute, process_settle_dispute, DisputeOutcome(job, "dave", "alice"))
+    process_open_dispute(s, "dave", job)
+    for winner, loser in [("dave", "bob"), ("erin", "alice"), ("dave", "dave"), ("alice", "alice")]:
+        expect_unchanged(s, InvalidOutcome, process_settle_dispute, DisputeOutcome(job, winner, loser))
+
+
+def test_caught_forced_error_pays_jackpot_not_slash() -> None:
+    s = make_market(forced_error_rate_bps=10_000, jackpot_payout_bps=5_000)
+    for _ in range(3):  # fund the jackpot with a few jobs' tax
+        make_committed_job(s, price=200, worker="bob")
+    job = make_committed_job(s, price=100)
+    assert s.jobs[job].forced_error
+    jackpot, dave, stake = s.jackpot, get_balance(s, "dave"), get_stake(s, "alice")
+    process_open_dispute(s, "dave", job)
+    result = process_settle_dispute(s, DisputeOutcome(job, winner="dave", loser="alice"))
+    assert result.kind == "forced-error-caught" and result.jackpot_paid == jackpot // 2 > 0
+    assert get_balance(s, "dave") == dave + jackpot // 2 and s.jackpot == jackpot - jackpot // 2
+    assert get_stake(s, "alice") == stake  # erring on the protocol's order is not punished
+    expect_unchanged(s, ChallengeWindowClosed, process_open_dispute, "erin", job)  # caught once
+    process_settle_job(s, job)  # the window closed with the catch: the job settles now
+    check_invariants(s)
+
+
+def test_unclaimed_forced_error_settles_normally() -> None:
+    s = make_market(forced_error_rate_bps=10_000)
+    job = make_committed_job(s)
+    jackpot = s.jackpot
+    advance(s, s.params.challenge_window_epochs)
+    process_settle_job(s, job)
+    assert s.jackpot == jackpot and s.jobs[job].status == JobStatus.SETTLED
