@@ -104,5 +104,64 @@ def trace_command(run_dir: Path, step: int, as_json: bool) -> None:
         click.echo(f"step {step}: {len(trace.nodes)} nodes, trace root {root.hex()}")
 
 
+@main.command("dispute")
+@click.argument("worker_run", type=click.Path(path_type=Path))
+@click.argument("challenger_run", type=click.Path(path_type=Path))
+@click.option("--arity", type=int, default=2, show_default=True, help="k: descendants revealed per round (a power of two)")
+@click.option("--worker-key", type=click.Path(dir_okay=False, path_type=Path), default=None, help="default: WORKER_RUN/worker.key")
+@click.option("--challenger-key", type=click.Path(dir_okay=False, path_type=Path), default=None, help="default: CHALLENGER_RUN/worker.key")
+@click.option("--transcript", type=click.Path(dir_okay=False, path_type=Path), default=None, help="write the signed transcript here")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def dispute_command(
+    worker_run: Path, challenger_run: Path, arity: int, worker_key: Path | None, challenger_key: Path | None,
+    transcript: Path | None, as_json: bool,
+) -> None:
+    """Play the dispute game between two runs of one job and print the verdict."""
+    from verifier.dispute import dispute_runs
+
+    def progress(message: str) -> None:
+        if not as_json:
+            click.echo(f"  {message}", err=True)
+
+    try:
+        report = dispute_runs(worker_run, challenger_run, arity, worker_key, challenger_key, transcript, progress)
+    except (RunError, StateError, ValueError, UnsupportedOperator, TraceError) as error:
+        fail(str(error))
+        return
+    summary = report.to_json()
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    if not report.disputed:
+        click.echo("the runs agree: nothing to dispute")
+        return
+    winner, loser = summary["winner"], summary["loser"]
+    click.echo(f"winner   {winner['role'] if winner else 'none'}  {winner['run'] if winner else ''}  {winner['key'][:16] if winner else ''}")
+    losers = loser if isinstance(loser, list) else [loser]
+    for party in losers:
+        click.echo(f"loser    {party['role']}  {party['run']}  {party['key'][:16]}")
+    click.echo(f"step     {summary['step']}   {summary['tree']} leaf {summary['index']}   op {summary['op']}")
+    click.echo(f"reason   {summary['reason']}: {summary['detail']}")
+    rounds = summary["rounds"]
+    click.echo(f"rounds   {rounds['chain']} over steps + {rounds['trace']} inside the step = {rounds['total']}")
+    click.echo(f"bytes    {summary['bytes']} ({summary['bytes_without_tensors']} without tensors)")
+    click.echo(f"seconds  referee {summary['referee_seconds']:.3f}, total {summary['seconds']:.2f}")
+
+
+@main.command("verify-transcript")
+@click.argument("transcript", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def verify_transcript_command(transcript: Path, as_json: bool) -> None:
+    """Re-check a dispute transcript's verdict offline, trusting no referee. Exit 1 when invalid."""
+    from verifier.dispute import verify_dispute_transcript
+
+    result = verify_dispute_transcript(transcript)
+    if as_json:
+        click.echo(json.dumps({"valid": result.valid, "reason": result.reason}))
+    else:
+        click.echo(("valid: " if result.valid else "INVALID: ") + result.reason)
+    sys.exit(0 if result.valid else 1)
+
+
 if __name__ == "__main__":
     main()

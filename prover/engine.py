@@ -71,15 +71,15 @@ class Tamper:
 
 
 def perturb(tensor: torch.Tensor) -> None:
-    """Flip the lowest bit of the first element, in place (a 1-ulp change for floats)."""
+    """Change the first element in place: x -> 2x + 1 for floats (large enough to survive the
+    roundings downstream), the lowest bit for integers, negation for booleans."""
     if tensor.numel() == 0:
         return
     flat = tensor.view(-1)
     if tensor.dtype == torch.bool:
         flat[0] = ~flat[0]
     elif tensor.dtype.is_floating_point:
-        width = {2: torch.int16, 4: torch.int32, 8: torch.int64}[tensor.element_size()]
-        flat.view(width)[0] ^= 1
+        flat[0] = flat[0] * 2 + 1
     else:
         flat[0] ^= 1
 
@@ -112,7 +112,9 @@ class Recorder:
     """Collects a step's nodes and where every tensor came from."""
 
     skeleton: bool = False
+    keep_tensors: bool = False  # also keep every output by digest (to answer a dispute's queries)
     nodes: list[TraceNode] = field(default_factory=list)
+    tensors: dict[bytes, torch.Tensor] = field(default_factory=dict)
     origins: dict[int, _Origin] = field(default_factory=dict)  # by TensorImpl address
     views: dict[int, list[int]] = field(default_factory=dict)  # storage → TensorImpl addresses on it
 
@@ -126,6 +128,8 @@ class Recorder:
         """Declare s_t's tensors: the k-th name in canonical order is ref ['s', k]."""
         for k, name in enumerate(names_in_order):
             self._set_origin(tensors[name], ("s", k))
+            if self.keep_tensors:
+                self.tensors[compute_digest(tensors[name])] = tensors[name].detach().to("cpu", copy=True)
 
     def mark_written(self, tensor: torch.Tensor) -> None:
         """An in-place operator wrote `tensor`'s memory: every other view of it is now stale."""
@@ -152,6 +156,10 @@ class Recorder:
             digests: tuple[Any, ...] = tuple(None for _ in outputs)
         else:
             digests = tuple(None if out is None else compute_digest(out) for out in outputs)
+            if self.keep_tensors:
+                for out, digest in zip(outputs, digests, strict=True):
+                    if out is not None and digest not in self.tensors:
+                        self.tensors[digest] = out.detach().to("cpu", copy=True)
         index = len(self.nodes)
         self.nodes.append(TraceNode(NodeStructure(op, args, refs, metas), digests))
         for o, out in enumerate(outputs):
@@ -199,6 +207,11 @@ class ReproducibleMode(TorchDispatchMode):
         self.tamper = tamper if tamper is not None and tamper.kind == "output" and tamper.step == rng.step else None
         self.node_count = 0
         self.ops_seen: dict[str, int] = {}
+        # Every output stays referenced until the step ends, in every use of the mode. Autograd takes
+        # different operators depending on reference counts (AccumulateGrad steals an unshared
+        # gradient but clones a shared one; gradient buffers add in place only when unshared), so
+        # the trace would otherwise depend on who else holds a tensor; holding them all fixes it.
+        self.outputs_alive: list[torch.Tensor] = []
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
@@ -225,6 +238,7 @@ class ReproducibleMode(TorchDispatchMode):
         if self.tamper is not None and self.node_count == self.tamper.node and not skeleton:
             result, outputs = self._apply_tamper(definition.in_place, result, outputs)
         self.node_count += 1
+        self.outputs_alive.extend(out for out in outputs if out is not None)
         if self.recorder is not None:
             self.recorder.record(name, call.args, call.inputs, outputs, definition.in_place)
         return result

@@ -105,7 +105,7 @@ def get_primitives_for() -> Callable[[torch.device], Any]:
     from protocol.ops.prims import REFERENCE
 
     try:
-        from prover.kernels import FAST
+        from prover.fast import FAST
     except ImportError:
         return lambda device: REFERENCE
     return lambda device: FAST if device.type == "cpu" else REFERENCE
@@ -336,13 +336,17 @@ def restore_session(run: Run, step: int, device: str = "cpu") -> Session:
     return session
 
 
-def trace_step(session: Session, tamper: Tamper | None = None, skeleton: bool = False) -> StepTrace:
-    """Run the session's current step with a recorder; returns the trace (session advances)."""
+def trace_step(
+    session: Session, tamper: Tamper | None = None, skeleton: bool = False, tensors: dict[bytes, torch.Tensor] | None = None
+) -> StepTrace:
+    """Run the session's current step with a recorder; returns the trace (session advances).
+
+    With `tensors`, every tensor the step reads or writes is added to it by digest."""
     t = int(session.step)
     before = session.state_tensors()
     names = get_sorted_names(before)
     before_digests = {} if skeleton else compute_state_digests(before)
-    recorder = Recorder(skeleton=skeleton)
+    recorder = Recorder(skeleton=skeleton, keep_tensors=tensors is not None)
     recorder.bind_state(names, before)
     mode = ReproducibleMode(RngContext(session.job.seed, t), get_primitives_for(), recorder=recorder, tamper=tamper)
     with mode:
@@ -352,15 +356,19 @@ def trace_step(session: Session, tamper: Tamper | None = None, skeleton: bool = 
     after = session.state_tensors()
     bindings = tuple((name, recorder.ref_of(after[name])) for name in get_sorted_names(after))
     after_digests = {} if skeleton else compute_state_digests(after)
+    if tensors is not None:
+        tensors.update(recorder.tensors)
+        for name, tensor in after.items():
+            tensors.setdefault(after_digests[name], tensor.detach().to("cpu", copy=True))
     return StepTrace(t, tuple(recorder.nodes), bindings, before_digests, after_digests)
 
 
-def regenerate_trace(run: Run, step: int, device: str = "cpu") -> StepTrace:
+def regenerate_trace(run: Run, step: int, device: str = "cpu", tensors: dict[bytes, torch.Tensor] | None = None) -> StepTrace:
     """Step `step`'s trace, regenerated from the checkpoint before it; checks s_{step+1} too."""
     if not 0 <= step < run.job.steps:
         raise RunError(f"step {step} is outside the run's steps 0…{run.job.steps - 1}")
     session = restore_session(run, step, device)
-    trace = trace_step(session, run.tamper)
+    trace = trace_step(session, run.tamper, tensors=tensors)
     if compute_state_root(trace.state_after) != run.roots[step + 1]:
         raise RunError(f"the regenerated step {step} does not reproduce the committed state root s_{step + 1}")
     return trace

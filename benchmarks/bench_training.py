@@ -1,0 +1,184 @@
+"""Reproducible training steps against native ones, and the cost of committing to them.
+
+Run as pytest-benchmark suites (`make bench`) or as a script that prints one table of ratios measured
+side by side and writes it as JSON: `python benchmarks/bench_training.py [--out FILE] [--quick]`.
+
+Measured, each in one interleaved run:
+- a full training step, reproducible vs native torch, for the mid-size transformer (4 layers,
+  d_model 256, sequence 128, batch 16, AdamW) and the small MLP (where per-operator interception
+  dominates: reported per intercepted operator);
+- the commitment at checkpoint-every 1 (state digests + Merkle root + safetensors checkpoint) vs the
+  step it commits to;
+- regenerating a step's full trace (every node's outputs hashed) vs the plain reproducible step;
+- tensor hashing throughput (GB/s) against BLAKE3's own on the same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import blake3
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import measure, ratio  # noqa: E402
+
+from pinpoint.presets import make_job  # noqa: E402
+from protocol.encoding import compute_digest  # noqa: E402
+from protocol.state import compute_state_root  # noqa: E402
+from prover.engine import ReproducibleMode, RngContext  # noqa: E402
+from prover.run import DigestCache, compute_state_digests, get_primitives_for, trace_step, write_checkpoint  # noqa: E402
+from prover.session import Session  # noqa: E402
+
+
+class Stepper:
+    """One job's session, stepping natively or reproducibly (state keeps advancing either way)."""
+
+    def __init__(self, model: str, optimizer: str, size: str) -> None:
+        self.job = make_job(model, optimizer, 10_000, 0, size)
+        self.session = Session(self.job)
+        self.primitives_for = get_primitives_for()
+        self.cache = DigestCache()
+        self.folder = Path(tempfile.mkdtemp(prefix="pinpoint-bench-"))
+        self.ops = 0
+
+    def native(self) -> None:
+        self.session.run_step()
+
+    def reproducible(self) -> None:
+        mode = ReproducibleMode(RngContext(self.job.seed, int(self.session.step)), self.primitives_for)
+        with mode:
+            self.session.run_step()
+        self.ops = mode.node_count
+
+    def commit(self) -> None:
+        tensors = self.session.state_tensors()
+        root = compute_state_root(compute_state_digests(tensors, self.cache))
+        write_checkpoint(self.folder, int(self.session.step), tensors, root)
+
+    def traced(self) -> None:
+        trace_step(self.session)
+
+
+def hashing_candidates(megabytes: int = 64) -> dict[str, Any]:
+    tensor = torch.randn(megabytes * 1024 * 1024 // 4)
+    raw = tensor.numpy().tobytes()
+    return {"digest": lambda: compute_digest(tensor), "blake3": lambda: blake3.blake3(raw).digest()}, len(raw)
+
+
+def run_all(quick: bool) -> dict[str, Any]:
+    report: dict[str, Any] = {"threads": torch.get_num_threads()}
+    rounds = 3 if quick else 7
+    for label, (model, optimizer, size) in {
+        "transformer-mid": ("transformer", "adamw", "mid"),
+        "mlp-small": ("mlp", "sgd", "small"),
+    }.items():
+        stepper = Stepper(model, optimizer, size)
+        results = measure(
+            {"native": stepper.native, "reproducible": stepper.reproducible, "commit": stepper.commit, "traced": stepper.traced},
+            rounds=rounds,
+            target_seconds=0.05 if quick else 0.5,
+        )
+        report[label] = {
+            "seconds": results,
+            "reproducible_vs_native": ratio(results, "reproducible", "native"),
+            "commit_vs_reproducible_step": ratio(results, "commit", "reproducible"),
+            "traced_vs_reproducible": ratio(results, "traced", "reproducible"),
+            "operators_per_step": stepper.ops,
+            "overhead_per_operator_us": 1e6 * (results["reproducible"]["median"] - results["native"]["median"]) / max(stepper.ops, 1),
+        }
+    candidates, size = hashing_candidates(16 if quick else 64)
+    results = measure(candidates, rounds=rounds)
+    report["hashing"] = {
+        "bytes": size,
+        "digest_GBps": size / results["digest"]["median"] / 1e9,
+        "blake3_GBps": size / results["blake3"]["median"] / 1e9,
+        "digest_vs_blake3": ratio(results, "digest", "blake3"),
+    }
+    return report
+
+
+def print_report(report: dict[str, Any]) -> None:
+    for label in ("transformer-mid", "mlp-small"):
+        r = report[label]
+        s = r["seconds"]
+        print(
+            f"{label:16s} native {s['native']['median'] * 1e3:8.1f} ms  reproducible {s['reproducible']['median'] * 1e3:8.1f} ms"
+            f"  ratio {r['reproducible_vs_native']:.2f}x  commit {100 * r['commit_vs_reproducible_step']:.1f}% of a step"
+            f"  traced {r['traced_vs_reproducible']:.2f}x  {r['operators_per_step']} ops,"
+            f" {r['overhead_per_operator_us']:.1f} us/op"
+        )
+    h = report["hashing"]
+    print(f"hashing          digest {h['digest_GBps']:.2f} GB/s  blake3 {h['blake3_GBps']:.2f} GB/s  ratio {h['digest_vs_blake3']:.2f}x")
+
+
+# --- pytest-benchmark suites -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mlp() -> Stepper:
+    return Stepper("mlp", "sgd", "small")
+
+
+@pytest.mark.benchmark(group="mlp-step")
+def test_mlp_native_step(benchmark: Any, mlp: Stepper) -> None:
+    benchmark(mlp.native)
+
+
+@pytest.mark.benchmark(group="mlp-step")
+def test_mlp_reproducible_step(benchmark: Any, mlp: Stepper) -> None:
+    benchmark(mlp.reproducible)
+
+
+@pytest.mark.benchmark(group="mlp-step")
+def test_mlp_commit(benchmark: Any, mlp: Stepper) -> None:
+    benchmark(mlp.commit)
+
+
+@pytest.fixture(scope="module")
+def transformer() -> Stepper:
+    return Stepper("transformer", "adamw", "mid")
+
+
+@pytest.mark.benchmark(group="transformer-mid-step")
+def test_transformer_native_step(benchmark: Any, transformer: Stepper) -> None:
+    benchmark.pedantic(transformer.native, rounds=5, warmup_rounds=1)
+
+
+@pytest.mark.benchmark(group="transformer-mid-step")
+def test_transformer_reproducible_step(benchmark: Any, transformer: Stepper) -> None:
+    benchmark.pedantic(transformer.reproducible, rounds=5, warmup_rounds=1)
+
+
+@pytest.mark.benchmark(group="transformer-mid-step")
+def test_transformer_commit(benchmark: Any, transformer: Stepper) -> None:
+    benchmark.pedantic(transformer.commit, rounds=5, warmup_rounds=1)
+
+
+@pytest.mark.benchmark(group="hashing")
+def test_digest_throughput(benchmark: Any) -> None:
+    candidates, _ = hashing_candidates()
+    benchmark(candidates["digest"])
+
+
+@pytest.mark.benchmark(group="hashing")
+def test_blake3_throughput(benchmark: Any) -> None:
+    candidates, _ = hashing_candidates()
+    benchmark(candidates["blake3"])
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
+    options = parser.parse_args()
+    report = run_all(options.quick)
+    print_report(report)
+    if options.out is not None:
+        options.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -1,0 +1,159 @@
+"""A dispute between two runs of the same job on disk: the real game, end to end.
+
+The first run is the worker's (the run under dispute), the second the challenger's. Each party
+answers from its own run directory through an honest strategy (`RunTraceProvider` regenerates the
+disputed step from its checkpoints); the referee is `TraceReferee` for the job. The transcript binds
+the job spec as its context, so `verify_dispute_transcript` can rebuild the referee offline.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from protocol.game.constants import GameConfig
+from protocol.game.enums import Outcome, Role
+from protocol.job import JobSpec, JobSpecError
+from protocol.signing import get_public_key_bytes
+from prover.provider import RunTraceProvider
+from prover.run import Run, RunError, load_or_create_key, load_run
+from verifier.game.driver import GameResult, play_game
+from verifier.game.strategy import HonestStrategy
+from verifier.game.transcript import (
+    VerificationResult,
+    read_transcript_json,
+    verify_transcript,
+    write_transcript,
+)
+from verifier.referee import TraceReferee
+
+DEFAULT_CLOCK_SECONDS = 3600.0  # each party's chess clock for the whole game (simulated seconds)
+
+
+def make_game_config(arity: int = 2) -> GameConfig:
+    if arity < 2 or arity & (arity - 1):
+        raise ValueError(f"the arity is a power of two >= 2, got {arity}")
+    return GameConfig(
+        arity=arity,
+        clock_seconds=DEFAULT_CLOCK_SECONDS,  # type: ignore[arg-type]
+        max_evidence_rounds=4,
+        max_leaf_bytes=1 << 20,
+        max_tensor_bytes=1 << 31,
+        max_tree_leaves=1 << 32,
+    )
+
+
+def get_run_key(run: Run, key_path: str | os.PathLike[str] | None) -> Ed25519PrivateKey:
+    """The key that signed the run's commitment: `key_path`, else the run's own worker.key."""
+    path = Path(key_path) if key_path is not None else run.path / "worker.key"
+    if not path.exists():
+        raise RunError(f"no key for {run.path}: pass the key that signed its commitment")
+    key = load_or_create_key(path)
+    if get_public_key_bytes(key) != run.worker_key:
+        raise RunError(f"{path} is not the key that signed {run.path}/commitment.json")
+    return key
+
+
+@dataclass
+class DisputeReport:
+    """The verdict of a dispute between two runs, in the terms of the command line."""
+
+    runs: tuple[Path, Path]  # (worker's, challenger's)
+    keys: tuple[bytes, bytes]
+    result: GameResult | None  # None when the chain roots agree
+    seconds: float
+    op: str | None = None  # the aten operator of the decisive node, when the game ended on one
+
+    @property
+    def disputed(self) -> bool:
+        return self.result is not None and self.result.verdict.outcome is not Outcome.NO_DISPUTE
+
+    def _party(self, role: Role | None) -> dict[str, str] | None:
+        if role is None:
+            return None
+        index = 0 if role is Role.WORKER else 1
+        return {"role": role.value, "run": str(self.runs[index]), "key": self.keys[index].hex()}
+
+    def to_json(self) -> dict[str, Any]:
+        if not self.disputed:
+            return {"disputed": False, "winner": None, "loser": None, "reason": "nothing to dispute", "seconds": self.seconds}
+        assert self.result is not None
+        verdict = self.result.verdict
+        winner = verdict.winner.role if verdict.winner is not None else None
+        losers = [self._party(loser.role) for loser in verdict.losers]
+        return {
+            "disputed": True,
+            "outcome": verdict.outcome.value,
+            "winner": self._party(winner),
+            "loser": losers[0] if len(losers) == 1 else losers,
+            "step": verdict.step,
+            "node": verdict.index if verdict.tree is not None and verdict.tree.value == "ops" else None,
+            "tree": verdict.tree.value if verdict.tree is not None else None,
+            "index": verdict.index,
+            "op": self.op,
+            "reason": verdict.reason.value,
+            "detail": verdict.detail,
+            "rounds": {"chain": verdict.rounds_chain, "trace": verdict.rounds_trace, "total": verdict.rounds_chain + verdict.rounds_trace},
+            "bytes": verdict.bytes_total,
+            "bytes_without_tensors": verdict.bytes_without_tensors,
+            "referee_seconds": self.result.referee_seconds,
+            "seconds": self.seconds,
+        }
+
+
+def dispute_runs(
+    worker_run: str | os.PathLike[str],
+    challenger_run: str | os.PathLike[str],
+    arity: int = 2,
+    worker_key: str | os.PathLike[str] | None = None,
+    challenger_key: str | os.PathLike[str] | None = None,
+    transcript_path: str | os.PathLike[str] | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> DisputeReport:
+    """Play the dispute game between two runs of one job; optionally write the transcript."""
+    start = time.perf_counter()
+    runs = (load_run(worker_run), load_run(challenger_run))
+    if runs[0].job_id != runs[1].job_id:
+        raise RunError("the two runs are of different jobs: there is nothing to dispute between them")
+    keys = (get_run_key(runs[0], worker_key), get_run_key(runs[1], challenger_key))
+    report = DisputeReport((runs[0].path, runs[1].path), (runs[0].worker_key, runs[1].worker_key), None, 0.0)
+    if runs[0].chain_root == runs[1].chain_root:
+        report.seconds = time.perf_counter() - start
+        return report
+    referee = TraceReferee(runs[0].job)
+    strategies = [
+        HonestStrategy(RunTraceProvider(run, on_progress=_prefix(on_progress, role)), key)
+        for run, key, role in zip(runs, keys, ("worker", "challenger"), strict=True)
+    ]
+    result = play_game(strategies[0], strategies[1], referee, make_game_config(arity), context={"job": runs[0].job.to_json()})
+    report.result = result
+    verdict = result.verdict
+    if verdict.tree is not None and verdict.tree.value == "ops" and verdict.step is not None and verdict.index is not None:
+        nodes = referee.get_skeleton(verdict.step).nodes
+        report.op = nodes[verdict.index].op if verdict.index < len(nodes) else None
+    report.seconds = time.perf_counter() - start
+    if transcript_path is not None:
+        write_transcript(transcript_path, result.transcript)
+    return report
+
+
+def _prefix(on_progress: Callable[[str], None] | None, role: str) -> Callable[[str], None] | None:
+    if on_progress is None:
+        return None
+    return lambda message: on_progress(f"{role}: {message}")
+
+
+def verify_dispute_transcript(path: str | os.PathLike[str]) -> VerificationResult:
+    """Re-check a transcript's verdict offline, rebuilding the referee from the job it binds."""
+    try:
+        value = read_transcript_json(path)
+        job = JobSpec.from_json(value["setup"]["context"]["job"])
+    except (OSError, ValueError, KeyError, TypeError, JobSpecError) as error:
+        return VerificationResult(False, f"cannot read the transcript's job: {error}")
+    return verify_transcript(value, TraceReferee(job))

@@ -1,0 +1,181 @@
+"""The referee for training steps: re-executes one operator on CPU from protocol's reference.
+
+It implements `protocol.game.interfaces.Referee` for pinpoint's step traces. It trusts neither party:
+
+- the true structure of step t (which operator, arguments, input refs, output shapes, and which node
+  produces each tensor of s_{t+1}) comes from the skeleton, which it computes itself on meta tensors
+  by replaying the job's steps from s_0 (cheap: no values, only shapes and the one-element counters);
+- input digests come from evidence the game has already checked against the agreed prefix of the ops
+  tree or against the agreed s_t; input tensors are accepted only with a matching digest;
+- the operator runs with `protocol.ops.execute` and the reference primitives.
+
+The correct leaf is the skeleton's structure with the digests of the recomputed outputs; a party
+wins exactly when its leaf equals it. Everything is deterministic, so a transcript can be
+re-checked by a fresh referee.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import torch
+
+from protocol.encoding import EncodingError, compute_digest, decode_tensor
+from protocol.game.enums import TreeKind
+from protocol.game.evidence import (
+    Evidence,
+    EvidenceRequest,
+    LeafDispute,
+    MissingEvidence,
+    OpLeafRequest,
+    StateLeafRequest,
+    StepStructure,
+    TensorRequest,
+)
+from protocol.job import JobSpec, compute_job_id
+from protocol.ops import execute
+from protocol.state import StateLeafError, compute_state_leaf, compute_state_root, decode_state_leaf
+from protocol.trace import Ref, Skeleton, TraceFormatError, TraceNode, decode_node, encode_node
+from protocol.types import Root, StepIndex
+from prover.run import compute_state_digests, trace_step
+from prover.session import Session
+
+
+class RefereeError(ValueError):
+    """A question about another job than the referee's."""
+
+
+class TraceReferee:
+    """Decides leaf disputes about one job's training steps."""
+
+    def __init__(self, job: JobSpec) -> None:
+        self.job = job
+        self.job_id = compute_job_id(job)
+        self._skeletons: dict[int, Skeleton] = {}
+        self._meta: Session | None = None
+        self.seconds_executing = 0.0  # time spent re-executing operators (the referee's real work)
+        self.last_op: str | None = None
+
+    def _check_job(self, job_id: bytes) -> None:
+        if bytes(job_id) != self.job_id:
+            raise RefereeError(f"this referee decides job {self.job_id.hex()}, not {bytes(job_id).hex()}")
+
+    # --- structure --------------------------------------------------------------------------------
+
+    def compute_initial_state_root(self, job_id: bytes) -> Root:
+        self._check_job(job_id)
+        return compute_state_root(compute_state_digests(Session(self.job).state_tensors()))
+
+    def get_skeleton(self, step: int) -> Skeleton:
+        """Skeleton of step `step`, replaying skeletons from s_0 (cached)."""
+        if step not in self._skeletons:
+            if self._meta is None or int(self._meta.step) > step:
+                self._meta = Session(self.job, meta=True)
+            while int(self._meta.step) <= step:
+                current = int(self._meta.step)
+                self._skeletons[current] = trace_step(self._meta, skeleton=True).skeleton
+        return self._skeletons[step]
+
+    def compute_structure(self, job_id: bytes, step: StepIndex) -> StepStructure:
+        self._check_job(job_id)
+        skeleton = self.get_skeleton(step)
+        return StepStructure(num_ops=len(skeleton.nodes), num_state_after=len(skeleton.bindings))
+
+    # --- evidence ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _requests_for_ref(ref: Ref) -> list[EvidenceRequest]:
+        if ref[0] == "n":
+            return [OpLeafRequest(ref[1])]
+        if ref[0] == "s":
+            return [StateLeafRequest(ref[1])]
+        return []
+
+    def _refs(self, dispute: LeafDispute) -> list[Ref] | None:
+        skeleton = self.get_skeleton(dispute.step)
+        if dispute.tree is TreeKind.OPS:
+            if dispute.index >= len(skeleton.nodes):
+                return None
+            return list(skeleton.nodes[dispute.index].inputs)
+        if dispute.index >= len(skeleton.bindings):
+            return None
+        return [skeleton.bindings[dispute.index][1]]
+
+    def get_evidence_requests(self, dispute: LeafDispute) -> Sequence[EvidenceRequest]:
+        self._check_job(dispute.job_id)
+        refs = self._refs(dispute) or []
+        requests: list[EvidenceRequest] = []
+        for ref in refs:
+            for request in self._requests_for_ref(ref):
+                if request not in requests:
+                    requests.append(request)
+        return requests
+
+    def _digest_of(self, ref: Ref, evidence: Evidence) -> bytes | EvidenceRequest:
+        """The digest a ref names, from checked evidence (or the request that would give it)."""
+        if ref[0] == "n":
+            leaf = evidence.op_leaves.get(ref[1])
+            if leaf is None:
+                return OpLeafRequest(ref[1])
+            try:
+                digests = decode_node(leaf).digests
+            except TraceFormatError:
+                return b""  # an agreed leaf that does not parse: nothing can depend on it
+            digest = digests[ref[2]] if ref[2] < len(digests) else None
+            return bytes(digest) if digest is not None else b""
+        if ref[0] == "s":
+            leaf = evidence.state_before_leaves.get(ref[1])
+            if leaf is None:
+                return StateLeafRequest(ref[1])
+            try:
+                return bytes(decode_state_leaf(leaf)[1])
+            except StateLeafError:
+                return b""
+        return bytes(compute_digest(decode_tensor(bytes.fromhex(ref[1]))))
+
+    def compute_expected_leaf(self, dispute: LeafDispute, evidence: Evidence) -> bytes | MissingEvidence:
+        self._check_job(dispute.job_id)
+        skeleton = self.get_skeleton(dispute.step)
+        refs = self._refs(dispute)
+        if refs is None:
+            return b""  # no such leaf in the true step: no claimed leaf can be right
+        digests: list[bytes] = []
+        missing: list[EvidenceRequest] = []
+        for ref in refs:
+            found = self._digest_of(ref, evidence)
+            if isinstance(found, bytes):
+                digests.append(found)
+            else:
+                missing.append(found)
+        if missing:
+            return MissingEvidence(tuple(missing))
+        if dispute.tree is TreeKind.STATE_AFTER:
+            name = skeleton.bindings[dispute.index][0]
+            return compute_state_leaf(name, digests[0]) if len(digests[0]) == 32 else b""
+        structure = skeleton.nodes[dispute.index]
+        inputs: list[torch.Tensor] = []
+        for ref, digest in zip(refs, digests, strict=True):
+            if ref[0] == "c":
+                inputs.append(decode_tensor(bytes.fromhex(ref[1])))
+                continue
+            data = evidence.tensors.get(Root(digest))
+            if data is None:
+                missing.append(TensorRequest(Root(digest)))
+                continue
+            try:
+                inputs.append(decode_tensor(data))
+            except EncodingError:
+                return b""  # cannot happen for data whose digest matched an agreed digest
+        if missing:
+            return MissingEvidence(tuple(missing))
+        start = time.perf_counter()
+        try:
+            outputs = execute(structure.op, structure.args, inputs)
+        except (RuntimeError, ValueError, TypeError, IndexError):
+            return b""  # the true inputs make the operator fail: no claimed output can be right
+        finally:
+            self.seconds_executing += time.perf_counter() - start
+            self.last_op = structure.op
+        result_digests = tuple(None if out is None else compute_digest(out) for out in outputs)
+        return encode_node(TraceNode(structure, result_digests))
