@@ -163,5 +163,45 @@ def verify_transcript_command(transcript: Path, as_json: bool) -> None:
     sys.exit(0 if result.valid else 1)
 
 
+@main.command("demo")
+@click.option("--seed", type=int, default=0, show_default=True, help="chooses prices, the cheater and its fault")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="a new folder (default: a fresh temporary one)")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def demo_command(seed: int, out: Path | None, as_json: bool) -> None:
+    """A user, three staked workers (one cheats), two challengers and the real dispute game."""
+    import tempfile
+
+    from pinpoint.demo import report_json, run_demo
+
+    folder = out if out is not None else Path(tempfile.mkdtemp(prefix="pinpoint-demo-")) / "demo"
+    log = (lambda message: None) if as_json else (lambda message: click.echo(message, err=True))
+    try:
+        report = run_demo(folder, seed, log)
+    except FileExistsError:
+        fail(f"{folder} already exists; choose a new --out")
+        return
+    summary = report_json(report)
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    click.echo(f"\n{'party':14s} {'balance':>9s} {'stake':>7s}   ->  {'balance':>9s} {'stake':>7s}")
+    for label, before in report.before.items():
+        after = report.after[label]
+        click.echo(f"{label:14s} {before['balance']:9d} {before['stake']:7d}   ->  {after['balance']:9d} {after['stake']:7d}")
+    for job in summary["jobs"]:
+        verdict = job["verdict"]
+        line = f"job {job['id']} {job['model']}/{job['optimizer']} by {job['worker']}"
+        if verdict:
+            winner = verdict["winner"]["role"] if verdict["winner"] else "nobody"
+            line += (f": disputed by {job['disputed_by']} ({job['tamper']}); {winner} wins at step {verdict['step']}, "
+                     f"{verdict['tree']} leaf {verdict['index']} {verdict['op'] or ''} [{verdict['reason']}], "
+                     f"{verdict['rounds']['total']} rounds, {verdict['bytes_without_tensors']} bytes without tensors")
+        else:
+            line += ": settled, paid after its challenge window"
+        click.echo(line)
+    click.echo(f"slashed {summary['slashed']}, to challengers {summary['challenger_rewards']}, burned {summary['burned']}, "
+               f"refunded {summary['refunded']}; supply conserved: {summary['supply_conserved']}; {report.seconds:.1f} s; files in {folder}")
+
+
 if __name__ == "__main__":
     main()

@@ -85,7 +85,7 @@ def compute_element_bytes(tensor: torch.Tensor) -> memoryview:
     array = flat.numpy().reshape(-1)
     if sys.byteorder == "big" and array.dtype.itemsize > 1:
         array = array.byteswap()
-    return memoryview(array).cast("B")
+    return array.data.cast("B")
 
 
 def encode_tensor(tensor: torch.Tensor) -> bytes:

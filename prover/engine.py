@@ -213,6 +213,12 @@ class ReproducibleMode(TorchDispatchMode):
         # the trace would otherwise depend on who else holds a tensor; holding them all fixes it.
         self.outputs_alive: list[torch.Tensor] = []
 
+    def __enter__(self) -> ReproducibleMode:
+        # Subnormal numbers are part of the definitions: never flush them to zero.
+        torch.set_flush_denormal(False)
+        super().__enter__()
+        return self
+
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         name = get_op_name(func)

@@ -55,6 +55,8 @@ class TransformerConfig:
 class Block(nn.Module):
     """LayerNorm → causal multi-head self-attention → LayerNorm → GELU MLP, each with a residual."""
 
+    causal: torch.Tensor  # [context, context] bool, lower triangular
+
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
         self.heads = config.heads

@@ -20,6 +20,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,45 @@ def get_primitives_for() -> Callable[[torch.device], Any]:
     except ImportError:
         return lambda device: REFERENCE
     return lambda device: FAST if device.type == "cpu" else REFERENCE
+
+
+# --- committing while the next step computes ------------------------------------------------------
+
+
+class Committer:
+    """Hashes each state and writes its checkpoint on a background thread, overlapped with the next
+    step. The live tensors are snapshotted first (a memory copy), since the next step changes them in
+    place; tensors the step never writes (the data set) are shared, not copied, and hashed once."""
+
+    def __init__(self, run: Path, checkpoint_every: int, steps: int) -> None:
+        self.run = run
+        self.checkpoint_every = checkpoint_every
+        self.steps = steps
+        self.cache = DigestCache()
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinpoint-commit")
+        self.pending: list[Future[Root]] = []
+
+    def _snapshot(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {name: t if name.startswith("data/") else t.detach().clone() for name, t in tensors.items()}
+
+    def _commit(self, step: int, tensors: dict[str, torch.Tensor]) -> Root:
+        root = compute_state_root(compute_state_digests(tensors, self.cache))
+        if step == 0 or step % self.checkpoint_every == 0 or step == self.steps:
+            write_checkpoint(self.run, step, tensors, root)
+        return root
+
+    def submit(self, step: int, tensors: dict[str, torch.Tensor]) -> None:
+        """Queue s_step for hashing and checkpointing; raises any earlier commit's error."""
+        for done in [f for f in self.pending if f.done()]:
+            done.result()
+        self.pending.append(self.pool.submit(self._commit, step, self._snapshot(tensors)))
+
+    def finish(self) -> list[Root]:
+        """The roots s_0 … s_T, in order, once every commit is written."""
+        return [future.result() for future in self.pending]
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 # --- checkpoints ----------------------------------------------------------------------------------
@@ -260,26 +300,27 @@ def _train_into(
 ) -> None:
     primitives_for = get_primitives_for()
     session = Session(job, device)
-    cache = DigestCache()
+    committer = Committer(run, checkpoint_every, job.steps)
     timing = StepTiming()
-    roots = [compute_state_root(compute_state_digests(session.state_tensors(), cache))]
-    write_checkpoint(run, 0, session.state_tensors(), roots[0])
-    for t in range(job.steps):
+    try:
+        committer.submit(0, session.state_tensors())
+        for t in range(job.steps):
+            start = time.perf_counter()
+            with ReproducibleMode(RngContext(job.seed, t), primitives_for, tamper=tamper):
+                loss = session.run_step()
+            if tamper is not None and tamper.kind == "state" and tamper.step == t:
+                tamper_state(session)
+            middle = time.perf_counter()
+            committer.submit(t + 1, session.state_tensors())
+            timing.compute += middle - start
+            timing.commit += time.perf_counter() - middle
+            if on_step is not None:
+                on_step(t, float(loss))
         start = time.perf_counter()
-        with ReproducibleMode(RngContext(job.seed, t), primitives_for, tamper=tamper):
-            loss = session.run_step()
-        if tamper is not None and tamper.kind == "state" and tamper.step == t:
-            tamper_state(session)
-        middle = time.perf_counter()
-        tensors = session.state_tensors()
-        roots.append(compute_state_root(compute_state_digests(tensors, cache)))
-        if (t + 1) % checkpoint_every == 0 or t + 1 == job.steps:
-            write_checkpoint(run, t + 1, tensors, roots[-1])
-        end = time.perf_counter()
-        timing.compute += middle - start
-        timing.commit += end - middle
-        if on_step is not None:
-            on_step(t, float(loss))
+        roots = committer.finish()
+        timing.commit += time.perf_counter() - start
+    finally:
+        committer.close()
     job_id = compute_job_id(job)
     chain = compute_chain_tree(roots)
     body = compute_commitment_body(job_id, job.steps, chain.root, get_public_key_bytes(key))

@@ -111,7 +111,7 @@ class Session:
             if value.dtype != live.dtype or value.shape != live.shape:
                 raise StateError(f"{name}: expected {live.dtype} {tuple(live.shape)}, got {value.dtype} {tuple(value.shape)}")
         params = dict(self.model.named_parameters())
-        optim: dict[nn.Parameter, dict[str, torch.Tensor]] = {}
+        optim: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
         for name, value in tensors.items():
             if name.startswith("optim/"):
                 param_name, _, key = name[len("optim/") :].rpartition("/")

@@ -226,7 +226,7 @@ def _pow_scalar(_: Primitives, a: dict[str, Any]) -> Outputs:
     if not (isinstance(exponent, int | float) and float(exponent).is_integer() and 1 <= exponent <= 4):
         raise UnsupportedOperator("aten::pow.Tensor_Scalar", f"exponent {exponent}")
     result = a["self"]
-    for _ in range(int(exponent) - 1):
+    for _power in range(int(exponent) - 1):
         result = result * a["self"]
     return result
 
