@@ -1,0 +1,137 @@
+"""The driver: plays a game between two strategies on a simulated clock and records its transcript.
+
+The driver is the only part with a notion of time passing: it asks each strategy once per query, delivers
+the messages they return in order of arrival (the query's time plus each message's delay), lets the
+clock run out when nobody speaks before a flag falls, and records every event. All decisions are the
+pure rules' (`protocol.game.rules`); wall-clock seconds spent in the strategies and in the referee are
+measured on the side.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from protocol.game.constants import GameConfig
+from protocol.game.enums import ROLES
+from protocol.game.evidence import Evidence, EvidenceRequest, LeafDispute, MissingEvidence, StepStructure
+from protocol.game.interfaces import Referee
+from protocol.game.messages import SignedMove
+from protocol.game.rules import create_game, get_next_deadline, get_owing_roles, process_clock, process_move
+from protocol.game.state import GameSetup, GameState, Verdict
+from protocol.game.transcript import Transcript, TranscriptEvent
+from protocol.types import Root, Seconds, StepIndex
+from verifier.game.strategy import Strategy
+from verifier.game.transcript import write_transcript
+
+Observer = Callable[[GameState, GameState | None], None]
+"""Called as observer(state, previous) after game creation (previous None) and after every event."""
+
+
+class DriverError(RuntimeError):
+    """A game that does not end within the driver's event budget (a strategy flooding it)."""
+
+
+class TimedReferee:
+    """A referee that records the wall-clock seconds spent inside each call."""
+
+    def __init__(self, referee: Referee) -> None:
+        self.referee = referee
+        self.seconds = 0.0
+        self.calls = 0
+
+    def _timed(self, call: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        try:
+            return call()
+        finally:
+            self.seconds += time.perf_counter() - start
+            self.calls += 1
+
+    def compute_initial_state_root(self, job_id: bytes) -> Root:
+        result: Root = self._timed(lambda: self.referee.compute_initial_state_root(job_id))
+        return result
+
+    def compute_structure(self, job_id: bytes, step: StepIndex) -> StepStructure:
+        result: StepStructure = self._timed(lambda: self.referee.compute_structure(job_id, step))
+        return result
+
+    def get_evidence_requests(self, dispute: LeafDispute) -> Sequence[EvidenceRequest]:
+        result: Sequence[EvidenceRequest] = self._timed(lambda: self.referee.get_evidence_requests(dispute))
+        return result
+
+    def compute_expected_leaf(self, dispute: LeafDispute, evidence: Evidence) -> bytes | MissingEvidence:
+        result: bytes | MissingEvidence = self._timed(lambda: self.referee.compute_expected_leaf(dispute, evidence))
+        return result
+
+
+@dataclass(frozen=True)
+class GameResult:
+    """A finished game: its verdict, final state and transcript, and where the wall-clock time went."""
+
+    verdict: Verdict
+    state: GameState
+    transcript: Transcript
+    referee_seconds: float  # inside referee calls
+    strategy_seconds: float  # inside both strategies (regenerating steps, building and signing answers)
+    total_seconds: float
+
+
+def play_game(worker: Strategy, challenger: Strategy, referee: Referee, config: GameConfig, *,
+              started_at: float = 0.0, context: Any = None, observer: Observer | None = None,
+              transcript_path: str | os.PathLike[str] | None = None, max_events: int = 100_000) -> GameResult:
+    """Play one game to its verdict, on a simulated clock starting at `started_at` seconds; `context` (any
+    JSON) is bound into the game id and the transcript, e.g. to say how to rebuild the referee. Writes the
+    transcript to `transcript_path` when given. Raises GameSetupError when the run commitments cannot
+    start a game."""
+    start = time.perf_counter()
+    timed = TimedReferee(referee)
+    strategies = (worker, challenger)
+    strategy_seconds = 0.0
+    clock = time.perf_counter()
+    setup = GameSetup(worker.get_run_commitment(), challenger.get_run_commitment(), config,
+                      Seconds(float(started_at)), context)
+    strategy_seconds += time.perf_counter() - clock
+    state = create_game(setup)
+    if observer is not None:
+        observer(state, None)
+    events: list[TranscriptEvent] = []
+    pending: list[tuple[float, int, SignedMove]] = []  # (arrival time, order of sending, message)
+    order = itertools.count()
+    asked = -1  # the last query the strategies were asked about
+    while state.verdict is None:
+        if state.seq != asked:
+            asked = state.seq
+            for role, strategy in zip(ROLES, strategies, strict=True):
+                if role in get_owing_roles(state):
+                    clock = time.perf_counter()
+                    actions = strategy.compute_actions(state, role)
+                    strategy_seconds += time.perf_counter() - clock
+                    for action in actions:
+                        arrival = state.round_started_at + max(0.0, float(action.delay))
+                        heapq.heappush(pending, (arrival, next(order), action.message))
+        deadline = get_next_deadline(state)
+        assert deadline is not None  # a live game always waits for someone
+        previous = state
+        if pending and pending[0][0] < deadline:
+            arrival, _, message = heapq.heappop(pending)
+            at = Seconds(max(arrival, state.now))
+            state = process_move(state, message, at, timed)
+            events.append(TranscriptEvent(at, message))
+        else:
+            state = process_clock(state, deadline)
+            events.append(TranscriptEvent(deadline, None))
+        if observer is not None:
+            observer(state, previous)
+        if len(events) > max_events:
+            raise DriverError(f"no verdict after {max_events} events")
+    assert state.verdict is not None
+    transcript = Transcript(setup, state.game_id, tuple(events), state.verdict)
+    if transcript_path is not None:
+        write_transcript(transcript_path, transcript)
+    return GameResult(state.verdict, state, transcript, timed.seconds, strategy_seconds, time.perf_counter() - start)

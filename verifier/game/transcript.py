@@ -1,0 +1,97 @@
+"""Transcript files and their offline verification.
+
+`write_transcript` writes the JSON of `protocol.game.transcript` atomically (temporary file, fsync,
+rename, fsync of the directory). `verify_transcript` replays a transcript through the pure rules with the
+verifier's own referee and says whether the recorded verdict follows; it never raises on bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from protocol.game.interfaces import Referee
+from protocol.game.state import GameState, Verdict, compute_verdict_json
+from protocol.game.transcript import (
+    Transcript,
+    compute_transcript_json,
+    parse_transcript_json,
+    replay_transcript,
+)
+from protocol.signing import compute_canonical_json
+
+MAX_TRANSCRIPT_BYTES = 1 << 34  # refuse to read a file larger than 16 GiB
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    valid: bool  # the recorded verdict follows from the recorded events
+    reason: str  # why (or why not), one line
+    verdict: Verdict | None = None  # the verdict the replay reached, when it reached one
+    state: GameState | None = None  # the replay's final state (e.g. the disputed leaves, for display)
+
+
+def write_transcript(path: str | os.PathLike[str], transcript: Transcript) -> Path:
+    """Write the transcript as canonical JSON, atomically; returns the path written."""
+    target = Path(path)
+    data = compute_canonical_json(compute_transcript_json(transcript)) + b"\n"
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+    directory = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return target
+
+
+def read_transcript_json(path: str | os.PathLike[str]) -> Any:
+    """The JSON value in a transcript file (not yet checked); OSError / ValueError when unreadable."""
+    target = Path(path)
+    if target.stat().st_size > MAX_TRANSCRIPT_BYTES:
+        raise ValueError(f"{target} is larger than {MAX_TRANSCRIPT_BYTES} bytes")
+    return json.loads(target.read_bytes())
+
+
+def read_transcript(path: str | os.PathLike[str]) -> Transcript:
+    return parse_transcript_json(read_transcript_json(path))
+
+
+def verify_transcript(transcript: Transcript | Any, referee: Referee) -> VerificationResult:
+    """Replay `transcript` (a Transcript or its JSON) and check that it ends, at its last event, in exactly
+    the recorded verdict. Never raises: any malformed input or failed replay is an invalid transcript."""
+    try:
+        parsed = transcript if isinstance(transcript, Transcript) else parse_transcript_json(transcript)
+        state = replay_transcript(parsed, referee)
+        if state.verdict is None:
+            return VerificationResult(False, "the events end before the game is decided")
+        replayed = compute_verdict_json(state.verdict)
+        recorded = compute_verdict_json(parsed.verdict)
+        if compute_canonical_json(replayed) != compute_canonical_json(recorded):
+            fields = sorted(key for key in replayed if compute_canonical_json(replayed[key]) !=
+                            compute_canonical_json(recorded.get(key)))
+            return VerificationResult(False, f"the recorded verdict does not follow (differs in {', '.join(fields)})",
+                                      state.verdict, state)
+        return VerificationResult(True, "the recorded verdict follows from the events", state.verdict, state)
+    except Exception as error:  # never raise on bad input (STYLE.md, item 4)
+        return VerificationResult(False, f"{type(error).__name__}: {error}")
+
+
+def verify_transcript_file(path: str | os.PathLike[str], referee: Referee) -> VerificationResult:
+    """`verify_transcript` of a file; an unreadable file is an invalid transcript."""
+    try:
+        value = read_transcript_json(path)
+    except (OSError, ValueError, RecursionError) as error:
+        return VerificationResult(False, f"cannot read {path}: {error}")
+    return verify_transcript(value, referee)
