@@ -203,5 +203,13 @@ def demo_command(seed: int, out: Path | None, as_json: bool) -> None:
                f"refunded {summary['refunded']}; supply conserved: {summary['supply_conserved']}; {report.seconds:.1f} s; files in {folder}")
 
 
+def _register_simulation() -> None:
+    from pinpoint.simulation.cli import simulate_command
+
+    main.add_command(simulate_command, "simulate")
+
+
+_register_simulation()
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,713 @@
+"""The epoch loop: agents' decisions (agents.py) carried out through the protocol's own transitions
+(protocol.economy), in memory, one run at a time.
+
+One epoch, top to bottom:
+
+    1. users post jobs                        process_post_job
+    2. reverse auctions (if configured)       process_bid, process_close_auction
+    3. assigned workers execute and commit    process_submit_commitment   (cheat or not: agents decide)
+    4. challengers watch and verify; a wrong  process_open_dispute, process_settle_dispute
+       result is disputed and the game's      (the honest side wins; each side pays its game cost)
+       verdict settled at once                process_settle_job for a caught forced error
+    5. jobs whose window is over are paid     process_settle_job
+    6. upkeep: stake top-ups after a slash,   process_stake, process_heartbeat, process_claim_vesting,
+       heartbeats, vesting claims, leaving    process_deregister_worker, process_unbond,
+       and entering (churn), stale jobs       process_withdraw_unbonded, process_register_worker,
+                                              process_post_ask, process_cancel_job
+    7. the epoch ends: batch auction,         process_epoch
+       emission and rewards
+    8. adaptive agents move toward what paid; metrics; the economy's invariants
+
+Off-chain costs (compute, checking, dispute games) never touch the ledger; profits are ledger income
+(payments, rewards, slash shares, minus slashes) minus those costs.
+
+Terminal jobs are archived (dropped from `state.jobs`) at the end of each epoch once the run has
+recorded them: the economy keeps every job forever, which would make each epoch's invariant check
+cost O(all jobs ever). Archiving keeps every invariant true (a terminal job holds no escrow, bond or
+open-job count) and the per-epoch cost O(live state).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pinpoint.simulation.agents import (
+    ACTIVE,
+    CHALLENGER,
+    IDLE,
+    LEAVING,
+    T_ADAPTIVE,
+    T_CHALLENGER_ADAPTIVE,
+    T_CHEATER,
+    TYPE_NAMES,
+    USER,
+    WORKER,
+    PayoffMemory,
+    compute_adapted_probability,
+    compute_average,
+    create_agents,
+    decide_checks,
+    decide_churn,
+    decide_executions,
+    decide_job_requests,
+)
+from pinpoint.simulation.config import RunSpec, SimulationConfig
+from pinpoint.simulation.metrics import EPOCH_COLUMNS, PROFIT_COLUMNS, compute_gini, compute_rate
+from protocol.economy import (
+    AuctionMode,
+    DisputeOutcome,
+    InsufficientFunds,
+    JobStatus,
+    NoBids,
+    NothingToClaim,
+    NothingToWithdraw,
+    StakeLocked,
+    State,
+    check_invariants,
+    compute_job_tax,
+    create_state,
+    get_required_worker_stake,
+    get_stake_at_risk,
+    is_eligible_worker,
+    process_bid,
+    process_cancel_job,
+    process_claim_vesting,
+    process_close_auction,
+    process_deregister_worker,
+    process_epoch,
+    process_genesis_allocation,
+    process_heartbeat,
+    process_open_dispute,
+    process_post_ask,
+    process_post_job,
+    process_register_worker,
+    process_settle_dispute,
+    process_settle_job,
+    process_stake,
+    process_submit_commitment,
+    process_unbond,
+    process_withdraw_unbonded,
+)
+from protocol.economy.helpers import get_vesting_unreleased
+
+COMMIT_RIGHT = "c0" * 32
+"""Run-commitment root a worker posts for a true result (the ledger only checks its form)."""
+
+COMMIT_WRONG = "ba" * 32
+"""Run-commitment root of a wrong result."""
+
+COUNTERS = (
+    "jobs_posted", "jobs_unfunded", "jobs_assigned", "jobs_cancelled", "jobs_executed", "jobs_settled", "jobs_slashed",
+    "cheats", "wrong_results", "forced_errors", "watched", "checks", "disputes", "cheats_caught", "forced_caught",
+    "wrong_cheats", "entered", "left", "cheat_jobs", "honest_jobs",
+)
+SUMS = (
+    "price_sum", "cheat_profit_sum", "cheat_profit_sumsq", "honest_profit_sum", "honest_profit_sumsq", "cheat_gain_sum",
+    "cheat_price_sum", "cheat_stake_sum", "cheat_vesting_sum", "cheat_pdetect_sum", "check_profit_sum",
+)
+
+
+class Transitions:
+    """The protocol transitions the engine calls; with `check_each`, every call is followed by the
+    economy's `check_invariants` (for tests: slow, but it names the first transition that breaks one)."""
+
+    def __init__(self, check_each: bool) -> None:
+        def wrap(function: Callable[..., Any]) -> Callable[..., Any]:
+            if not check_each:
+                return function
+
+            def checked(state: State, *args: Any) -> Any:
+                try:
+                    return function(state, *args)
+                finally:
+                    check_invariants(state)
+
+            checked.__name__ = function.__name__
+            return checked
+
+        self.post_job = wrap(process_post_job)
+        self.bid = wrap(process_bid)
+        self.close_auction = wrap(process_close_auction)
+        self.cancel_job = wrap(process_cancel_job)
+        self.submit_commitment = wrap(process_submit_commitment)
+        self.open_dispute = wrap(process_open_dispute)
+        self.settle_dispute = wrap(process_settle_dispute)
+        self.settle_job = wrap(process_settle_job)
+        self.stake = wrap(process_stake)
+        self.unbond = wrap(process_unbond)
+        self.withdraw_unbonded = wrap(process_withdraw_unbonded)
+        self.register_worker = wrap(process_register_worker)
+        self.deregister_worker = wrap(process_deregister_worker)
+        self.post_ask = wrap(process_post_ask)
+        self.heartbeat = wrap(process_heartbeat)
+        self.claim_vesting = wrap(process_claim_vesting)
+        self.epoch = wrap(process_epoch)
+        self.genesis_allocation = wrap(process_genesis_allocation)
+
+
+class JobRecord:
+    """What the run knows about one live job beyond the ledger (who cheated, what it cost)."""
+
+    __slots__ = ("user", "work_units", "posted", "worker", "price", "cheated", "wrong", "forced", "cost", "gain",
+                 "stake", "vesting", "p_watch", "game_cost")
+
+    def __init__(self, user: int, work_units: int, posted: int) -> None:
+        self.user = user
+        self.work_units = work_units
+        self.posted = posted
+        self.worker = -1
+        self.price = 0
+        self.cheated = False
+        self.wrong = False
+        self.forced = False
+        self.cost = 0.0  # tokens of compute the worker spent
+        self.gain = 0.0  # tokens a cheat saved
+        self.stake = 0  # worker's stake at risk when it committed
+        self.vesting = 0  # worker's unreleased vesting when it committed
+        self.p_watch = 0.0  # the watcher's verifying chance
+        self.game_cost = 0.0  # the worker's dispute-game cost on this job
+
+
+@dataclass
+class RunResult:
+    """One run's outcome: its identity, the per-epoch table columns (shape (epochs,) each) and totals."""
+
+    index: int
+    scenario: str
+    point: tuple[tuple[str, Any], ...]
+    repetition: int
+    seed: int
+    columns: dict[str, np.ndarray]
+    final: dict[str, Any]
+    seconds: float  # wall time of the run (kept out of the table so tables compare bit for bit)
+
+
+class Simulation:
+    """One run: the economy's state, the agents, and the loop that joins them."""
+
+    def __init__(self, config: SimulationConfig, seed: int) -> None:
+        self.config = config
+        self.rng = np.random.Generator(np.random.PCG64(seed))
+        self.params = config.params
+        mode = config.run.invariants
+        self.tx = Transitions(check_each=mode == "transition")
+        self.check_epochs = mode in ("epoch", "transition")
+        self.state = create_state(self.params, seed=self.rng.bytes(32))
+        n_workers = sum(p.count + p.pool for p in config.workers.values())
+        self.agents = create_agents(config, self.rng.uniform(-1.0, 1.0, n_workers))
+        a = self.agents
+        self.names = a.names
+        self.index = {name: i for i, name in enumerate(a.names)}
+        self.users = np.flatnonzero(a.kind == USER)
+        self.mode = AuctionMode.BATCH if config.market.auction == "batch" else AuctionMode.REVERSE
+        self.records: dict[int, JobRecord] = {}
+        self.pending: list[tuple[int, int, int]] = []  # (job, worker agent, price) assigned, not yet executed
+        self.settle_due: dict[int, list[int]] = {}
+        self.close_due: dict[int, list[int]] = {}
+        self.withdraw_due: dict[int, list[int]] = {}
+        self.open_jobs: deque[tuple[int, int]] = deque()  # (posted epoch, job) of open batch jobs
+        self.archive: list[int] = []
+        self.slashed_workers: list[int] = []
+        # this epoch's ledger flows and outcomes, reset at the start of every step
+        self.income: list[tuple[int, float]] = []  # (agent, tokens) ledger income (negative for slashes)
+        self.cost: list[tuple[int, float]] = []  # (agent, tokens) off-chain cost
+        self.pay: list[tuple[int, float]] = []  # (agent, tokens) job payments and rewards (Gini)
+        self.worker_outcomes: list[tuple[int, bool, float, int]] = []  # (population, cheated, profit, price) resolved jobs
+        self.check_outcomes: list[tuple[int, float, float]] = []  # (population, profit, check cost) checks
+        self.memories = [PayoffMemory(p.memory) for p in a.populations]
+        self.heartbeat_every = max(1, self.params.heartbeat_grace_epochs)
+        self.claim_every = max(1, self.params.vesting_epochs)
+        self.phase = np.arange(a.size, dtype=np.int64)
+        self.genesis_active = a.status == ACTIVE
+        self.columns: dict[str, list[float]] = {name: [] for name in list(EPOCH_COLUMNS) + list(PROFIT_COLUMNS)}
+        self.invariant_checks = 0
+        self.income_total = np.zeros(a.size)  # tokens of ledger income per agent since genesis (users: value - payments)
+        self._genesis()
+
+    # -- genesis ----------------------------------------------------------------------------------
+
+    def _genesis(self) -> None:
+        a, st = self.agents, self.state
+        for i, name in enumerate(self.names):
+            self.tx.genesis_allocation(st, name, int(a.initial_balance[i]))
+        for i in np.flatnonzero((a.kind == WORKER) & (a.status == ACTIVE)).tolist():
+            if not self._enter_worker(i):
+                raise ValueError(f"worker {self.names[i]} cannot afford the stake to register at genesis")
+
+    def _enter_worker(self, i: int) -> bool:
+        """Bond the target stake, register, post an ask (batch auctions). False if it cannot afford it."""
+        a, st, name = self.agents, self.state, self.names[i]
+        required = get_required_worker_stake(st)
+        # ceil: the target stake is never below multiple x price, so it always covers the required stake
+        target = math.ceil(required * float(a.stake_multiple[i]) - 1e-9)
+        held = st.stakes.get(name, 0)
+        if target > held and st.accounts[name].balance < target - held:
+            return False
+        if target > held:
+            self.tx.stake(st, name, target - held)
+        self.tx.register_worker(st, name)
+        if self.mode == AuctionMode.BATCH:
+            self.tx.post_ask(st, name, int(a.ask[i]), int(a.capacity[i]))
+        a.target_stake[i] = max(target, held)
+        return True
+
+    # -- the loop -----------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, np.ndarray]:
+        for _ in range(self.config.run.epochs):
+            self.step()
+        if self.config.run.invariants == "end":
+            self._check_invariants()
+        return {k: np.asarray(v) for k, v in self.columns.items()}
+
+    def step(self) -> None:
+        """Play one epoch (see the module docstring for the order)."""
+        a, st = self.agents, self.state
+        e = st.epoch
+        c = dict.fromkeys(COUNTERS, 0)
+        s = dict.fromkeys(SUMS, 0.0)
+        self.income, self.cost, self.pay, self.worker_outcomes, self.check_outcomes = [], [], [], [], []
+        self.slashed_workers = []
+        active_before = a.status == ACTIVE
+        supply_before = st.total_supply - st.burned
+        burned_before = st.burned
+        slashed_before = st.totals.slashed
+        rewards_before = st.totals.challenger_rewards
+        jackpot_before = st.totals.jackpot_paid
+
+        self._post_jobs(c)
+        if self.mode == AuctionMode.REVERSE:
+            self._close_auctions(e, c)
+        committed = self._execute(c, s)
+        self._check(committed, c, s)
+        self._settle_due(e, c, s)
+        self._top_up(c)
+        self._heartbeats(e)
+        self._claim_vesting(e)
+        self._withdraw(e)
+        if self.config.churn.enabled:
+            self._churn(e, c)
+        self._cancel_stale(e, c)
+        report = self.tx.epoch(st, self.rng.bytes(32))
+        for assignment in report.assignments:
+            self._assigned(assignment.job_id, assignment.worker, assignment.price, c)
+        for name, amount in report.rewards.items():
+            i = self.index[name]
+            self.income.append((i, amount))
+            self.pay.append((i, amount))
+        self._adapt()
+        self._record(c, s, report, active_before, supply_before, burned_before, slashed_before, rewards_before,
+                     jackpot_before)
+        for job_id in self.archive:
+            del st.jobs[job_id]
+        self.archive = []
+        if self.check_epochs:
+            self._check_invariants()
+
+    def _check_invariants(self) -> None:
+        check_invariants(self.state)
+        self.invariant_checks += 1
+
+    # -- 1, 2: jobs and auctions ----------------------------------------------------------------------
+
+    def _post_jobs(self, c: dict[str, int]) -> None:
+        st, names, records, tx = self.state, self.names, self.records, self.tx
+        e = st.epoch
+        requests = decide_job_requests(self.config.users, self.users, self.params.min_job_payment, self.rng)
+        mode = self.mode
+        bidders = self.config.market.bidders_per_job
+        a = self.agents
+        candidates = np.flatnonzero((a.kind == WORKER) & (a.status == ACTIVE))
+        duration = self.params.auction_duration_epochs
+        for user, units, max_price in zip(requests.users.tolist(), requests.work_units.tolist(),
+                                          requests.max_prices.tolist(), strict=True):
+            try:
+                job_id = tx.post_job(st, names[user], max_price, units, mode)
+            except InsufficientFunds:
+                c["jobs_unfunded"] += 1
+                continue
+            c["jobs_posted"] += 1
+            records[job_id] = JobRecord(user, units, e)
+            if mode == AuctionMode.BATCH:
+                self.open_jobs.append((e, job_id))
+            else:
+                self._bid(job_id, units, max_price, bidders, candidates)
+                self.close_due.setdefault(e + duration, []).append(job_id)
+
+    def _bid(self, job_id: int, units: int, max_price: int, bidders: int, candidates: np.ndarray) -> None:
+        """Reverse auction: a few random active, eligible workers bid their ask for the job's size."""
+        a, st = self.agents, self.state
+        if not len(candidates):
+            return
+        chosen = self.rng.choice(candidates, size=min(bidders, len(candidates)), replace=False)
+        floor = self.params.min_job_payment
+        for i in chosen.tolist():
+            price = max(floor, int(a.ask[i]) * units)
+            name = self.names[i]
+            if price <= max_price and is_eligible_worker(st, name):
+                self.tx.bid(st, name, job_id, price)
+
+    def _close_auctions(self, e: int, c: dict[str, int]) -> None:
+        for job_id in self.close_due.pop(e, []):
+            try:
+                assignment = self.tx.close_auction(self.state, job_id)
+            except NoBids:
+                self._cancel(job_id, c)
+                continue
+            self._assigned(assignment.job_id, assignment.worker, assignment.price, c)
+
+    def _assigned(self, job_id: int, worker: str, price: int, c: dict[str, int]) -> None:
+        c["jobs_assigned"] += 1
+        self.pending.append((job_id, self.index[worker], price))
+
+    def _cancel(self, job_id: int, c: dict[str, int]) -> None:
+        record = self.records.pop(job_id)
+        self.tx.cancel_job(self.state, self.names[record.user], job_id)
+        self.archive.append(job_id)
+        c["jobs_cancelled"] += 1
+
+    def _cancel_stale(self, e: int, c: dict[str, int]) -> None:
+        """Users cancel batch jobs that stayed unmatched through `user_patience` more auctions."""
+        limit = e - self.config.market.user_patience - 1
+        jobs = self.state.jobs
+        while self.open_jobs and self.open_jobs[0][0] <= limit:
+            _, job_id = self.open_jobs.popleft()
+            job = jobs.get(job_id)
+            if job is not None and job.status == JobStatus.OPEN:
+                self._cancel(job_id, c)
+
+    # -- 3: execution -----------------------------------------------------------------------------------
+
+    def _execute(self, c: dict[str, int], s: dict[str, float]) -> list[int]:
+        """Workers carry out the jobs assigned to them and commit; returns the committed jobs."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return []
+        a, st, records, names, tx = self.agents, self.state, self.records, self.names, self.tx
+        jobs = st.jobs
+        job_ids = [p[0] for p in pending]
+        workers = np.array([p[1] for p in pending], dtype=np.int64)
+        units = np.array([records[j].work_units for j in job_ids], dtype=np.int64)
+        forced = np.array([jobs[j].forced_error for j in job_ids], dtype=bool)
+        ex = decide_executions(a, workers, units, forced, self.rng)
+        window = self.params.challenge_window_epochs
+        due = self.settle_due.setdefault(st.epoch + window, [])
+        costs = ex.cost.tolist()
+        for k, (job_id, worker, price), cheated, wrong, is_forced, gain in zip(
+            range(len(pending)), pending, ex.cheated.tolist(), ex.wrong.tolist(), forced.tolist(), ex.gain.tolist(),
+            strict=True,
+        ):
+            name = names[worker]
+            tx.submit_commitment(st, name, job_id, COMMIT_WRONG if wrong else COMMIT_RIGHT)
+            r = records[job_id]
+            r.worker, r.price, r.cheated, r.wrong, r.forced = worker, price, cheated, wrong, is_forced
+            r.cost, r.gain = costs[k], gain
+            if cheated:
+                r.stake = get_stake_at_risk(st, name)
+                r.vesting = get_vesting_unreleased(st, name)
+            self.cost.append((worker, costs[k]))
+            due.append(job_id)
+        c["jobs_executed"] += len(pending)
+        c["cheats"] += int(ex.cheated.sum())
+        c["wrong_results"] += int(ex.wrong.sum())
+        c["wrong_cheats"] += int((ex.wrong & ex.cheated & ~forced).sum())
+        c["forced_errors"] += int(forced.sum())
+        s["price_sum"] += float(sum(p[2] for p in pending))
+        return job_ids
+
+    # -- 4: checks and disputes ---------------------------------------------------------------------------
+
+    def _check(self, committed: list[int], c: dict[str, int], s: dict[str, float]) -> None:
+        if not committed:
+            return
+        a, st, records, names, tx = self.agents, self.state, self.records, self.names, self.tx
+        challengers = np.flatnonzero((a.kind == CHALLENGER) & (a.status == ACTIVE))
+        units = np.array([records[j].work_units for j in committed], dtype=np.int64)
+        checks = decide_checks(a, challengers, units, self.rng)
+        c["watched"] += int((checks.watcher >= 0).sum())
+        c["checks"] += int(checks.verify.sum())
+        p_watch = checks.p_watch.tolist()
+        for k, job_id in enumerate(committed):
+            records[job_id].p_watch = p_watch[k]
+        game_w = self.config.dispute.game_cost_worker
+        game_c = self.config.dispute.game_cost_challenger
+        population = a.population
+        for k in np.flatnonzero(checks.verify).tolist():
+            job_id = committed[k]
+            watcher: int = checks.watcher[k].item()
+            check_cost = float(checks.cost[k])
+            self.cost.append((watcher, check_cost))
+            r = records[job_id]
+            profit = -check_cost
+            if r.wrong:
+                try:
+                    tx.open_dispute(st, names[watcher], job_id)
+                except InsufficientFunds:
+                    self.check_outcomes.append((int(population[watcher]), profit, check_cost))
+                    s["check_profit_sum"] += profit
+                    continue
+                c["disputes"] += 1
+                # the dispute game: the honest side (the challenger, since the result is wrong) wins
+                result = tx.settle_dispute(st, DisputeOutcome(job_id, names[watcher], names[r.worker]))
+                reward = result.winner_reward + result.jackpot_paid
+                self.income.append((watcher, reward))
+                self.cost.append((watcher, game_c))
+                self.cost.append((r.worker, game_w))
+                r.game_cost = game_w
+                profit += reward - game_c
+                if result.kind == "forced-error-caught":
+                    c["forced_caught"] += 1
+                    price = tx.settle_job(st, job_id)
+                    self._resolve(job_id, r, price, False, c, s)
+                else:
+                    c["cheats_caught"] += 1
+                    self.slashed_workers.append(r.worker)
+                    self._resolve(job_id, r, -result.slashed, True, c, s)
+            self.check_outcomes.append((int(population[watcher]), profit, check_cost))
+            s["check_profit_sum"] += profit
+
+    # -- 5: settlement --------------------------------------------------------------------------------
+
+    def _settle_due(self, e: int, c: dict[str, int], s: dict[str, float]) -> None:
+        st, records, tx = self.state, self.records, self.tx
+        jobs = st.jobs
+        for job_id in self.settle_due.pop(e, []):
+            r = records.get(job_id)
+            if r is None or jobs[job_id].status != JobStatus.COMMITTED:
+                continue
+            price = tx.settle_job(st, job_id)
+            self._resolve(job_id, r, price, False, c, s)
+
+    def _resolve(self, job_id: int, r: JobRecord, received: int, slashed: bool, c: dict[str, int],
+                 s: dict[str, float]) -> None:
+        """A job reached its end: score it for the worker (cheat or honest) and the user, archive it."""
+        profit = received - r.cost - r.game_cost
+        self.income.append((r.worker, received))
+        if not slashed:
+            self.pay.append((r.worker, received))
+            c["jobs_settled"] += 1
+        else:
+            c["jobs_slashed"] += 1
+        if r.cheated:
+            c["cheat_jobs"] += 1
+            s["cheat_profit_sum"] += profit
+            s["cheat_profit_sumsq"] += profit * profit
+            s["cheat_gain_sum"] += r.gain
+            s["cheat_price_sum"] += r.price
+            s["cheat_stake_sum"] += r.stake
+            s["cheat_vesting_sum"] += r.vesting
+            s["cheat_pdetect_sum"] += r.p_watch
+        else:
+            c["honest_jobs"] += 1
+            s["honest_profit_sum"] += profit
+            s["honest_profit_sumsq"] += profit * profit
+        self.worker_outcomes.append((int(self.agents.population[r.worker]), r.cheated, profit, r.price))
+        # the user paid the price and its tax; a slashed job's price came back; a wrong result is worth nothing
+        tax = compute_job_tax(r.price, self.params.job_tax_bps)
+        useful = not slashed and not (r.cheated and r.wrong and not r.forced)
+        value = float(self.agents.unit_cost[r.user]) * r.work_units if useful else 0.0
+        self.income.append((r.user, value - tax - (0 if slashed else r.price)))
+        del self.records[job_id]
+        self.archive.append(job_id)
+
+    # -- 6: upkeep ---------------------------------------------------------------------------------------
+
+    def _top_up(self, c: dict[str, int]) -> None:
+        """A slashed worker bonds back up to its target stake, or leaves if it cannot afford to."""
+        a, st = self.agents, self.state
+        for i in dict.fromkeys(self.slashed_workers):
+            if a.status[i] != ACTIVE:
+                continue
+            name = self.names[i]
+            missing = int(a.target_stake[i]) - st.stakes.get(name, 0)
+            if missing <= 0:
+                continue
+            if st.accounts[name].balance >= missing:
+                self.tx.stake(st, name, missing)
+            else:
+                self._leave(i)
+                c["left"] += 1
+
+    def _heartbeats(self, e: int) -> None:
+        a = self.agents
+        due = np.flatnonzero((a.kind == WORKER) & (a.status == ACTIVE) & (self.phase % self.heartbeat_every == e % self.heartbeat_every))
+        for i in due.tolist():
+            self.tx.heartbeat(self.state, self.names[i])
+
+    def _claim_vesting(self, e: int) -> None:
+        a, st = self.agents, self.state
+        due = np.flatnonzero((a.kind == WORKER) & (self.phase % self.claim_every == e % self.claim_every))
+        for i in due.tolist():
+            name = self.names[i]
+            if name in st.vesting:
+                with contextlib.suppress(NothingToClaim):  # a cliff entry may have nothing released yet
+                    self.tx.claim_vesting(st, name)
+
+    def _withdraw(self, e: int) -> None:
+        for i in self.withdraw_due.pop(e, []):
+            try:
+                self.tx.withdraw_unbonded(self.state, self.names[i])
+            except (StakeLocked, NothingToWithdraw):
+                self.withdraw_due.setdefault(e + 1, []).append(i)
+                continue
+            self.agents.status[i] = IDLE
+
+    def _leave(self, i: int) -> None:
+        a, st, name = self.agents, self.state, self.names[i]
+        a.status[i] = IDLE
+        if a.kind[i] != WORKER:
+            return
+        self.tx.deregister_worker(st, name)
+        stake = st.stakes.get(name, 0)
+        if stake > 0:
+            self.tx.unbond(st, name, stake)
+            a.status[i] = LEAVING
+            self.withdraw_due.setdefault(st.epoch + self.params.unbonding_period_epochs, []).append(i)
+
+    def _churn(self, e: int, c: dict[str, int]) -> None:
+        a = self.agents
+        churn = decide_churn(a, self.config.churn, self.rng)
+        for i in churn.leave.tolist():
+            self._leave(i)
+            c["left"] += 1
+        for i in churn.enter.tolist():
+            if a.kind[i] == WORKER and not self._enter_worker(i):
+                continue
+            a.status[i] = ACTIVE
+            a.tenure[i] = 0
+            a.ema_profit[i] = 0.0
+            c["entered"] += 1
+
+    # -- 8: adaptation and metrics --------------------------------------------------------------------
+
+    def _adapt(self) -> None:
+        """Adaptive populations move their probability toward what paid their members this epoch."""
+        a = self.agents
+        for k, pop in enumerate(a.populations):
+            if pop.type_code not in (T_ADAPTIVE, T_CHALLENGER_ADAPTIVE):
+                continue
+            m = self.memories[k]
+            if pop.type_code == T_ADAPTIVE:
+                mine = [o for o in self.worker_outcomes if o[0] == k]
+                cheat = [o[2] for o in mine if o[1]]
+                honest = [o[2] for o in mine if not o[1]]
+                m.chosen = compute_average(m.chosen, sum(cheat), len(cheat), m.memory)
+                m.other = compute_average(m.other, sum(honest), len(honest), m.memory)
+                # the step is scaled by the price of a job: a gap of one price moves q by ~0.76 x rate
+                m.scale = compute_average(m.scale, float(sum(o[3] for o in mine)), len(mine), m.memory)
+            else:
+                checks = [o for o in self.check_outcomes if o[0] == k]
+                m.chosen = compute_average(m.chosen, sum(o[1] for o in checks), len(checks), m.memory)
+                m.other = 0.0  # not verifying costs and pays nothing
+                # the step is scaled by the cost of a check
+                m.scale = compute_average(m.scale, sum(o[2] for o in checks), len(checks), m.memory)
+            if m.chosen is None or m.other is None:
+                continue
+            members = pop.members
+            a.probability[members] = compute_adapted_probability(
+                a.probability[members], m.chosen - m.other, m.scale or 0.0, a.learning_rate[members],
+                a.min_probability[members], a.max_probability[members],
+            )
+
+    def _record(self, c: dict[str, int], s: dict[str, float], report: Any, active_before: np.ndarray,
+                supply_before: int, burned_before: int, slashed_before: int, rewards_before: int,
+                jackpot_before: int) -> None:
+        a, st = self.agents, self.state
+        n = a.size
+        active = a.status == ACTIVE
+        income = _total(self.income, n)
+        cost = _total(self.cost, n) + np.where(active, a.fixed_cost, 0.0)
+        profit = income - cost
+        self.income_total += income
+        a.ema_profit[active] += self.config.churn.memory * (profit[active] - a.ema_profit[active])
+        a.tenure[active] += 1
+        row: dict[str, float] = {"epoch": float(report.epoch)}
+        for key in ("jobs_posted", "jobs_unfunded", "jobs_assigned", "jobs_cancelled", "jobs_executed", "jobs_settled",
+                    "jobs_slashed", "cheats", "wrong_results", "forced_errors", "watched", "checks", "disputes",
+                    "cheats_caught", "forced_caught", "entered", "left", "cheat_jobs", "honest_jobs"):
+            row[key] = c[key]
+        for key in ("cheat_profit_sum", "cheat_profit_sumsq", "honest_profit_sum", "honest_profit_sumsq", "cheat_gain_sum",
+                    "cheat_price_sum", "cheat_stake_sum", "cheat_vesting_sum", "cheat_pdetect_sum", "check_profit_sum"):
+            row[key] = s[key]
+        executed = c["jobs_executed"]
+        row["cheat_rate"] = compute_rate(c["cheats"], executed)
+        row["check_rate"] = compute_rate(c["checks"], executed)
+        row["detection_rate"] = compute_rate(c["cheats_caught"], c["wrong_cheats"])
+        row["price_mean"] = compute_rate(s["price_sum"], executed)
+        cheaters = active & np.isin(a.type_code, (T_CHEATER, T_ADAPTIVE))
+        row["cheat_probability_mean"] = float(a.probability[cheaters].mean()) if cheaters.any() else float("nan")
+        checkers = active & (a.kind == CHALLENGER)
+        row["verify_probability_mean"] = float(a.probability[checkers].mean()) if checkers.any() else float("nan")
+        row["slash_events"] = len(report.slash_events)
+        row["slashed"] = st.totals.slashed - slashed_before
+        row["challenger_rewards"] = st.totals.challenger_rewards - rewards_before
+        row["jackpot_paid"] = st.totals.jackpot_paid - jackpot_before
+        row["jackpot"] = st.jackpot
+        row["minted"] = report.minted
+        row["emission"] = report.emission
+        row["burned"] = st.burned - burned_before
+        row["burned_total"] = st.burned
+        row["supply"] = st.total_supply
+        row["circulating"] = st.total_supply - st.burned
+        row["staked"] = st.total_staked
+        row["inflation"] = compute_rate(report.minted, supply_before)
+        row["inflation_yearly"] = row["inflation"] * self.params.epochs_per_year
+        row["workers_active"] = int((active & (a.kind == WORKER)).sum())
+        row["challengers_active"] = int(checkers.sum())
+        row["retention"] = compute_rate(float((active_before & active).sum()), float(active_before.sum()))
+        row["retained_from_genesis"] = compute_rate(float((self.genesis_active & active).sum()), float(self.genesis_active.sum()))
+        pay = _total(self.pay, n)
+        workers = active & (a.kind == WORKER)
+        row["gini_rewards"] = compute_gini(np.maximum(pay[workers], 0.0))
+        sums = np.bincount(a.type_code[active], weights=profit[active], minlength=len(TYPE_NAMES))
+        counts = np.bincount(a.type_code[active], minlength=len(TYPE_NAMES))
+        for t, name in enumerate(TYPE_NAMES):
+            row[f"profit_{name}"] = float(sums[t] / counts[t]) if counts[t] else float("nan")
+        for key, column in self.columns.items():
+            column.append(row[key])
+
+
+def _total(entries: list[tuple[int, float]], n: int) -> np.ndarray:
+    """Per-agent sums of (agent, amount) entries, shape (n,)."""
+    if not entries:
+        return np.zeros(n)
+    index, amount = zip(*entries, strict=True)
+    return np.bincount(np.asarray(index, dtype=np.int64), weights=np.asarray(amount, dtype=np.float64), minlength=n)
+
+
+def execute_run(spec: RunSpec) -> RunResult:
+    """Run one RunSpec to the end (the function executors are given; top level, so it pickles)."""
+    start = time.perf_counter()
+    simulation = Simulation(spec.config, spec.seed)
+    columns = simulation.run()
+    st = simulation.state
+    final = {
+        "epochs": st.epoch,
+        "supply": st.total_supply,
+        "burned": st.burned,
+        "jackpot": st.jackpot,
+        "staked": st.total_staked,
+        "genesis": st.totals.genesis,
+        "emitted": st.totals.emitted,
+        "slashed": st.totals.slashed,
+        "invariant_checks": simulation.invariant_checks,
+        "live_jobs": len(st.jobs),
+    }
+    return RunResult(spec.index, spec.scenario, spec.point, spec.repetition, spec.seed, columns, final,
+                     time.perf_counter() - start)
+
+
+def run_config(config: SimulationConfig, seed: int) -> dict[str, np.ndarray]:
+    """The per-epoch columns of one run of `config` with `seed` (a convenience for scripts and tests)."""
+    return Simulation(config, seed).run()
+
+
+__all__ = ["COMMIT_RIGHT", "COMMIT_WRONG", "RunResult", "Simulation", "Transitions", "execute_run", "run_config"]

@@ -1,0 +1,81 @@
+"""Writing results: every file is written atomically (to a temporary file in the same directory,
+flushed and fsynced, then renamed over the target, and the directory fsynced), so a crash leaves
+either the old file or the new one, never half of one."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+from pinpoint.simulation.report import to_jsonable
+
+TABLE_PARQUET = "runs.parquet"
+TABLE_CSV = "runs.csv"
+SUMMARY_JSON = "summary.json"
+TIMESERIES_PNG = "timeseries.png"
+PHASE_PNG = "phase-diagram.png"
+
+FILE_MODE = 0o644
+"""Permissions of written files (a temporary file starts private; results are meant to be read)."""
+
+
+class OutputError(OSError):
+    """The output directory cannot be used (it is a file, or not writable)."""
+
+
+def prepare_output_dir(out: Path) -> Path:
+    """Create `out` (and its parents) if needed; OutputError if it exists as something else."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out} exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot create {out}: {error}") from error
+    if not os.access(out, os.W_OK):
+        raise OutputError(f"{out} is not writable")
+    return out
+
+
+def write_atomic(path: Path, write: Callable[[IO[bytes]], object]) -> Path:
+    """Call `write` on a temporary file next to `path`, fsync it, rename it to `path`, fsync the folder."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(handle, FILE_MODE)
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return path
+
+
+def write_table(table: pd.DataFrame, out: Path) -> list[Path]:
+    """The table as Parquet (pyarrow) and CSV."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    written = [write_atomic(out / TABLE_PARQUET, lambda stream: pq.write_table(arrow, stream))]
+    csv = table.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    written.append(write_atomic(out / TABLE_CSV, lambda stream: stream.write(csv)))
+    return written
+
+
+def write_json(data: Any, path: Path) -> Path:
+    text = json.dumps(to_jsonable(data), indent=2, sort_keys=False, allow_nan=False) + "\n"
+    return write_atomic(path, lambda stream: stream.write(text.encode("utf-8")))
