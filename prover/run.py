@@ -104,11 +104,8 @@ def compute_state_digests(tensors: dict[str, torch.Tensor], cache: DigestCache |
 def get_primitives_for() -> Callable[[torch.device], Any]:
     """CPU tensors use the fast kernels; other devices use the device-generic references."""
     from protocol.ops.prims import REFERENCE
+    from prover.fast import FAST
 
-    try:
-        from prover.fast import FAST
-    except ImportError:
-        return lambda device: REFERENCE
     return lambda device: FAST if device.type == "cpu" else REFERENCE
 
 

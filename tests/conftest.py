@@ -9,7 +9,6 @@ import pytest
 from hypothesis import settings
 
 from protocol.job import JobSpec
-from protocol.signing import generate_private_key
 
 settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True)
 settings.register_profile("dev", max_examples=40, deadline=None)
@@ -35,7 +34,7 @@ def mlp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from prover.run import train
 
     out = tmp_path_factory.mktemp("runs") / "mlp"
-    train(small_job("mlp", "adam", steps=4), out, generate_private_key(), checkpoint_every=2)
+    train(small_job("mlp", "adam", steps=4), out, checkpoint_every=2)
     return out
 
 
@@ -44,5 +43,5 @@ def transformer_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from prover.run import train
 
     out = tmp_path_factory.mktemp("runs") / "transformer"
-    train(small_job("transformer", "adamw", steps=3), out, generate_private_key(), checkpoint_every=2)
+    train(small_job("transformer", "adamw", steps=3), out, checkpoint_every=2)
     return out

@@ -12,7 +12,6 @@ from click.testing import CliRunner
 
 from pinpoint.cli import main
 from protocol.game.enums import Outcome
-from protocol.signing import generate_private_key
 from prover.engine import Tamper
 from prover.run import load_run, train
 from verifier.dispute import dispute_runs, verify_dispute_transcript
@@ -23,9 +22,9 @@ def cheats(tmp_path_factory: pytest.TempPathFactory, mlp_run: Path) -> dict[str,
     job = load_run(mlp_run).job
     folder = tmp_path_factory.mktemp("cheats")
     runs = {}
-    for name, tamper in {"output": "output@2:30", "state": "state@1", "first": "output@0:3", "last": "output@3:100"}.items():
+    for name, tamper in {"output": "output@2:40", "state": "state@1", "first": "output@0:3", "last": "output@3:100"}.items():
         runs[name] = folder / name
-        train(job, runs[name], generate_private_key(), checkpoint_every=2, tamper=Tamper.parse(tamper))
+        train(job, runs[name], checkpoint_every=2, tamper=Tamper.parse(tamper))
     return runs
 
 
@@ -38,7 +37,7 @@ def test_honest_challenger_beats_a_cheating_worker(mlp_run: Path, cheats: dict[s
     assert verdict["loser"]["role"] == "worker"
     assert verdict["step"] == step and verdict["tree"] == tree
     if cheat == "output":
-        assert verdict["node"] == 30 and verdict["op"] is not None
+        assert verdict["node"] == 40 and verdict["op"] is not None
     assert verify_dispute_transcript(transcript).valid
 
 
@@ -64,7 +63,7 @@ def _ceil_log(n: int, k: int) -> int:
 def test_transformer_dispute_lands_on_the_tampered_node(tmp_path: Path, transformer_run: Path) -> None:
     job = load_run(transformer_run).job
     cheat = tmp_path / "cheat"
-    train(job, cheat, generate_private_key(), checkpoint_every=2, tamper=Tamper.parse("output@1:150"))
+    train(job, cheat, checkpoint_every=2, tamper=Tamper.parse("output@1:150"))
     verdict = dispute_runs(cheat, transformer_run).to_json()
     assert verdict["winner"]["role"] == "challenger" and (verdict["step"], verdict["node"]) == (1, 150)
 
@@ -84,7 +83,7 @@ def test_transcript_tampering_is_rejected(mlp_run: Path, cheats: dict[str, Path]
 
 def test_agreeing_runs_have_nothing_to_dispute(mlp_run: Path, tmp_path: Path) -> None:
     twin = tmp_path / "twin"
-    train(load_run(mlp_run).job, twin, generate_private_key(), checkpoint_every=4)
+    train(load_run(mlp_run).job, twin, checkpoint_every=4)
     result = CliRunner().invoke(main, ["dispute", str(mlp_run), str(twin)])
     assert result.exit_code == 0 and "nothing to dispute" in result.output
 

@@ -1,7 +1,7 @@
 """The primitive kernels every composite operator is written in.
 
 Each composite operator of pinpoint's semantics (softmax, layer norm, losses, …) is defined once,
-in `protocol.ops.semantics`, as a fixed sequence of correctly rounded elementwise torch operations and
+in `protocol.ops.table`, as a fixed sequence of correctly rounded elementwise torch operations and
 these primitives. A backend supplies the primitives: `REFERENCE` binds the plain definitions of
 `protocol.semantics` (they run on any device and define the bits); the prover binds fast CPU kernels
 that are tested bit for bit against them. The composite's result therefore depends on the backend
@@ -14,6 +14,7 @@ from typing import Protocol
 
 import torch
 
+from protocol import semantics
 
 
 class Primitives(Protocol):
@@ -49,53 +50,33 @@ class ReferencePrimitives:
     """The defining implementations: plain, slow, device-generic (`protocol.semantics`)."""
 
     def mm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        from protocol import semantics
-
         return semantics.reference_mm(a, b)
 
     def bmm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        from protocol import semantics
-
         return semantics.reference_bmm(a, b)
 
     def rowsum(self, x: torch.Tensor) -> torch.Tensor:
-        from protocol import semantics
-
         return semantics.reference_rowsum(x)
 
     def rowmax(self, x: torch.Tensor) -> torch.Tensor:
-        from protocol import semantics
-
         return semantics.reference_rowmax(x)
 
     def exp(self, x: torch.Tensor) -> torch.Tensor:
-        from protocol import semantics
-
         return semantics.reference_exp(x)
 
     def log(self, x: torch.Tensor) -> torch.Tensor:
-        from protocol import semantics
-
         return semantics.reference_log(x)
 
     def tanh(self, x: torch.Tensor) -> torch.Tensor:
-        from protocol import semantics
-
         return semantics.reference_tanh(x)
 
     def erf(self, x: torch.Tensor) -> torch.Tensor:
-        from protocol import semantics
-
         return semantics.reference_erf(x)
 
     def sqrt(self, x: torch.Tensor) -> torch.Tensor:
-        from protocol import semantics
-
         return semantics.reference_sqrt(x)
 
     def rsqrt(self, x: torch.Tensor) -> torch.Tensor:
-        from protocol import semantics
-
         return semantics.reference_rsqrt(x)
 
     def segment_sum(self, values: torch.Tensor, segments: torch.Tensor, count: int) -> torch.Tensor:

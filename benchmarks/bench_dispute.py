@@ -1,0 +1,176 @@
+"""Dispute costs: rounds against T and k, wall time against a training step, bytes, referee time.
+
+Run as pytest-benchmark suites (`make bench`) or as a script that prints the tables and writes them
+as JSON: `python benchmarks/bench_dispute.py [--out FILE] [--quick]`.
+
+- rounds for T = 16 … 1024 steps and k = 2, 4, 16 (the toy machine plays the same game rules with a
+  step of as many operators as the mid-size transformer, so T can reach 1024 quickly);
+- a real dispute between an honest and a cheating run of the small transformer and of the MLP:
+  wall time against one training step, bytes exchanged with and without the tensors handed to the
+  referee, referee seconds;
+- the referee's time for the largest operator of the mid-size transformer's step, re-executed from
+  the reference definition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pinpoint.presets import make_job  # noqa: E402
+from protocol.game.enums import Role  # noqa: E402
+from protocol.ops import execute  # noqa: E402
+from protocol.signing import generate_private_key  # noqa: E402
+from protocol.state import get_sorted_names  # noqa: E402
+from prover.engine import Tamper  # noqa: E402
+from prover.run import trace_step, train  # noqa: E402
+from prover.session import Session  # noqa: E402
+from verifier.dispute import dispute_runs, make_game_config  # noqa: E402
+from verifier.game.driver import play_game  # noqa: E402
+from verifier.game.strategy import HonestStrategy  # noqa: E402
+from verifier.game.toy import ToyConfig, ToyFault, ToyMachine, ToyProvider, ToyReferee  # noqa: E402
+from verifier.referee import TraceReferee  # noqa: E402
+
+TRANSFORMER_MID_OPS = 1222  # operators in one step of the mid-size transformer with AdamW
+
+
+def measure_rounds(steps_list: list[int], arities: list[int], num_ops: int) -> list[dict[str, Any]]:
+    rows = []
+    keys = {role: generate_private_key() for role in Role}
+    for steps in steps_list:
+        machine = ToyMachine(ToyConfig(steps=steps, num_ops=num_ops, num_state=6, width=2))
+        honest = ToyProvider(machine)
+        liar = ToyProvider(machine, ToyFault("value", step=steps - 1, node=num_ops - 1))
+        for arity in arities:
+            result = play_game(HonestStrategy(liar, keys[Role.WORKER]), HonestStrategy(honest, keys[Role.CHALLENGER]),
+                               ToyReferee(machine), make_game_config(arity))
+            v = result.verdict
+            rows.append({"T": steps, "k": arity, "N": num_ops, "rounds_chain": v.rounds_chain, "rounds_trace": v.rounds_trace,
+                         "rounds": v.rounds_chain + v.rounds_trace, "bytes_without_tensors": v.bytes_without_tensors,
+                         "winner": v.winner.role.value if v.winner else None})
+    return rows
+
+
+def real_dispute(model: str, optimizer: str, steps: int, tamper: str, folder: Path, arity: int = 4) -> dict[str, Any]:
+    job = make_job(model, optimizer, steps, seed=3)
+    honest = train(job, folder / f"{model}-honest", generate_private_key(), checkpoint_every=2)
+    train(job, folder / f"{model}-cheat", generate_private_key(), checkpoint_every=2, tamper=Tamper.parse(tamper))
+    step_seconds = json.loads((honest.path / "run.json").read_text())["seconds"]["compute"] / steps
+    report = dispute_runs(folder / f"{model}-cheat", folder / f"{model}-honest", arity=arity)
+    assert report.result is not None
+    verdict = report.to_json()
+    strategy = report.result.strategy_seconds
+    return {
+        "model": model, "T": steps, "k": arity,
+        "winner": verdict["winner"]["role"], "step": verdict["step"], "node": verdict["node"], "op": verdict["op"],
+        "rounds": verdict["rounds"], "bytes": verdict["bytes"], "bytes_without_tensors": verdict["bytes_without_tensors"],
+        "seconds_total": report.seconds, "seconds_parties": strategy, "seconds_referee": report.result.referee_seconds,
+        "seconds_one_step": step_seconds, "total_vs_step": report.seconds / step_seconds,
+        # the two parties are separate machines: the critical path is one party plus the referee
+        "critical_path_vs_step": (strategy / 2 + report.result.referee_seconds) / step_seconds,
+    }
+
+
+def largest_operator_time(repeats: int = 3) -> dict[str, Any]:
+    job = make_job("transformer", "adamw", 4, seed=0, size="mid")
+    skeleton = TraceReferee(job).get_skeleton(1)
+    session = Session(job, meta=True)
+    trace_step(session, skeleton=True)  # now at s_1, whose tensors step 1 reads
+    state = session.state_tensors()
+    state_shapes = [list(state[name].shape) for name in get_sorted_names(state)]
+
+    best, best_flops, best_shapes = None, -1, None
+    for j, node in enumerate(skeleton.nodes):
+        if node.op not in ("aten::mm.default", "aten::addmm.default", "aten::bmm.default"):
+            continue
+        shapes = _input_shapes(skeleton, j, state_shapes)
+        k = shapes[-1][-2]  # the inner dimension: rows of the right-hand matrix
+        total = 2 * math.prod(node.outputs[0].shape) * k
+        if total > best_flops:
+            best, best_flops, best_shapes = j, total, shapes
+    assert best is not None and best_shapes is not None
+    node = skeleton.nodes[best]
+    generator = torch.Generator().manual_seed(0)
+    inputs = [torch.randn(shape, generator=generator) for shape in best_shapes]
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        execute(node.op, node.args, [t.clone() for t in inputs])
+        times.append(time.perf_counter() - start)
+    return {"node": best, "op": node.op, "input_shapes": best_shapes, "gflop": best_flops / 1e9, "seconds": min(times)}
+
+
+def _input_shapes(skeleton: Any, index: int, state_shapes: list[list[int]]) -> list[list[int]]:
+    """Shapes of a node's inputs, from the producers' output metadata or s_t's tensors."""
+    shapes = []
+    for ref in skeleton.nodes[index].inputs:
+        if ref[0] == "n":
+            shapes.append(list(skeleton.nodes[ref[1]].outputs[ref[2]].shape))
+        else:
+            shapes.append(state_shapes[ref[1]])
+    return shapes
+
+
+def run_all(quick: bool) -> dict[str, Any]:
+    folder = Path(tempfile.mkdtemp(prefix="pinpoint-bench-dispute-"))
+    steps_list = [16, 64] if quick else [16, 64, 256, 1024]
+    report: dict[str, Any] = {
+        "rounds": measure_rounds(steps_list, [2, 4, 16], TRANSFORMER_MID_OPS),
+        "disputes": [
+            real_dispute("mlp", "sgd", 8, "output@6:40", folder),
+            real_dispute("transformer", "adamw", 4, "output@2:300", folder),
+        ],
+    }
+    if not quick:
+        report["largest_operator"] = largest_operator_time()
+    return report
+
+
+def print_report(report: dict[str, Any]) -> None:
+    print(f"rounds (phase 1 + phase 2), N = {TRANSFORMER_MID_OPS} operators per step")
+    for row in report["rounds"]:
+        print(f"  T={row['T']:5d} k={row['k']:3d}  {row['rounds_chain']:3d} + {row['rounds_trace']:3d} = {row['rounds']:3d}"
+              f"  bytes w/o tensors {row['bytes_without_tensors']}")
+    for d in report["disputes"]:
+        print(f"{d['model']:12s} T={d['T']} k={d['k']}: {d['winner']} wins at step {d['step']} node {d['node']} ({d['op']});"
+              f" total {d['seconds_total']:.2f} s = {d['total_vs_step']:.1f} steps, critical path {d['critical_path_vs_step']:.1f} steps;"
+              f" referee {d['seconds_referee']:.3f} s; bytes {d['bytes']} ({d['bytes_without_tensors']} w/o tensors)")
+    if "largest_operator" in report:
+        op = report["largest_operator"]
+        print(f"largest operator of the mid transformer step: {op['op']} {op['input_shapes']} ({op['gflop']:.2f} GFLOP):"
+              f" referee {op['seconds']:.2f} s")
+
+
+@pytest.mark.benchmark(group="dispute")
+def test_mlp_dispute(benchmark: Any, tmp_path: Path) -> None:
+    job = make_job("mlp", "sgd", 8, seed=3)
+    train(job, tmp_path / "honest", generate_private_key(), checkpoint_every=2)
+    train(job, tmp_path / "cheat", generate_private_key(), checkpoint_every=2, tamper=Tamper.parse("output@6:40"))
+    benchmark.pedantic(lambda: dispute_runs(tmp_path / "cheat", tmp_path / "honest", arity=4), rounds=3)
+
+
+@pytest.mark.benchmark(group="dispute")
+def test_toy_rounds_t1024(benchmark: Any) -> None:
+    benchmark.pedantic(lambda: measure_rounds([1024], [4], TRANSFORMER_MID_OPS), rounds=1)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--quick", action="store_true")
+    options = parser.parse_args()
+    result = run_all(options.quick)
+    print_report(result)
+    if options.out is not None:
+        options.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
