@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# idle OpenMP threads sleep: torch's and numba's pools would otherwise spin against each other
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: demo test lint typecheck bench clean
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+import prover  # noqa: F401  (first: sets the OpenMP wait policy before torch loads)
 from protocol.job import JobSpec
 
 settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True)
