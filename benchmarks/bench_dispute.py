@@ -1,3 +1,4 @@
+# ruff: noqa: I001
 """Dispute costs: rounds against T and k, wall time against a training step, bytes, referee time.
 
 Run as pytest-benchmark suites (`make bench`) or as a script that prints the tables and writes them
@@ -14,6 +15,7 @@ as JSON: `python benchmarks/bench_dispute.py [--out FILE] [--quick]`.
 
 from __future__ import annotations
 
+import prover  # noqa: F401  (first: sets the OpenMP wait policy before torch loads)
 import argparse
 import json
 import math
@@ -28,13 +30,19 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from harness import measure  # noqa: E402
+
 from pinpoint.presets import make_job  # noqa: E402
 from protocol.game.enums import Role  # noqa: E402
 from protocol.ops import execute  # noqa: E402
 from protocol.signing import generate_private_key  # noqa: E402
 from protocol.state import get_sorted_names  # noqa: E402
-from prover.engine import Tamper  # noqa: E402
-from prover.run import trace_step, train  # noqa: E402
+from prover.engine import (  # noqa: E402
+    ReproducibleMode,
+    RngContext,
+    Tamper,  # noqa: E402
+)
+from prover.run import get_primitives_for, restore_session, trace_step, train  # noqa: E402
 from prover.session import Session  # noqa: E402
 from verifier.dispute import dispute_runs, make_game_config  # noqa: E402
 from verifier.game.driver import play_game  # noqa: E402
@@ -62,17 +70,18 @@ def measure_rounds(steps_list: list[int], arities: list[int], num_ops: int) -> l
     return rows
 
 
-def real_dispute(model: str, optimizer: str, steps: int, tamper: str, folder: Path, arity: int = 4) -> dict[str, Any]:
-    job = make_job(model, optimizer, steps, seed=3)
-    honest = train(job, folder / f"{model}-honest", generate_private_key(), checkpoint_every=2)
-    train(job, folder / f"{model}-cheat", generate_private_key(), checkpoint_every=2, tamper=Tamper.parse(tamper))
-    step_seconds = json.loads((honest.path / "run.json").read_text())["seconds"]["compute"] / steps
-    report = dispute_runs(folder / f"{model}-cheat", folder / f"{model}-honest", arity=arity)
+def real_dispute(model: str, optimizer: str, steps: int, tamper: str, folder: Path, arity: int = 4, size: str = "small") -> dict[str, Any]:
+    job = make_job(model, optimizer, steps, seed=3, size=size)
+    name = f"{model}-{size}"
+    honest = train(job, folder / f"{name}-honest", checkpoint_every=2)
+    train(job, folder / f"{name}-cheat", checkpoint_every=2, tamper=Tamper.parse(tamper))
+    step_seconds = _warm_step_seconds(honest)
+    report = dispute_runs(folder / f"{name}-cheat", folder / f"{name}-honest", arity=arity)
     assert report.result is not None
     verdict = report.to_json()
     strategy = report.result.strategy_seconds
     return {
-        "model": model, "T": steps, "k": arity,
+        "model": name, "T": steps, "k": arity,
         "winner": verdict["winner"]["role"], "step": verdict["step"], "node": verdict["node"], "op": verdict["op"],
         "rounds": verdict["rounds"], "bytes": verdict["bytes"], "bytes_without_tensors": verdict["bytes_without_tensors"],
         "seconds_total": report.seconds, "seconds_parties": strategy, "seconds_referee": report.result.referee_seconds,
@@ -80,6 +89,19 @@ def real_dispute(model: str, optimizer: str, steps: int, tamper: str, folder: Pa
         # the two parties are separate machines: the critical path is one party plus the referee
         "critical_path_vs_step": (strategy / 2 + report.result.referee_seconds) / step_seconds,
     }
+
+
+def _warm_step_seconds(run: Any) -> float:
+    """Seconds of one reproducible training step of the run's job, kernels compiled and warm."""
+    session = restore_session(run, 0)
+    primitives_for = get_primitives_for()
+
+    def step() -> None:
+        with ReproducibleMode(RngContext(run.job.seed, int(session.step)), primitives_for):
+            session.run_step()
+
+    step()
+    return measure({"step": step}, rounds=3, target_seconds=0.3)["step"]["median"]
 
 
 def largest_operator_time(repeats: int = 3) -> dict[str, Any]:
@@ -133,6 +155,7 @@ def run_all(quick: bool) -> dict[str, Any]:
         ],
     }
     if not quick:
+        report["disputes"].append(real_dispute("transformer", "adamw", 4, "output@2:600", folder, size="mid"))
         report["largest_operator"] = largest_operator_time()
     return report
 
@@ -155,8 +178,8 @@ def print_report(report: dict[str, Any]) -> None:
 @pytest.mark.benchmark(group="dispute")
 def test_mlp_dispute(benchmark: Any, tmp_path: Path) -> None:
     job = make_job("mlp", "sgd", 8, seed=3)
-    train(job, tmp_path / "honest", generate_private_key(), checkpoint_every=2)
-    train(job, tmp_path / "cheat", generate_private_key(), checkpoint_every=2, tamper=Tamper.parse("output@6:40"))
+    train(job, tmp_path / "honest", checkpoint_every=2)
+    train(job, tmp_path / "cheat", checkpoint_every=2, tamper=Tamper.parse("output@6:40"))
     benchmark.pedantic(lambda: dispute_runs(tmp_path / "cheat", tmp_path / "honest", arity=4), rounds=3)
 
 

@@ -1,3 +1,4 @@
+# ruff: noqa: I001
 """Reproducible training steps against native ones, and the cost of committing to them.
 
 Run as pytest-benchmark suites (`make bench`) or as a script that prints one table of ratios measured
@@ -15,6 +16,7 @@ Measured, each in one interleaved run:
 
 from __future__ import annotations
 
+import prover  # noqa: F401  (first: sets the OpenMP wait policy before torch loads)
 import argparse
 import json
 import sys
