@@ -46,9 +46,15 @@ class CanonicalFormError(ValueError):
     """An argument that has no canonical form (and so cannot be committed to)."""
 
 
+_NAMES: dict[Any, str] = {}
+
+
 def get_op_name(func: Any) -> str:
     """'aten::mm.default' style name of an OpOverload."""
-    return f"{func._schema.name}.{func._overloadname}"
+    name = _NAMES.get(func)
+    if name is None:
+        name = _NAMES[func] = f"{func._schema.name}.{func._overloadname}"
+    return name
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,36 @@ def decode_scalar(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class _Argument:
+    name: str
+    kwarg_only: bool
+    has_default: bool
+    default: Any
+    placement: bool
+
+
+_SCHEMAS: dict[Any, tuple[_Argument, ...]] = {}
+
+
+def _get_arguments(func: Any) -> tuple[_Argument, ...]:
+    """The schema's arguments, analysed once per operator (this runs for every intercepted call)."""
+    arguments = _SCHEMAS.get(func)
+    if arguments is None:
+        arguments = tuple(
+            _Argument(
+                argument.name,
+                argument.kwarg_only,
+                argument.has_default_value(),
+                argument.default_value if argument.has_default_value() else None,
+                _is_placement(argument),
+            )
+            for argument in func._schema.arguments
+        )
+        _SCHEMAS[func] = arguments
+    return arguments
+
+
 def canonicalize_call(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> CanonicalCall:
     """Bind a dispatcher call to its schema and put it in canonical form."""
     inputs: list[torch.Tensor] = []
@@ -108,18 +144,16 @@ def canonicalize_call(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) ->
         return encode_scalar(value)
 
     canonical: dict[str, Any] = {}
-    for position, argument in enumerate(func._schema.arguments):
+    for position, argument in enumerate(_get_arguments(func)):
+        if argument.placement:
+            canonical[argument.name] = None
+            continue
         if position < len(args) and not argument.kwarg_only:
             value = args[position]
         elif argument.name in kwargs:
             value = kwargs[argument.name]
-        elif argument.has_default_value():
-            value = argument.default_value
         else:
-            value = None
-        if _is_placement(argument):
-            canonical[argument.name] = None
-            continue
+            value = argument.default
         if isinstance(value, float) and math.isnan(value):
             value = math.nan  # one NaN, whatever payload Python carried
         canonical[argument.name] = encode(value)
