@@ -75,7 +75,7 @@ _PAIRS = comparisons()
 
 @pytest.mark.parametrize("implementation", ["reproducible", "native"])
 @pytest.mark.parametrize("name", list(_PAIRS))
-def test_kernel(benchmark, name: str, implementation: str) -> None:  # noqa: ANN001
+def test_kernel(benchmark, name: str, implementation: str) -> None:
     benchmark.group = name
     reproducible, native = _PAIRS[name]
     benchmark(reproducible if implementation == "reproducible" else native)

@@ -20,6 +20,4 @@ def require_cpu_float32(x: object, name: str, ndim: int | None = None) -> torch.
         raise OperandError(f"{name} must be float32, got {x.dtype}")
     if ndim is not None and x.dim() != ndim:
         raise OperandError(f"{name} must have rank {ndim}, got shape {tuple(x.shape)}")
-    if x.is_neg() or x.is_conj():
-        raise OperandError(f"{name} is a lazy negated/conjugated view; resolve it first")
     return x

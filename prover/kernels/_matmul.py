@@ -12,7 +12,11 @@ once, never from reordering one:
 - The whole k range runs inside one tile call, so each accumulator sees k strictly in order.
 - A is read in place with any strides (the tile broadcasts single elements). B is packed into
   contiguous k-major panels when that pays (large B, or a transposed B, which is packed by 16x16
-  in-register transposes); rows and columns that do not fill a tile go through zero-padded copies.
+  in-register transposes). Columns left over after the main panels go through zero-padded narrow
+  panels; a last partial row tile is recomputed as the tile of the last ROWS rows (or from a
+  zero-padded copy of A when M < ROWS) and only its new rows are kept.
+- No k-blocking: with the whole depth in one call there is no partial sum to reload, and a B panel
+  (K x 64 floats) streams from L2 fast enough on the CPUs measured.
 - Work is split over (batch, row chunk, column chunk) tasks; every task computes whole elements, so
   the split, the thread count and the batch size cannot change any element.
 
@@ -22,31 +26,20 @@ element strides, which keeps the per-call overhead near a microsecond.
 
 from __future__ import annotations
 
-import os
-
-import llvmlite.binding as llvm_binding
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
+
+from protocol.semantics.floats import CANONICAL_NAN_BITS
+from prover.kernels import _host
 
 _F32 = ir.FloatType()
 _I64 = ir.IntType(64)
 _I32 = ir.IntType(32)
 
 
-def _host_vector_width() -> int:
-    """16 float32 lanes on hosts with AVX-512F, 8 otherwise (set PINPOINT_KERNEL_WIDTH to force)."""
-    forced = os.environ.get("PINPOINT_KERNEL_WIDTH")
-    if forced is not None:
-        if forced not in ("8", "16"):
-            raise ValueError(f"PINPOINT_KERNEL_WIDTH must be 8 or 16, got {forced!r}")
-        return int(forced)
-    features = llvm_binding.get_host_cpu_features()
-    return 16 if features.get("avx512f", False) else 8
-
-
-WIDTH = _host_vector_width()
+WIDTH = _host.WIDTH
 """Float32 lanes per vector register."""
 ROWS = 6
 """Rows of A per register tile."""
@@ -65,15 +58,14 @@ PACK_MIN_BYTES = 512 * 1024
 ROWS_PER_CHUNK = 16 * ROWS
 """Target rows of one task's chunk of A (kept in L2 while the task walks its panels)."""
 
-# A forced width must not reuse (or overwrite) machine code cached for the host's own width.
-_CACHE = "PINPOINT_KERNEL_WIDTH" not in os.environ
+_CACHE = _host.CACHE
 
 
 def _vector_pointer(builder: ir.IRBuilder, base: ir.Value, offset: ir.Value, vec: ir.VectorType) -> ir.Value:
     return builder.bitcast(builder.gep(base, [offset], source_etype=_F32), vec.as_pointer())
 
 
-def _make_tile(width: int, rows: int, vectors: int):  # noqa: ANN202 (a numba intrinsic)
+def _make_tile(width: int, rows: int, vectors: int):
     """A numba intrinsic computing one rows x (vectors*width) tile of C over the full depth.
 
     tile(a, a_row_stride, a_k_stride, b, b_k_stride, c, c_row_stride, depth): addresses are byte
@@ -87,10 +79,10 @@ def _make_tile(width: int, rows: int, vectors: int):  # noqa: ANN202 (a numba in
     splat_mask = ir.Constant(ir.VectorType(_I32, width), [0] * width)
 
     @intrinsic
-    def tile(typingctx, a, a_row_stride, a_k_stride, b, b_k_stride, c, c_row_stride, depth):  # noqa: ANN001
+    def tile(typingctx, a, a_row_stride, a_k_stride, b, b_k_stride, c, c_row_stride, depth):
         sig = types.void(*([types.int64] * 8))
 
-        def codegen(context, builder, signature, args):  # noqa: ANN001
+        def codegen(context, builder, signature, args):
             a_addr, a_rs, a_ks, b_addr, b_ks, c_addr, c_rs, depth_v = args
             pointer = _F32.as_pointer()
             a_ptr = builder.inttoptr(a_addr, pointer)
@@ -142,11 +134,16 @@ def _make_tile(width: int, rows: int, vectors: int):  # noqa: ANN202 (a numba in
                     phi.add_incoming(zero, entry)
                     phi.add_incoming(updated[i][v], body)
                     results.append((i, v, phi))
-            nan = ir.Constant(vec, [float("nan")] * width)  # 0x7FC00000 in every lane
+            # NaN → the canonical NaN, selected on the bit patterns: LLVM regards all NaNs as
+            # interchangeable and could fold a float select "NaN if v is NaN else v" into v
+            ivec = ir.VectorType(_I32, width)
+            nan_bits = ir.Constant(ivec, [CANONICAL_NAN_BITS] * width)
             for i, v, value in results:
                 is_nan = builder.fcmp_unordered("uno", value, value)
+                canonical = builder.select(is_nan, nan_bits, builder.bitcast(value, ivec))
                 offset = builder.add(builder.mul(c_rs, const(i)), const(width * v))
-                builder.store(builder.select(is_nan, nan, value), _vector_pointer(builder, c_ptr, offset, vec), align=4)
+                target = builder.bitcast(builder.gep(c_ptr, [offset], source_etype=_F32), ivec.as_pointer())
+                builder.store(canonical, target, align=4)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -154,15 +151,15 @@ def _make_tile(width: int, rows: int, vectors: int):  # noqa: ANN202 (a numba in
     return tile
 
 
-def _make_copy(width: int, vectors: int):  # noqa: ANN202
+def _make_copy(width: int, vectors: int):
     """copy(dst, src): copy vectors*width float32 from byte address src to byte address dst."""
     vec = ir.VectorType(_F32, width)
 
     @intrinsic
-    def copy(typingctx, dst, src):  # noqa: ANN001
+    def copy(typingctx, dst, src):
         sig = types.void(types.int64, types.int64)
 
-        def codegen(context, builder, signature, args):  # noqa: ANN001
+        def codegen(context, builder, signature, args):
             pointer = _F32.as_pointer()
             dst_ptr = builder.inttoptr(args[0], pointer)
             src_ptr = builder.inttoptr(args[1], pointer)
@@ -177,7 +174,7 @@ def _make_copy(width: int, vectors: int):  # noqa: ANN202
     return copy
 
 
-def _make_transpose(width: int):  # noqa: ANN202
+def _make_transpose(width: int):
     """transpose(dst, dst_stride, src, src_stride): dst[r*dst_stride + c] = src[c*src_stride + r].
 
     One width x width block, r, c < width; strides in elements. Loads `width` rows, swaps
@@ -186,10 +183,10 @@ def _make_transpose(width: int):  # noqa: ANN202
     vec = ir.VectorType(_F32, width)
 
     @intrinsic
-    def transpose(typingctx, dst, dst_stride, src, src_stride):  # noqa: ANN001
+    def transpose(typingctx, dst, dst_stride, src, src_stride):
         sig = types.void(*([types.int64] * 4))
 
-        def codegen(context, builder, signature, args):  # noqa: ANN001
+        def codegen(context, builder, signature, args):
             pointer = _F32.as_pointer()
             dst_ptr = builder.inttoptr(args[0], pointer)
             src_ptr = builder.inttoptr(args[2], pointer)
@@ -220,22 +217,22 @@ def _make_transpose(width: int):  # noqa: ANN202
 
 
 @intrinsic
-def _load(typingctx, address):  # noqa: ANN001, ANN202
+def _load(typingctx, address):
     """The float32 at a byte address."""
     sig = types.float32(types.int64)
 
-    def codegen(context, builder, signature, args):  # noqa: ANN001
+    def codegen(context, builder, signature, args):
         return builder.load(builder.inttoptr(args[0], _F32.as_pointer()), align=4, typ=_F32)
 
     return sig, codegen
 
 
 @intrinsic
-def _store(typingctx, address, value):  # noqa: ANN001, ANN202
+def _store(typingctx, address, value):
     """Store a float32 at a byte address."""
     sig = types.void(types.int64, types.float32)
 
-    def codegen(context, builder, signature, args):  # noqa: ANN001
+    def codegen(context, builder, signature, args):
         builder.store(args[1], builder.inttoptr(args[0], _F32.as_pointer()), align=4)
         return context.get_dummy_value()
 
@@ -252,7 +249,8 @@ _transpose_block = _make_transpose(WIDTH)
 # Shapes: batch x [M,K] @ [K,N]. A element (t,i,k) at a + 4*(t*sat + i*sam + k*sak); likewise B with
 # (sbt, sbk, sbn); C is a fresh contiguous [batch, M, N] at c. Columns are covered by `full` main
 # panels of PANEL columns then `narrow` panels of NARROW columns (the last one maybe partial); rows by
-# ceil(M/ROWS) row tiles (the last one maybe partial). Packed B of one batch: the packed main panels
+# ceil(M/ROWS) row tiles (the last one maybe partial: it is computed as the tile of the last ROWS rows,
+# or from a zero-padded copy of A when M < ROWS). Packed B of one batch: the packed main panels
 # ([K][PANEL] each, only when pack_full), then the narrow panels ([K][NARROW] each, always).
 
 
@@ -270,23 +268,22 @@ def _packed_width(n: int, pack_full: bool) -> int:
 
 
 @njit(cache=_CACHE)
-def _pack_job(job, a, sat, sam, sak, b, sbt, sbk, sbn, m, depth, n, pack_full, a_tail, b_packed):  # noqa: ANN001
-    """Pack job `job`: per batch, first the tail rows of A (if M % ROWS), then B's packed panels."""
+def _pack_job(job, a, sat, sam, sak, b, sbt, sbk, sbn, m, depth, n, pack_full, a_tail, b_packed):
+    """Pack job `job`: per batch, first A zero-padded to ROWS rows (only if M < ROWS), then B's
+    packed panels (the main ones if pack_full, then the narrow ones)."""
     full, narrow = _count_panels(n)
-    tail_rows = m % ROWS
-    jobs_a = 1 if tail_rows else 0
+    jobs_a = 1 if m < ROWS else 0
     jobs_b = (full if pack_full else 0) + narrow
     t = job // (jobs_a + jobs_b)
     j = job - t * (jobs_a + jobs_b)
     if j < jobs_a:
-        # A's last rows, zero-padded to ROWS rows, row-major [ROWS][K]
+        # fewer rows than one tile: A zero-padded to ROWS rows, row-major [ROWS][K]
         dst = a_tail.ctypes.data + 4 * (t * ROWS * depth)
-        first = m - tail_rows
         for r in range(ROWS):
             for k in range(depth):
                 value = np.float32(0.0)
-                if r < tail_rows:
-                    value = _load(a + 4 * (t * sat + (first + r) * sam + k * sak))
+                if r < m:
+                    value = _load(a + 4 * (t * sat + r * sam + k * sak))
                 _store(dst + 4 * (r * depth + k), value)
         return
     j -= jobs_a
@@ -327,7 +324,7 @@ def _pack_job(job, a, sat, sam, sak, b, sbt, sbk, sbn, m, depth, n, pack_full, a
 
 
 @njit(cache=_CACHE)
-def _compute_job(job, chunks_m, chunks_n, a, sat, sam, sak, b, sbt, sbk, sbn, c, m, depth, n,  # noqa: ANN001
+def _compute_job(job, chunks_m, chunks_n, a, sat, sam, sak, b, sbt, sbk, sbn, c, m, depth, n,
                  pack_full, a_tail, b_packed):
     """Compute job `job` = (batch, row chunk, column chunk): every element of its tiles, fully."""
     per_batch = chunks_m * chunks_n
@@ -366,10 +363,16 @@ def _compute_job(job, chunks_m, chunks_n, a, sat, sam, sak, b, sbt, sbk, sbn, c,
         for r in range(r0, r1):
             row = r * ROWS
             rows = min(ROWS, m - row)
+            skip = 0
+            a_rs = sam
+            a_ks = sak
             if rows == ROWS:
                 a_addr = a + 4 * (t * sat + row * sam)
-                a_rs = sam
-                a_ks = sak
+            elif m >= ROWS:
+                # the last, partial row tile: recompute the tile ending at row m (each element's
+                # value does not depend on its neighbours) and keep only its new rows
+                a_addr = a + 4 * (t * sat + (m - ROWS) * sam)
+                skip = ROWS - rows
             else:
                 a_addr = a_tail.ctypes.data + 4 * (t * ROWS * depth)
                 a_rs = depth
@@ -388,26 +391,26 @@ def _compute_job(job, chunks_m, chunks_n, a, sat, sam, sak, b, sbt, sbk, sbn, c,
             if not direct:
                 for i in range(rows):
                     for j in range(cols):
-                        _store(c_batch + 4 * ((row + i) * n + col + j), scratch[i * PANEL + j])
+                        _store(c_batch + 4 * ((row + i) * n + col + j), scratch[(skip + i) * PANEL + j])
     # keep the workspaces alive until every raw address into them has been used
     return a_tail.shape[0] + b_packed.shape[0]
 
 
 @njit(cache=_CACHE)
-def _workspaces(batch, m, depth, n, pack_full):  # noqa: ANN001, ANN202
-    tail = batch * ROWS * depth if m % ROWS else 1
+def _workspaces(batch, m, depth, n, pack_full):
+    tail = batch * ROWS * depth if m < ROWS else 1
     packed = batch * depth * _packed_width(n, pack_full)
     return np.empty(tail, np.float32), np.empty(max(1, packed), np.float32)
 
 
 @njit(cache=_CACHE)
-def _pack_job_count(batch, m, n, pack_full):  # noqa: ANN001, ANN202
+def _pack_job_count(batch, m, n, pack_full):
     full, narrow = _count_panels(n)
-    return batch * ((1 if m % ROWS else 0) + (full if pack_full else 0) + narrow)
+    return batch * ((1 if m < ROWS else 0) + (full if pack_full else 0) + narrow)
 
 
 @njit(cache=_CACHE)
-def gemm_serial(batch, m, depth, n, a, sat, sam, sak, b, sbt, sbk, sbn, c, pack_full):  # noqa: ANN001
+def gemm_serial(batch, m, depth, n, a, sat, sam, sak, b, sbt, sbk, sbn, c, pack_full):
     """C = A @ B on the calling thread (plan and addresses in the comment block above)."""
     a_tail, b_packed = _workspaces(batch, m, depth, n, pack_full)
     for job in range(_pack_job_count(batch, m, n, pack_full)):
@@ -417,7 +420,7 @@ def gemm_serial(batch, m, depth, n, a, sat, sam, sak, b, sbt, sbk, sbn, c, pack_
 
 
 @njit(cache=_CACHE, parallel=True)
-def gemm_parallel(batch, m, depth, n, a, sat, sam, sak, b, sbt, sbk, sbn, c, pack_full,  # noqa: ANN001
+def gemm_parallel(batch, m, depth, n, a, sat, sam, sak, b, sbt, sbk, sbn, c, pack_full,
                   chunks_m, chunks_n):
     """C = A @ B on numba's threads: parallel packing, then batch x chunks_m x chunks_n tasks."""
     a_tail, b_packed = _workspaces(batch, m, depth, n, pack_full)

@@ -1,0 +1,79 @@
+"""Float32 conventions shared by every reference operator.
+
+The references are written with torch operations that are correctly rounded elementwise on every
+device (add, sub, mul, div, comparisons, `where`, integer ops on bit patterns), one rounding per
+operation, never fused. This module holds what they share:
+
+- Every NaN a reference operator returns is the canonical quiet NaN, bits 0x7FC00000, whatever NaN
+  payloads or signs went in: NaN propagation rules differ between processors, so payloads would
+  otherwise make equal computations hash differently.
+- Constants are given as float32 bit patterns (`f32`), so a port reads exactly the same values.
+- Operands are checked up front (`require_float32`); a bad operand raises `OperandError`.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import torch
+
+CANONICAL_NAN_BITS = 0x7FC00000
+"""Bit pattern of the one NaN reference operators return (positive sign, quiet, zero payload)."""
+
+FLOAT32_MAX_BITS = 0x7F7FFFFF
+"""Bit pattern of the largest finite float32, (2 - 2**-23) * 2**127."""
+
+
+class OperandError(ValueError):
+    """An operand of a reproducible operator has the wrong type, dtype, rank, shape or device."""
+
+
+def f32(bits: int) -> float:
+    """The float32 value with the given 32-bit pattern, as a Python float (exact)."""
+    return float(struct.unpack("<f", struct.pack("<I", bits & 0xFFFFFFFF))[0])
+
+
+def f32_bits(value: float) -> int:
+    """The bit pattern of `value` rounded to float32 (round to nearest even)."""
+    return int(struct.unpack("<I", struct.pack("<f", value))[0])
+
+
+def require_float32(x: object, name: str, ndim: int | None = None) -> torch.Tensor:
+    """`x` if it is a float32 tensor of rank `ndim` (any rank when None); OperandError otherwise."""
+    if not isinstance(x, torch.Tensor):
+        raise OperandError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dtype != torch.float32:
+        raise OperandError(f"{name} must be float32, got {x.dtype}")
+    if ndim is not None and x.dim() != ndim:
+        raise OperandError(f"{name} must have rank {ndim}, got shape {tuple(x.shape)}")
+    return x
+
+
+def require_same_device(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
+    """OperandError unless both tensors live on the same device."""
+    if a.device != b.device:
+        raise OperandError(f"{names} must be on one device, got {a.device} and {b.device}")
+
+
+def constant(bits: int, like: torch.Tensor) -> torch.Tensor:
+    """A 0-dim float32 tensor holding the float32 with pattern `bits`, on `like`'s device.
+
+    A device tensor, not a Python scalar: some devices' kernels divide by a scalar through its
+    reciprocal, which rounds differently.
+    """
+    return torch.tensor(f32(bits), dtype=torch.float32, device=like.device)
+
+
+def canonicalize_nan(x: torch.Tensor) -> torch.Tensor:
+    """x with every NaN replaced by the canonical quiet NaN (bits 0x7FC00000)."""
+    return torch.where(x != x, constant(CANONICAL_NAN_BITS, x), x)
+
+
+def as_bits(x: torch.Tensor) -> torch.Tensor:
+    """The int32 bit patterns of a float32 tensor (a reinterpretation, no copy of values)."""
+    return x.contiguous().view(torch.int32)
+
+
+def from_bits(bits: torch.Tensor) -> torch.Tensor:
+    """The float32 tensor whose bit patterns are the given int32 tensor."""
+    return bits.contiguous().view(torch.float32)
