@@ -5,8 +5,10 @@
     digest   = BLAKE3(encoding), 32 bytes
 
 The encoding depends only on the tensor's dtype, shape and values: never on strides, storage offset,
-device or the machine's byte order. Two tensors have the same digest exactly when they have the same
-dtype, shape and bits (NaN payloads included).
+device or the machine's byte order. Every NaN is encoded as the one quiet NaN with a clear sign and
+payload (0x7FC00000 for float32), since processors disagree on the NaN bits an operation produces
+(x86 gives 0xFFC00000 for inf - inf, ARM 0x7FC00000). Otherwise two tensors have the same digest
+exactly when they have the same dtype, shape and bits.
 """
 
 from __future__ import annotations
@@ -75,12 +77,17 @@ def compute_header(dtype: torch.dtype, shape: tuple[int, ...]) -> bytes:
     return MAGIC + bytes([DTYPE_CODES[dtype], len(shape)]) + struct.pack(f"<{len(shape)}Q", *shape)
 
 
+CANONICAL_NAN = float("nan")  # torch creates it as the quiet NaN with clear sign and payload
+
+
 def compute_element_bytes(tensor: torch.Tensor) -> memoryview:
-    """The tensor's elements, row-major and little-endian, without copying when already so on CPU."""
+    """The tensor's elements, row-major and little-endian, NaNs canonical; no copy when already so."""
     flat = tensor.detach()
     if flat.device.type != "cpu":
         flat = flat.cpu()
     flat = flat.contiguous()
+    if flat.dtype.is_floating_point and bool(torch.isnan(flat).any()):
+        flat = torch.where(torch.isnan(flat), torch.tensor(CANONICAL_NAN, dtype=flat.dtype), flat)
     flat = flat.view(_NUMPY_VIEW.get(flat.dtype, flat.dtype))
     array = flat.numpy().reshape(-1)
     if sys.byteorder == "big" and array.dtype.itemsize > 1:

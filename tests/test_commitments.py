@@ -168,3 +168,11 @@ def test_signed_statements_bind_kind_body_and_key() -> None:
     assert not verify_statement(public, "run-commitment", body, signature[:-1])
     assert not verify_statement(b"bad key", "run-commitment", body, signature)
     assert compute_signing_payload("k", {"b": 1, "a": 2}) == compute_signing_payload("k", {"a": 2, "b": 1})
+
+
+def test_nan_payloads_are_canonical_in_digests() -> None:
+    x86_default = torch.tensor([float("inf")]) - torch.tensor([float("inf")])  # 0xFFC00000 on x86
+    payload = torch.tensor([0x7FC00123], dtype=torch.int32).view(torch.float32)
+    quiet = torch.tensor([float("nan")])
+    assert compute_digest(x86_default) == compute_digest(payload) == compute_digest(quiet)
+    assert compute_digest(quiet) != compute_digest(torch.tensor([float("inf")]))
