@@ -27,7 +27,7 @@ test: lint typecheck
 	$(BIN)/pytest
 
 bench: $(STAMP)
-	$(BIN)/pytest benchmarks --benchmark-only --benchmark-columns=min,median,mean,rounds -p no:randomly
+	$(BIN)/pytest benchmarks -o python_files='bench_*.py' --benchmark-only --benchmark-columns=min,median,mean,rounds
 
 clean:
 	rm -rf $(VENV) build *.egg-info
