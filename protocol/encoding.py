@@ -78,6 +78,15 @@ def compute_header(dtype: torch.dtype, shape: tuple[int, ...]) -> bytes:
 
 
 CANONICAL_NAN = float("nan")  # torch creates it as the quiet NaN with clear sign and payload
+PARALLEL_HASH_BYTES = 1 << 20  # from this size on, BLAKE3 hashes on all cores (same digest)
+
+
+def _has_nan(tensor: torch.Tensor) -> bool:
+    if not tensor.dtype.is_floating_point:
+        return False
+    if tensor.dtype in _NUMPY_VIEW:
+        return bool(torch.isnan(tensor).any())
+    return bool(np.isnan(tensor.numpy()).any())  # one vectorised pass, cheaper than torch's here
 
 
 def compute_element_bytes(tensor: torch.Tensor) -> memoryview:
@@ -86,7 +95,7 @@ def compute_element_bytes(tensor: torch.Tensor) -> memoryview:
     if flat.device.type != "cpu":
         flat = flat.cpu()
     flat = flat.contiguous()
-    if flat.dtype.is_floating_point and bool(torch.isnan(flat).any()):
+    if _has_nan(flat):
         flat = torch.where(torch.isnan(flat), torch.tensor(CANONICAL_NAN, dtype=flat.dtype), flat)
     flat = flat.view(_NUMPY_VIEW.get(flat.dtype, flat.dtype))
     array = flat.numpy().reshape(-1)
@@ -102,8 +111,10 @@ def encode_tensor(tensor: torch.Tensor) -> bytes:
 
 def compute_digest(tensor: torch.Tensor) -> Root:
     """BLAKE3 digest of the tensor's canonical encoding, without materialising the encoding."""
-    hasher = blake3.blake3(compute_header(tensor.dtype, tuple(tensor.shape)))
-    hasher.update(compute_element_bytes(tensor))
+    elements = compute_element_bytes(tensor)
+    threads = blake3.blake3.AUTO if len(elements) >= PARALLEL_HASH_BYTES else 1
+    hasher = blake3.blake3(compute_header(tensor.dtype, tuple(tensor.shape)), max_threads=threads)
+    hasher.update(elements)
     return Root(hasher.digest())
 
 

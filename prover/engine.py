@@ -115,6 +115,24 @@ class Recorder:
     keep_tensors: bool = False  # also keep every output by digest (to answer a dispute's queries)
     nodes: list[TraceNode] = field(default_factory=list)
     tensors: dict[bytes, torch.Tensor] = field(default_factory=dict)
+    _shared: dict[int, list[bytes]] = field(default_factory=dict)  # storage → kept digests still live
+
+    def keep(self, digest: bytes, tensor: torch.Tensor) -> None:
+        """Keep a tensor by digest without copying it; `preserve` copies it before an in-place write."""
+        if digest in self.tensors:
+            return
+        if tensor.device.type != "cpu":
+            self.tensors[digest] = tensor.detach().to("cpu", copy=True)
+            return
+        self.tensors[digest] = tensor.detach()
+        key = _storage_key(tensor)
+        if key:
+            self._shared.setdefault(key, []).append(digest)
+
+    def preserve(self, tensor: torch.Tensor) -> None:
+        """`tensor`'s memory is about to be written in place: copy the kept values it would change."""
+        for digest in self._shared.pop(_storage_key(tensor), []):
+            self.tensors[digest] = self.tensors[digest].clone()
     origins: dict[int, _Origin] = field(default_factory=dict)  # by TensorImpl address
     views: dict[int, list[int]] = field(default_factory=dict)  # storage → TensorImpl addresses on it
 
@@ -129,7 +147,7 @@ class Recorder:
         for k, name in enumerate(names_in_order):
             self._set_origin(tensors[name], ("s", k))
             if self.keep_tensors:
-                self.tensors[compute_digest(tensors[name])] = tensors[name].detach().to("cpu", copy=True)
+                self.keep(compute_digest(tensors[name]), tensors[name])
 
     def mark_written(self, tensor: torch.Tensor) -> None:
         """An in-place operator wrote `tensor`'s memory: every other view of it is now stale."""
@@ -158,8 +176,8 @@ class Recorder:
             digests = tuple(None if out is None else compute_digest(out) for out in outputs)
             if self.keep_tensors:
                 for out, digest in zip(outputs, digests, strict=True):
-                    if out is not None and digest not in self.tensors:
-                        self.tensors[digest] = out.detach().to("cpu", copy=True)
+                    if out is not None:
+                        self.keep(digest, out)
         index = len(self.nodes)
         self.nodes.append(TraceNode(NodeStructure(op, args, refs, metas), digests))
         for o, out in enumerate(outputs):
@@ -231,6 +249,8 @@ class ReproducibleMode(TorchDispatchMode):
             call.args["pinpoint.rng"] = {"seed": self.rng.seed, "step": self.rng.step, "offset": self.rng.offset}
             self.rng.offset += random_numel(name, bound)
         skeleton = self.recorder is not None and self.recorder.skeleton
+        if definition.in_place and self.recorder is not None and self.recorder.keep_tensors:
+            self.recorder.preserve(args[0])
         if skeleton and _any_meta((args, kwargs)):
             result = func(*_to_meta(args), **_to_meta(kwargs))
             if definition.in_place:
@@ -238,7 +258,7 @@ class ReproducibleMode(TorchDispatchMode):
         elif definition.kind is OpKind.NATIVE:
             result = func(*args, **kwargs)
         else:
-            result = self._compute(definition, call.args, call.inputs, args)
+            result = self._compute(definition, call.args, call.inputs, args, kwargs.get("device"))
         self.ops_seen[name] = self.ops_seen.get(name, 0) + 1
         outputs = flatten_outputs(result)
         if self.tamper is not None and self.node_count == self.tamper.node and not skeleton:
@@ -249,10 +269,16 @@ class ReproducibleMode(TorchDispatchMode):
             self.recorder.record(name, call.args, call.inputs, outputs, definition.in_place)
         return result
 
-    def _compute(self, definition: Any, canonical_args: dict[str, Any], inputs: tuple[torch.Tensor, ...], args: tuple[Any, ...]) -> Any:
-        device = inputs[0].device if inputs else torch.device("cpu")
+    def _compute(
+        self, definition: Any, canonical_args: dict[str, Any], inputs: tuple[torch.Tensor, ...], args: tuple[Any, ...], device: Any
+    ) -> Any:
+        """A DEFINED or RANDOM operator. Placement is not part of the canonical arguments, so a
+        factory without tensor inputs is computed on the CPU and moved where the call asked."""
+        where = inputs[0].device if inputs else torch.device(device or "cpu")
         bound = bind_arguments(canonical_args, inputs)
-        result = definition.compute(self.primitives_for(device), bound)
+        result = definition.compute(self.primitives_for(where), bound)
+        if not inputs and isinstance(result, torch.Tensor) and result.device != where:
+            result = result.to(where)
         if definition.in_place:
             target = args[0]
             target.copy_(result)

@@ -395,9 +395,9 @@ def trace_step(
     bindings = tuple((name, recorder.ref_of(after[name])) for name in get_sorted_names(after))
     after_digests = {} if skeleton else compute_state_digests(after)
     if tensors is not None:
-        tensors.update(recorder.tensors)
         for name, tensor in after.items():
-            tensors.setdefault(after_digests[name], tensor.detach().to("cpu", copy=True))
+            recorder.keep(after_digests[name], tensor)
+        tensors.update(recorder.tensors)
     return StepTrace(t, tuple(recorder.nodes), bindings, before_digests, after_digests)
 
 

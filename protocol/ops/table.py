@@ -234,34 +234,19 @@ def _pow_scalar(_: Primitives, a: dict[str, Any]) -> Outputs:
 # --- elementwise functions through the primitives ----------------------------------------------
 
 
-@defines("sqrt.default", "sqrt_.default")
-def _sqrt(prims: Primitives, a: dict[str, Any]) -> Outputs:
-    _require_float32("aten::sqrt", a["self"])
-    return prims.sqrt(a["self"])
+def _through_primitive(name: str) -> Callable[[Primitives, dict[str, Any]], Outputs]:
+    """The operator aten::<name> is the primitive of the same name, on float32 only."""
+
+    def compute(prims: Primitives, a: dict[str, Any]) -> Outputs:
+        _require_float32(f"aten::{name}", a["self"])
+        result: Tensor = getattr(prims, name)(a["self"])
+        return result
+
+    return compute
 
 
-@defines("rsqrt.default", "rsqrt_.default")
-def _rsqrt(prims: Primitives, a: dict[str, Any]) -> Outputs:
-    _require_float32("aten::rsqrt", a["self"])
-    return prims.rsqrt(a["self"])
-
-
-@defines("exp.default", "exp_.default")
-def _exp(prims: Primitives, a: dict[str, Any]) -> Outputs:
-    _require_float32("aten::exp", a["self"])
-    return prims.exp(a["self"])
-
-
-@defines("log.default", "log_.default")
-def _log(prims: Primitives, a: dict[str, Any]) -> Outputs:
-    _require_float32("aten::log", a["self"])
-    return prims.log(a["self"])
-
-
-@defines("tanh.default", "tanh_.default")
-def _tanh(prims: Primitives, a: dict[str, Any]) -> Outputs:
-    _require_float32("aten::tanh", a["self"])
-    return prims.tanh(a["self"])
+for _primitive in ("sqrt", "rsqrt", "exp", "log", "tanh"):
+    defines(f"{_primitive}.default", f"{_primitive}_.default")(_through_primitive(_primitive))
 
 
 @defines("tanh_backward.default")
