@@ -10,9 +10,8 @@ from typing import Any
 import click
 
 from protocol.job import MODELS, OPTIMIZERS, JobSpecError
-from protocol.merkle import compute_tree
 from protocol.ops import UnsupportedOperator
-from protocol.trace import compute_trace_root, encode_node
+from protocol.trace import compute_trace_root
 from prover.engine import Tamper, TraceError
 from prover.files import FileFormatError
 from prover.run import RunError, load_or_create_key, load_run, regenerate_trace, train
@@ -85,7 +84,7 @@ def trace_command(run_dir: Path, step: int, as_json: bool) -> None:
     except (RunError, StateError, UnsupportedOperator, TraceError) as error:
         fail(str(error))
         return
-    ops = compute_tree([encode_node(node) for node in trace.nodes])
+    ops = trace.ops_tree()
     before, after = compute_state_root(trace.state_before), compute_state_root(trace.state_after)
     root = compute_trace_root(before, after, ops.root, len(trace.nodes))
     summary: dict[str, Any] = {
