@@ -7,11 +7,16 @@ device-generic references, which define the same bits.
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 import torch
 
+from protocol.ops.prims import INV_SQRT_2PI, SQRT1_2
+from protocol.ops.random import MUL1, MUL2, compute_stream_key
 from prover import kernels
+from prover.kernels._elementwise import CONSTANTS, _erf, _exp, _float
 
 
 @numba.njit(cache=True)
@@ -23,6 +28,59 @@ def _segment_sum(values: np.ndarray, segments: np.ndarray, out: np.ndarray) -> N
         if 0 <= s < count:
             for d in range(values.shape[1]):
                 out[s, d] = out[s, d] + values[p, d]
+
+
+@numba.njit(cache=True, parallel=True)
+def _bernoulli(out: np.ndarray, key: np.uint64, offset: np.int64, threshold: np.float32) -> None:
+    # protocol.ops.random: u = (mix32((offset + i) mod 2**32 ^ key) >> 8) * 2**-24; out = u < p
+    mask = np.uint64(0xFFFFFFFF)
+    scale = np.float32(2.0**-24)
+    for i in numba.prange(out.shape[0]):
+        x = ((np.uint64(offset + i) & mask) ^ key) & mask
+        x ^= x >> np.uint64(16)
+        x = (x * np.uint64(MUL1)) & mask
+        x ^= x >> np.uint64(15)
+        x = (x * np.uint64(MUL2)) & mask
+        x ^= x >> np.uint64(16)
+        u = np.float32(x >> np.uint64(8)) * scale  # exact: a 24-bit integer times a power of two
+        out[i] = np.float32(1.0) if u < threshold else np.float32(0.0)
+
+
+# --- fused GELU: the exact operation sequence of protocol.ops.prims.compute_gelu(_backward) --------
+
+_HALF, _ONE, _NEG_HALF = np.float32(0.5), np.float32(1.0), np.float32(-0.5)
+_SQRT1_2, _INV_SQRT_2PI = np.float32(SQRT1_2), np.float32(INV_SQRT_2PI)
+_BLOCK = 16384  # elements per parallel task
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _gelu(x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
+    e = (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10])
+    f = (k[30], k[31], k[32], k[33], k[34], k[35], k[36], k[37], k[38], k[39],
+         k[40], k[41], k[42], k[43], k[44], k[45], k[46], k[47], k[48], k[49])
+    n = x.shape[0]
+    for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
+        for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
+            v = x[i]
+            out[i] = (v * _HALF) * (_ONE + _float(_erf(v * _SQRT1_2, e, f)))
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _gelu_backward(grad: np.ndarray, x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
+    e = (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10])
+    f = (k[30], k[31], k[32], k[33], k[34], k[35], k[36], k[37], k[38], k[39],
+         k[40], k[41], k[42], k[43], k[44], k[45], k[46], k[47], k[48], k[49])
+    n = x.shape[0]
+    for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
+        for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
+            v = x[i]
+            cdf = _HALF * (_ONE + _float(_erf(v * _SQRT1_2, e, f)))
+            pdf = _float(_exp((v * v) * _NEG_HALF, e)) * _INV_SQRT_2PI
+            out[i] = grad[i] * (cdf + v * pdf)
+
+
+def _flat32(tensor: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(tensor.detach().contiguous().numpy().reshape(-1), dtype=np.float32)
 
 
 class FastPrimitives:
@@ -57,6 +115,27 @@ class FastPrimitives:
 
     def rsqrt(self, x: torch.Tensor) -> torch.Tensor:
         return kernels.rsqrt(x)
+
+    def bernoulli(
+        self, p: float, seed: int, step: int, offset: int, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
+    ) -> torch.Tensor:
+        numel = math.prod(shape)
+        out = np.empty(numel, dtype=np.float32)
+        threshold = np.float32(torch.tensor(p, dtype=torch.float32).item())
+        _bernoulli(out, np.uint64(compute_stream_key(seed, step)), np.int64(offset), threshold)
+        return torch.from_numpy(out).reshape(shape).to(dtype)
+
+    def gelu(self, x: torch.Tensor) -> torch.Tensor:
+        out = np.empty(x.numel(), dtype=np.float32)
+        _gelu(_flat32(x), out, CONSTANTS)
+        return torch.from_numpy(out).reshape(x.shape)
+
+    def gelu_backward(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        grad = grad.expand(torch.broadcast_shapes(grad.shape, x.shape))
+        x = x.expand(grad.shape)
+        out = np.empty(x.numel(), dtype=np.float32)
+        _gelu_backward(_flat32(grad), _flat32(x), out, CONSTANTS)
+        return torch.from_numpy(out).reshape(x.shape)
 
     def segment_sum(self, values: torch.Tensor, segments: torch.Tensor, count: int) -> torch.Tensor:
         out = np.zeros((count, values.shape[1]), dtype=np.float32)

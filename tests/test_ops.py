@@ -180,3 +180,22 @@ def test_every_node_of_a_real_step_re_executes_from_the_reference(fixture: str, 
             inputs.append(tensors[bytes(digest)].contiguous().clone())  # as the referee decodes it
         outputs = execute(node.structure.op, node.structure.args, inputs)
         assert tuple(None if o is None else compute_digest(o) for o in outputs) == node.digests, node.structure.op
+
+
+@given(
+    p=st.floats(0.0, 1.0, width=32) | st.sampled_from([0.0, 0.1, 0.5, 0.9, 1.0]),
+    seed=st.integers(0, 2**31 - 1),
+    step=st.integers(0, 2**20),
+    offset=st.integers(0, 2**33),
+    shape=st.lists(st.integers(0, 9), min_size=1, max_size=3),
+)
+@settings(max_examples=30)
+def test_dropout_masks_fast_equal_reference(p: float, seed: int, step: int, offset: int, shape: list[int]) -> None:
+    args = (p, seed, step, offset, tuple(shape), torch.float32, torch.device("cpu"))
+    assert same_bits(FAST.bernoulli(*args), REFERENCE.bernoulli(*args))
+
+
+def test_dropout_masks_keep_the_requested_fraction() -> None:
+    mask = FAST.bernoulli(0.9, 1, 2, 3, (1 << 20,), torch.float32, torch.device("cpu"))
+    assert abs(float(mask.mean()) - 0.9) < 0.003
+    assert not same_bits(mask, FAST.bernoulli(0.9, 1, 3, 3, (1 << 20,), torch.float32, torch.device("cpu")))

@@ -10,11 +10,13 @@ only through the primitives, whose equality is tested directly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import torch
 
 from protocol import semantics
+from protocol.ops import random
 
 
 class Primitives(Protocol):
@@ -31,6 +33,34 @@ class Primitives(Protocol):
     def sqrt(self, x: torch.Tensor) -> torch.Tensor: ...
     def rsqrt(self, x: torch.Tensor) -> torch.Tensor: ...
     def segment_sum(self, values: torch.Tensor, segments: torch.Tensor, count: int) -> torch.Tensor: ...
+    def bernoulli(
+        self, p: float, seed: int, step: int, offset: int, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
+    ) -> torch.Tensor: ...
+    def gelu(self, x: torch.Tensor) -> torch.Tensor: ...
+    def gelu_backward(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor: ...
+
+
+SQRT1_2 = 0.7071067811865476  # 1/sqrt(2), rounded to float32 where used
+INV_SQRT_2PI = 0.3989422804014327  # 1/sqrt(2*pi), rounded to float32 where used
+
+
+def _constant(value: float, like: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(value, dtype=like.dtype, device=like.device)
+
+
+def compute_gelu(x: torch.Tensor, erf: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """GELU (erf form): fl(fl(x * 0.5) * fl(1 + erf(fl(x * float32(1/sqrt 2))))), float32 elementwise."""
+    return (x * _constant(0.5, x)) * (_constant(1.0, x) + erf(x * _constant(SQRT1_2, x)))
+
+
+def compute_gelu_backward(
+    grad: torch.Tensor, x: torch.Tensor, erf: Callable[[torch.Tensor], torch.Tensor], exp: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """d GELU: cdf = fl(0.5 * fl(1 + erf(fl(x * float32(1/sqrt 2))))),
+    pdf = fl(exp(fl(fl(x * x) * -0.5)) * float32(1/sqrt(2 pi))), result = fl(grad * fl(cdf + fl(x * pdf)))."""
+    cdf = _constant(0.5, x) * (_constant(1.0, x) + erf(x * _constant(SQRT1_2, x)))
+    pdf = exp((x * x) * _constant(-0.5, x)) * _constant(INV_SQRT_2PI, x)
+    return grad * (cdf + x * pdf)
 
 
 def reference_segment_sum(values: torch.Tensor, segments: torch.Tensor, count: int) -> torch.Tensor:
@@ -81,6 +111,17 @@ class ReferencePrimitives:
 
     def segment_sum(self, values: torch.Tensor, segments: torch.Tensor, count: int) -> torch.Tensor:
         return reference_segment_sum(values, segments, count)
+
+    def bernoulli(
+        self, p: float, seed: int, step: int, offset: int, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
+    ) -> torch.Tensor:
+        return random.compute_bernoulli(p, seed, step, offset, shape, dtype, device)
+
+    def gelu(self, x: torch.Tensor) -> torch.Tensor:
+        return compute_gelu(x, semantics.reference_erf)
+
+    def gelu_backward(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return compute_gelu_backward(grad, x, semantics.reference_erf, semantics.reference_exp)
 
 
 REFERENCE: Primitives = ReferencePrimitives()

@@ -26,7 +26,6 @@ from typing import Any
 
 import torch
 
-from protocol.ops import random as prng
 from protocol.ops.prims import Primitives
 
 Tensor = torch.Tensor
@@ -256,8 +255,6 @@ def _tanh_backward(_: Primitives, a: dict[str, Any]) -> Outputs:
     return a["grad_output"] * (_scalar(1.0, y) - y * y)
 
 
-SQRT1_2 = 0.7071067811865476  # 1/sqrt(2), rounded to float32 where used
-INV_SQRT_2PI = 0.3989422804014327  # 1/sqrt(2*pi)
 SQRT_2_OVER_PI = 0.7978845608028654  # sqrt(2/pi), for the tanh approximation
 GELU_CUBIC = 0.044715
 
@@ -271,8 +268,7 @@ def _gelu(prims: Primitives, a: dict[str, Any]) -> Outputs:
         # fl(fl(x*0.5) * fl(1 + tanh(fl(sqrt(2/pi) * fl(x + fl(0.044715 * fl(fl(x*x)*x)))))))
         inner = _scalar(SQRT_2_OVER_PI, x) * (x + _scalar(GELU_CUBIC, x) * (x * x * x))
         return (x * half) * (one + prims.tanh(inner))
-    # fl(fl(x*0.5) * fl(1 + erf(fl(x * float32(1/sqrt 2)))))
-    return (x * half) * (one + prims.erf(x * _scalar(SQRT1_2, x)))
+    return prims.gelu(x)  # the erf form: see protocol.ops.prims.compute_gelu
 
 
 @defines("gelu_backward.default")
@@ -288,11 +284,7 @@ def _gelu_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
         left = half * (one + t)
         right = ((x * half) * (one - t * t)) * (c * (one + k3 * x2))
         return grad * (left + right)
-    # cdf = fl(0.5 * fl(1 + erf(fl(x/sqrt2)))); pdf = fl(exp(fl(fl(x*x) * -0.5)) * 1/sqrt(2pi))
-    # result = fl(grad * fl(cdf + fl(x * pdf)))
-    cdf = half * (one + prims.erf(x * _scalar(SQRT1_2, x)))
-    pdf = prims.exp((x * x) * _scalar(-0.5, x)) * _scalar(INV_SQRT_2PI, x)
-    return grad * (cdf + x * pdf)
+    return prims.gelu_backward(grad, x)  # the erf form: see protocol.ops.prims.compute_gelu_backward
 
 
 # --- matrix products ------------------------------------------------------------------------------
@@ -540,10 +532,11 @@ def _embedding_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
 
 
 @defines("bernoulli_.float", kind=OpKind.RANDOM)
-def _bernoulli(_: Primitives, a: dict[str, Any]) -> Outputs:
-    # self := 1 where uniform(seed, step, offset + i) < float32(p), else 0 (i in row-major order)
+def _bernoulli(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    # self := 1 where uniform(seed, step, offset + i) < float32(p), else 0 (i in row-major order);
+    # see protocol.ops.random.compute_bernoulli
     rng, self = a["pinpoint.rng"], a["self"]
-    return prng.compute_bernoulli(a["p"], rng["seed"], rng["step"], rng["offset"], tuple(self.shape), self.dtype, self.device)
+    return prims.bernoulli(a["p"], rng["seed"], rng["step"], rng["offset"], tuple(self.shape), self.dtype, self.device)
 
 
 @defines("empty_like.default", "empty.memory_format", "new_empty.default", "new_empty_strided.default", "empty_strided.default")
