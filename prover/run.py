@@ -3,7 +3,7 @@
 RUN/
   run.json                job spec, job id, chain root, worker key, checkpoint interval, timings
   roots.json              the state roots s_0 … s_T (hex)
-  commitment.json         the signed run commitment {body, signature}
+  commitment.json         the signed run commitment {commitment, signature} (protocol.game.commitments)
   checkpoints/step-NNNNNNNN.safetensors   the state at step t, data set excluded
   worker.key              the worker's Ed25519 key when none was given (owner-only permissions)
   tamper.json             for research runs that cheat on purpose: what was tampered with
@@ -32,6 +32,15 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from protocol.encoding import compute_digest
+from protocol.game.codec import ParseError
+from protocol.game.commitments import (
+    RunCommitment,
+    SignedRunCommitment,
+    compute_signed_run_commitment_json,
+    is_valid_run_commitment,
+    parse_signed_run_commitment_json,
+    sign_run_commitment,
+)
 from protocol.job import JobSpec, JobSpecError, compute_job_id
 from protocol.merkle import MerkleTree
 from protocol.signing import (
@@ -39,17 +48,13 @@ from protocol.signing import (
     get_public_key_bytes,
     private_key_from_bytes,
     private_key_to_bytes,
-    sign_statement,
-    verify_statement,
 )
-from protocol.state import compute_chain_tree, compute_state_root, compute_state_tree, get_sorted_names
+from protocol.state import compute_chain_tree, compute_state_root, get_sorted_names
 from protocol.trace import Skeleton, StepTrace
 from protocol.types import Root
 from prover.engine import Recorder, ReproducibleMode, RngContext, Tamper, perturb
 from prover.files import FileFormatError, read_json, write_atomic, write_json_atomic
 from prover.session import Session, StateError
-
-RUN_COMMITMENT = "run-commitment"
 
 
 class RunError(RuntimeError):
@@ -192,24 +197,20 @@ class Run:
     job: JobSpec
     job_id: Root
     roots: list[Root]
-    commitment: dict[str, Any]  # {"body": …, "signature": hex}
+    commitment: SignedRunCommitment
     checkpoint_every: int
     tamper: Tamper | None
 
     @property
     def worker_key(self) -> bytes:
-        return bytes.fromhex(self.commitment["body"]["worker_key"])
+        return bytes(self.commitment.commitment.worker_key)
 
     @property
     def chain_root(self) -> Root:
-        return Root(bytes.fromhex(self.commitment["body"]["chain_root"]))
+        return self.commitment.commitment.chain_root
 
     def chain_tree(self) -> MerkleTree:
         return compute_chain_tree(self.roots)
-
-
-def compute_commitment_body(job_id: bytes, steps: int, chain_root: bytes, worker_key: bytes) -> dict[str, Any]:
-    return {"job_id": job_id.hex(), "steps": steps, "chain_root": chain_root.hex(), "worker_key": worker_key.hex()}
 
 
 def load_run(path: str | os.PathLike[str]) -> Run:
@@ -220,25 +221,26 @@ def load_run(path: str | os.PathLike[str]) -> Run:
     try:
         meta = read_json(run / "run.json", "run.json")
         roots_hex = read_json(run / "roots.json", "roots.json")
-        commitment = read_json(run / "commitment.json", "commitment.json")
+        signed = parse_signed_run_commitment_json(read_json(run / "commitment.json", "commitment.json"))
         job = JobSpec.from_json(meta["job"])
         roots = [Root(bytes.fromhex(h)) for h in roots_hex]
-        body, signature = commitment["body"], bytes.fromhex(commitment["signature"])
         tamper = Tamper.parse(meta["tamper"]) if meta.get("tamper") else None
         checkpoint_every = int(meta["checkpoint_every"])
     except (FileFormatError, JobSpecError) as error:
         raise RunError(str(error)) from error
+    except ParseError as error:
+        raise RunError(f"{run}/commitment.json is malformed: {error}") from error
     except (KeyError, TypeError, ValueError) as error:
         raise RunError(f"{run} is malformed: {error}") from error
     job_id = compute_job_id(job)
     if len(roots) != job.steps + 1:
         raise RunError(f"{run}/roots.json has {len(roots)} roots for a job of {job.steps} steps")
-    expected = compute_commitment_body(job_id, job.steps, compute_chain_tree(roots).root, bytes.fromhex(body.get("worker_key", "")))
-    if body != expected:
+    body = signed.commitment
+    if (body.job_id, body.steps, body.chain_root) != (job_id, job.steps, compute_chain_tree(roots).root):
         raise RunError(f"{run}/commitment.json does not match the job and roots")
-    if not verify_statement(bytes.fromhex(body["worker_key"]), RUN_COMMITMENT, body, signature):
+    if not is_valid_run_commitment(signed):
         raise RunError(f"{run}/commitment.json has a bad signature")
-    return Run(run, job, job_id, roots, commitment, checkpoint_every, tamper)
+    return Run(run, job, job_id, roots, signed, checkpoint_every, tamper)
 
 
 # --- training ------------------------------------------------------------------------------------
@@ -320,14 +322,14 @@ def _train_into(
         committer.close()
     job_id = compute_job_id(job)
     chain = compute_chain_tree(roots)
-    body = compute_commitment_body(job_id, job.steps, chain.root, get_public_key_bytes(key))
+    signed = sign_run_commitment(key, RunCommitment(job_id, job.steps, chain.root, get_public_key_bytes(key)))
     write_json_atomic(run / "roots.json", [root.hex() for root in roots])
-    write_json_atomic(run / "commitment.json", {"body": body, "signature": sign_statement(key, RUN_COMMITMENT, body).hex()})
+    write_json_atomic(run / "commitment.json", compute_signed_run_commitment_json(signed))
     meta = {
         "job": job.to_json(),
         "job_id": job_id.hex(),
         "chain_root": chain.root.hex(),
-        "worker_key": body["worker_key"],
+        "worker_key": get_public_key_bytes(key).hex(),
         "checkpoint_every": checkpoint_every,
         "device": device,
         "tamper": str(tamper) if tamper else None,
@@ -429,5 +431,3 @@ def compute_skeleton(job: JobSpec, state_shapes: dict[str, tuple[torch.dtype, tu
     return trace.skeleton
 
 
-def get_state_tree(digests: dict[str, Root]) -> MerkleTree:
-    return compute_state_tree(digests)
