@@ -45,7 +45,8 @@ from protocol.game.commitments import (
 from protocol.game.constants import GameConfig
 from protocol.game.enums import ROLES, Role, TreeKind
 from protocol.game.evidence import EvidenceRequest, OpLeafRequest, StateLeafRequest, TensorRequest
-from protocol.signing import compute_canonical_json, sign_statement, verify_statement
+from protocol.game.wire import encode_wire, is_hex
+from protocol.signing import sign_statement, verify_statement
 from protocol.types import DIGEST_SIZE, Root, SignatureBytes, StepIndex
 
 GAME_MOVE_KIND = "game-move"
@@ -317,16 +318,17 @@ def parse_message_json(value: Any) -> SignedMove:
 
 
 def compute_message_sizes(message_json: dict[str, Any]) -> tuple[int, int]:
-    """(bytes on the wire, of which tensor evidence): the canonical JSON length, and the length of the
-    hex `data` of tensor items in it."""
-    total = len(compute_canonical_json(message_json))
+    """(bytes on the wire, of which tensor evidence): the length of the message's binary wire
+    encoding (protocol.game.wire), and the raw bytes of the tensor items' data in it."""
+    total = len(encode_wire(message_json))
     tensors = 0
     move = message_json.get("move")
     items = move.get("items") if isinstance(move, dict) else None
     if isinstance(items, list):
         for item in items:
             if isinstance(item, dict) and item.get("kind") == "tensor" and isinstance(item.get("data"), str):
-                tensors += len(item["data"])
+                data = item["data"]
+                tensors += len(data) // 2 if is_hex(data) else len(data.encode())
     return total, tensors
 
 
