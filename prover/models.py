@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from protocol.ops.random import compute_initial_values
+
 
 @dataclass(frozen=True)
 class MLPConfig:
@@ -111,16 +113,32 @@ ModelConfig = MLPConfig | TransformerConfig
 
 
 def build_model(config: ModelConfig, seed: int) -> nn.Module:
-    """The model with its initial parameters drawn from torch's CPU generator seeded with `seed`.
+    """The model with its initial parameters drawn from protocol's counter-based generator.
 
-    Initialisation runs on the CPU in float32 with torch's own (sequential, thread-independent)
-    generator, so every party of a job gets bit-identical parameters; move the model afterwards.
-    """
-    generator_state = torch.random.get_rng_state()
-    try:
-        torch.manual_seed(seed)
-        with torch.device("cpu"):
-            model: nn.Module = MLP(config) if isinstance(config, MLPConfig) else TransformerLM(config)
-    finally:
-        torch.random.set_rng_state(generator_state)
+    torch's own initialisers are replaced (see `initialize_parameters`), so s_0 depends only on the
+    job's seed and the parameters' names and shapes, never on a torch build's random number code."""
+    with torch.device("cpu"):
+        model: nn.Module = MLP(config) if isinstance(config, MLPConfig) else TransformerLM(config)
+    initialize_parameters(model, seed)
     return model
+
+
+def initialize_parameters(model: nn.Module, seed: int) -> None:
+    """Overwrite every parameter with the job's deterministic initial values, in place.
+
+    The scales follow torch's defaults: a Linear layer's weight and bias are uniform in
+    ±1/sqrt(in_features); an Embedding is uniform in ±sqrt(3) (unit variance, where torch draws a
+    unit normal); LayerNorm starts at weight 1, bias 0. Values come from
+    `protocol.ops.random.compute_initial_values`, keyed by the parameter's name."""
+    with torch.no_grad():
+        for module_name, module in model.named_modules():
+            prefix = f"{module_name}." if module_name else ""
+            if isinstance(module, nn.Linear):
+                bound = 1.0 / math.sqrt(module.in_features)
+                for name, param in module.named_parameters(recurse=False):
+                    param.copy_(compute_initial_values(seed, prefix + name, tuple(param.shape), bound))
+            elif isinstance(module, nn.Embedding):
+                module.weight.copy_(compute_initial_values(seed, prefix + "weight", tuple(module.weight.shape), math.sqrt(3.0)))
+            elif isinstance(module, nn.LayerNorm):
+                module.weight.fill_(1.0)
+                module.bias.fill_(0.0)

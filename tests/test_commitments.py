@@ -176,3 +176,15 @@ def test_nan_payloads_are_canonical_in_digests() -> None:
     quiet = torch.tensor([float("nan")])
     assert compute_digest(x86_default) == compute_digest(payload) == compute_digest(quiet)
     assert compute_digest(quiet) != compute_digest(torch.tensor([float("inf")]))
+
+
+def test_initial_values_depend_only_on_seed_name_and_shape() -> None:
+    from protocol.ops.random import compute_initial_values
+
+    a = compute_initial_values(7, "blocks.0.qkv.weight", (6, 4), 0.5)
+    assert torch.equal(a, compute_initial_values(7, "blocks.0.qkv.weight", (6, 4), 0.5))
+    assert not torch.equal(a, compute_initial_values(8, "blocks.0.qkv.weight", (6, 4), 0.5))
+    assert not torch.equal(a, compute_initial_values(7, "blocks.0.proj.weight", (6, 4), 0.5))
+    assert a.dtype == torch.float32 and float(a.abs().max()) <= 0.5
+    # pinned bits, so a port (or another torch build) can check its initial state
+    assert compute_digest(a).hex() == VECTORS["initial_values_digest"]

@@ -16,6 +16,7 @@ A uniform float32 in [0, 1) is (bits >> 8) * 2**-24: 24 random bits, exactly rep
 
 from __future__ import annotations
 
+import blake3
 import torch
 
 MASK32 = 0xFFFFFFFF
@@ -69,6 +70,16 @@ def compute_bernoulli(
     """1 where uniform < float32(p), else 0, as `dtype` (torch's `bernoulli_(p)` contract)."""
     threshold = torch.tensor(p, dtype=torch.float32, device=device)
     return (compute_uniform(seed, step, offset, shape, device) < threshold).to(dtype)
+
+
+def compute_initial_values(seed: int, name: str, shape: tuple[int, ...], bound: float) -> torch.Tensor:
+    """float32 initial values of the parameter `name`: fl(fl(fl(u * 2) - 1) * float32(bound)), u uniform.
+
+    The stream is keyed by (seed ^ 0x1A17, the first 4 bytes of BLAKE3(name) as a little-endian
+    integer), so every parameter draws independent values whatever order they are created in."""
+    key = int.from_bytes(blake3.blake3(name.encode()).digest()[:4], "little")
+    u = compute_uniform(seed ^ 0x1A17, key, 0, shape)
+    return (u * 2.0 - 1.0) * torch.tensor(bound, dtype=torch.float32)
 
 
 def compute_batch_indices(seed: int, step: int, dataset_size: int, batch_size: int) -> torch.Tensor:

@@ -56,7 +56,10 @@ def build() -> dict[str, object]:
     signing = {
         "payload": compute_signing_payload("run-commitment", {"steps": 3, "chain_root": bytes(32), "x": 0.5}).hex(),
     }
-    return {"encodings": encodings, "merkle": merkle, "state": state, "signing": signing}
+    from protocol.ops.random import compute_initial_values
+
+    initial = compute_digest(compute_initial_values(7, "blocks.0.qkv.weight", (6, 4), 0.5)).hex()
+    return {"encodings": encodings, "merkle": merkle, "state": state, "signing": signing, "initial_values_digest": initial}
 
 
 if __name__ == "__main__":
