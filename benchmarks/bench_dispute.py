@@ -175,6 +175,31 @@ def print_report(report: dict[str, Any]) -> None:
               f" referee {op['seconds']:.2f} s")
 
 
+def plot_rounds(rows: list[dict[str, Any]], path: Path) -> None:
+    """Rounds against T, one line per arity, with the bound ⌈log_k(T+1)⌉ + ⌈log_k N⌉ + 5 dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for arity in sorted({row["k"] for row in rows}):
+        mine = [row for row in rows if row["k"] == arity]
+        steps = [row["T"] for row in mine]
+        line = axes.plot(steps, [row["rounds"] for row in mine], marker="o", label=f"k = {arity}")[0]
+        depth = arity.bit_length() - 1
+        bound = [math.ceil((t).bit_length() / depth) + math.ceil((mine[0]["N"] - 1).bit_length() / depth) + 5 for t in steps]
+        axes.plot(steps, bound, linestyle="--", color=line.get_color(), alpha=0.5)
+    axes.set_xscale("log", base=2)
+    axes.set_xlabel("steps T")
+    axes.set_ylabel("rounds (both phases)")
+    axes.set_title(f"Dispute rounds, N = {rows[0]['N']} ops per step (dashed: the bound; equal here)")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
 @pytest.mark.benchmark(group="dispute")
 def test_mlp_dispute(benchmark: Any, tmp_path: Path) -> None:
     job = make_job("mlp", "sgd", 8, seed=3)
@@ -197,3 +222,4 @@ if __name__ == "__main__":
     print_report(result)
     if options.out is not None:
         options.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        plot_rounds(result["rounds"], options.out.with_suffix(".png"))
