@@ -224,7 +224,6 @@ class ReproducibleMode(TorchDispatchMode):
         self.recorder = recorder
         self.tamper = tamper if tamper is not None and tamper.kind == "output" and tamper.step == rng.step else None
         self.node_count = 0
-        self.ops_seen: dict[str, int] = {}
         # Every output stays referenced until the step ends, in every use of the mode. Autograd takes
         # different operators depending on reference counts (AccumulateGrad steals an unshared
         # gradient but clones a shared one; gradient buffers add in place only when unshared), so
@@ -259,7 +258,6 @@ class ReproducibleMode(TorchDispatchMode):
             result = func(*args, **kwargs)
         else:
             result = self._compute(definition, call.args, call.inputs, args, kwargs.get("device"))
-        self.ops_seen[name] = self.ops_seen.get(name, 0) + 1
         outputs = flatten_outputs(result)
         if self.tamper is not None and self.node_count == self.tamper.node and not skeleton:
             result, outputs = self._apply_tamper(definition.in_place, result, outputs)
