@@ -8,7 +8,10 @@ A node records what a referee needs to re-execute it and nothing else:
                ["s", k]      the k-th named tensor of s_t (canonical name order)
                ["n", j, o]   output o of an earlier node j
                ["c", hex]    a small constant, by its full canonical encoding
-    outputs  per output: [dtype code, shape, digest hex] or null for an absent output
+    outputs  per output: [dtype code, shape, digest hex] or null for an absent output; the digest is
+             "" for the outputs of a *derived* operator (`DERIVED_OPS`: views, detach, clone, …), whose
+             values are a cheap function of their one input: they are not hashed, and whoever needs
+             them re-applies the operator to the nearest hashed ancestor (`compute_derivation`)
 
 A node's *structure* is the same without output digests; the skeleton of a step is the list of
 structures plus the bindings of s_{t+1}: for each name (canonical order) the ref that produced it.
@@ -30,6 +33,51 @@ from protocol.types import DIGEST_SIZE, Root
 
 Ref = tuple[Any, ...]
 MAX_CONSTANT_ELEMENTS = 64  # a tensor of unknown origin may enter a trace inline only when this small
+
+DERIVED: Root = Root(b"")
+"""The digest entry of a derived operator's output: not hashed, recomputed from its input."""
+
+DERIVED_OPS = frozenset(
+    f"aten::{name}"
+    for name in ["view.default", "_unsafe_view.default", "reshape.default", "t.default", "transpose.int", "permute.default", "expand.default", "unsqueeze.default", "squeeze.dim", "squeeze.dims", "squeeze.default", "select.int", "slice.Tensor", "split.Tensor", "split_with_sizes.default", "unbind.int", "alias.default", "detach.default", "clone.default", "contiguous.default", "lift_fresh.default"]
+)
+"""Operators of one tensor input whose outputs are that input's values rearranged: exact, cheap, and
+most of a step's bytes (a transformer step's views alone are half of what it would hash)."""
+
+
+def compute_derived_value(nodes: Sequence[NodeStructure], chain: Sequence[tuple[int, int]], base: Any) -> Any:
+    """Re-apply the derived operators of `chain` (from `compute_derivation`) to the base tensor.
+
+    Each operator gets a contiguous input: a view's values are its input's values in row-major
+    order, whatever the strides, so the result is the same values the prover had, and views that
+    needed a particular layout (after a contiguous clone) always succeed."""
+    from protocol.ops import execute
+
+    value = base
+    for index, output in chain:
+        produced = execute(nodes[index].op, nodes[index].args, [value.contiguous()])
+        value = produced[output] if output < len(produced) else None
+        if value is None:
+            raise ValueError(f"derived node {index} has no output {output}")
+    return value.contiguous()
+
+
+def is_derived(structure: NodeStructure) -> bool:
+    """A node whose outputs are not hashed but recomputed from its single input."""
+    return structure.op in DERIVED_OPS and len(structure.inputs) == 1 and structure.inputs[0][0] in ("n", "s")
+
+
+def compute_derivation(nodes: Sequence[NodeStructure], ref: Ref) -> tuple[Ref, list[tuple[int, int]]]:
+    """Follow `ref` back through derived nodes to the hashed tensor it comes from.
+
+    Returns (the base ref: a state tensor or a hashed node output, and the (node, output) steps to
+    re-apply to the base, first to last)."""
+    chain: list[tuple[int, int]] = []
+    while ref[0] == "n" and ref[1] < len(nodes) and is_derived(nodes[ref[1]]):
+        chain.append((ref[1], ref[2]))
+        ref = nodes[ref[1]].inputs[0]
+    chain.reverse()
+    return ref, chain
 
 
 class TraceFormatError(ValueError):
@@ -121,7 +169,7 @@ def decode_node(leaf: bytes) -> TraceNode:
             digest = bytes.fromhex(entry[2])
         except ValueError as error:
             raise TraceFormatError("output digest is not hex") from error
-        if len(digest) != DIGEST_SIZE:
+        if len(digest) not in (0, DIGEST_SIZE):
             raise TraceFormatError("output digest has the wrong length")
         outputs.append(OutputMeta(entry[0], tuple(entry[1])))
         digests.append(Root(digest))
@@ -162,14 +210,3 @@ def compute_trace_root(state_before: bytes, state_after: bytes, ops_root: bytes,
     """One digest for a whole step: s_t, s_{t+1}, the ops tree and the node count."""
     body = {"state_before": bytes(state_before), "state_after": bytes(state_after), "ops_root": bytes(ops_root), "num_ops": num_ops}
     return Root(blake3.blake3(b"pinpoint/v1/trace-root\n" + compute_canonical_json(body)).digest())
-
-
-def get_ref_digest(ref: Ref, nodes: Sequence[TraceNode], state_digests: Sequence[bytes]) -> bytes | None:
-    """The digest a ref points at, from earlier nodes or s_t's digests in canonical name order."""
-    if ref[0] == "s":
-        return state_digests[ref[1]] if ref[1] < len(state_digests) else None
-    if ref[0] == "n":
-        j, o = ref[1], ref[2]
-        if j < len(nodes) and o < len(nodes[j].digests):
-            return nodes[j].digests[o]
-    return None

@@ -27,7 +27,15 @@ from protocol.ops import OpKind, flatten_outputs, get_definition
 from protocol.ops.canonical import bind_arguments, canonicalize_call, get_op_name
 from protocol.ops.prims import REFERENCE, Primitives
 from protocol.ops.table import random_numel
-from protocol.trace import MAX_CONSTANT_ELEMENTS, NodeStructure, OutputMeta, Ref, TraceNode
+from protocol.trace import (
+    DERIVED,
+    MAX_CONSTANT_ELEMENTS,
+    NodeStructure,
+    OutputMeta,
+    Ref,
+    TraceNode,
+    is_derived,
+)
 
 PASS_THROUGH = frozenset(
     {
@@ -170,8 +178,11 @@ class Recorder:
     ) -> None:
         refs = tuple(self.ref_of(tensor) for tensor in inputs)
         metas = tuple(None if out is None else OutputMeta(DTYPE_CODES[out.dtype], tuple(out.shape)) for out in outputs)
+        structure = NodeStructure(op, args, refs, metas)
         if self.skeleton:
             digests: tuple[Any, ...] = tuple(None for _ in outputs)
+        elif is_derived(structure):
+            digests = tuple(None if out is None else DERIVED for out in outputs)
         else:
             digests = tuple(None if out is None else compute_digest(out) for out in outputs)
             if self.keep_tensors:
@@ -179,7 +190,7 @@ class Recorder:
                     if out is not None:
                         self.keep(digest, out)
         index = len(self.nodes)
-        self.nodes.append(TraceNode(NodeStructure(op, args, refs, metas), digests))
+        self.nodes.append(TraceNode(structure, digests))
         for o, out in enumerate(outputs):
             if out is not None:
                 if in_place and not self.skeleton:

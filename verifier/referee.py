@@ -6,7 +6,9 @@ It implements `protocol.game.interfaces.Referee` for pinpoint's step traces. It 
   produces each tensor of s_{t+1}) comes from the skeleton, which it computes itself on meta tensors
   by replaying the job's steps from s_0 (cheap: no values, only shapes and the one-element counters);
 - input digests come from evidence the game has already checked against the agreed prefix of the ops
-  tree or against the agreed s_t; input tensors are accepted only with a matching digest;
+  tree or against the agreed s_t; input tensors are accepted only with a matching digest; an input
+  made by derived (view) operators, which are not hashed, is rebuilt from its hashed ancestor by
+  re-applying them (`protocol.trace.compute_derived_value`);
 - the operator runs with `protocol.ops.execute` and the reference primitives.
 
 The correct leaf is the skeleton's structure with the digests of the recomputed outputs; a party
@@ -36,8 +38,20 @@ from protocol.game.evidence import (
 from protocol.job import JobSpec, compute_job_id
 from protocol.ops import execute
 from protocol.state import StateLeafError, compute_state_leaf, compute_state_root, decode_state_leaf
-from protocol.trace import Ref, Skeleton, TraceFormatError, TraceNode, decode_node, encode_node
-from protocol.types import Root, StepIndex
+from protocol.trace import (
+    DERIVED,
+    NodeStructure,
+    Ref,
+    Skeleton,
+    TraceFormatError,
+    TraceNode,
+    compute_derivation,
+    compute_derived_value,
+    decode_node,
+    encode_node,
+    is_derived,
+)
+from protocol.types import DIGEST_SIZE, Root, StepIndex
 from prover.run import compute_state_digests, trace_step
 from prover.session import Session
 
@@ -93,27 +107,30 @@ class TraceReferee:
         return []
 
     def _refs(self, dispute: LeafDispute) -> list[Ref] | None:
+        """The refs whose values decide the disputed leaf (None: no such leaf in the true step)."""
         skeleton = self.get_skeleton(dispute.step)
         if dispute.tree is TreeKind.OPS:
             if dispute.index >= len(skeleton.nodes):
                 return None
-            return list(skeleton.nodes[dispute.index].inputs)
+            structure = skeleton.nodes[dispute.index]
+            return [] if is_derived(structure) else list(structure.inputs)
         if dispute.index >= len(skeleton.bindings):
             return None
         return [skeleton.bindings[dispute.index][1]]
 
     def get_evidence_requests(self, dispute: LeafDispute) -> Sequence[EvidenceRequest]:
         self._check_job(dispute.job_id)
-        refs = self._refs(dispute) or []
+        nodes = self.get_skeleton(dispute.step).nodes
         requests: list[EvidenceRequest] = []
-        for ref in refs:
-            for request in self._requests_for_ref(ref):
+        for ref in self._refs(dispute) or []:
+            base, _ = compute_derivation(nodes, ref)
+            for request in self._requests_for_ref(base):
                 if request not in requests:
                     requests.append(request)
         return requests
 
     def _digest_of(self, ref: Ref, evidence: Evidence) -> bytes | EvidenceRequest:
-        """The digest a ref names, from checked evidence (or the request that would give it)."""
+        """The digest a hashed ref names, from checked evidence (or the request that would give it)."""
         if ref[0] == "n":
             leaf = evidence.op_leaves.get(ref[1])
             if leaf is None:
@@ -134,39 +151,62 @@ class TraceReferee:
                 return b""
         return bytes(compute_digest(decode_tensor(bytes.fromhex(ref[1]))))
 
+    def _value_of(self, nodes: Sequence[NodeStructure], ref: Ref, evidence: Evidence) -> torch.Tensor | EvidenceRequest | None:
+        """The tensor a ref names: its hashed base from evidence, with the derived operators between
+        them re-applied. None when no correct value exists (an agreed leaf that cannot be right)."""
+        base, chain = compute_derivation(nodes, ref)
+        if base[0] == "c":
+            value = decode_tensor(bytes.fromhex(base[1]))
+        else:
+            digest = self._digest_of(base, evidence)
+            if not isinstance(digest, bytes):
+                return digest
+            if len(digest) != DIGEST_SIZE:
+                return None
+            data = evidence.tensors.get(Root(digest))
+            if data is None:
+                return TensorRequest(Root(digest))
+            try:
+                value = decode_tensor(data)
+            except EncodingError:
+                return None  # cannot happen for data whose digest matched an agreed digest
+        try:
+            derived: torch.Tensor = compute_derived_value(nodes, chain, value)
+        except (RuntimeError, ValueError, TypeError, IndexError):
+            return None  # the agreed ancestors do not admit these views: no correct value exists
+        return derived
+
     def compute_expected_leaf(self, dispute: LeafDispute, evidence: Evidence) -> bytes | MissingEvidence:
         self._check_job(dispute.job_id)
         skeleton = self.get_skeleton(dispute.step)
         refs = self._refs(dispute)
         if refs is None:
             return b""  # no such leaf in the true step: no claimed leaf can be right
-        digests: list[bytes] = []
+        if dispute.tree is TreeKind.STATE_AFTER:
+            name, ref = skeleton.bindings[dispute.index]
+            base, chain = compute_derivation(skeleton.nodes, ref)
+            if not chain:  # the tensor was hashed where it was made: its digest is evidence enough
+                digest = self._digest_of(base, evidence)
+                if not isinstance(digest, bytes):
+                    return MissingEvidence((digest,))
+                return compute_state_leaf(name, digest) if len(digest) == DIGEST_SIZE else b""
+            value = self._value_of(skeleton.nodes, ref, evidence)
+            if isinstance(value, OpLeafRequest | StateLeafRequest | TensorRequest):
+                return MissingEvidence((value,))
+            return b"" if value is None else compute_state_leaf(name, compute_digest(value))
+        structure = skeleton.nodes[dispute.index]
+        if is_derived(structure):  # outputs not hashed: the structure alone is the leaf
+            return encode_node(TraceNode(structure, tuple(None if meta is None else DERIVED for meta in structure.outputs)))
+        inputs: list[torch.Tensor] = []
         missing: list[EvidenceRequest] = []
         for ref in refs:
-            found = self._digest_of(ref, evidence)
-            if isinstance(found, bytes):
-                digests.append(found)
-            else:
-                missing.append(found)
-        if missing:
-            return MissingEvidence(tuple(missing))
-        if dispute.tree is TreeKind.STATE_AFTER:
-            name = skeleton.bindings[dispute.index][0]
-            return compute_state_leaf(name, digests[0]) if len(digests[0]) == 32 else b""
-        structure = skeleton.nodes[dispute.index]
-        inputs: list[torch.Tensor] = []
-        for ref, digest in zip(refs, digests, strict=True):
-            if ref[0] == "c":
-                inputs.append(decode_tensor(bytes.fromhex(ref[1])))
-                continue
-            data = evidence.tensors.get(Root(digest))
-            if data is None:
-                missing.append(TensorRequest(Root(digest)))
-                continue
-            try:
-                inputs.append(decode_tensor(data))
-            except EncodingError:
-                return b""  # cannot happen for data whose digest matched an agreed digest
+            value = self._value_of(skeleton.nodes, ref, evidence)
+            if value is None:
+                return b""
+            if isinstance(value, torch.Tensor):
+                inputs.append(value)
+            elif value not in missing:
+                missing.append(value)
         if missing:
             return MissingEvidence(tuple(missing))
         start = time.perf_counter()
