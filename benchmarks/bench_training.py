@@ -140,7 +140,7 @@ def print_report(report: dict[str, Any]) -> None:
         print(
             f"{label:16s} native {s['native']['median'] * 1e3:8.1f} ms  reproducible {s['reproducible']['median'] * 1e3:8.1f} ms"
             f"  ratio {r['reproducible_vs_native']:.2f}x  commit {100 * r['commit_vs_reproducible_step']:.1f}% of a step"
-            f" (overlapped: +{100 * r['overlapped_commit_overhead']:.1f}%)"
+            f" (overlapped: {100 * r['overlapped_commit_overhead']:+.1f}%)"
             f"  traced {r['traced_vs_reproducible']:.2f}x  {r['operators_per_step']} ops,"
             f" {r['overhead_per_operator_us']:.1f} us/op"
         )
