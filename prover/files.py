@@ -9,17 +9,22 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:
+def write_atomic(path: str | os.PathLike[str], data: bytes | Callable[[IO[bytes]], object], mode: int = 0o644) -> Path:
+    """Write `data` (bytes, or a function that writes to a binary stream) to `path` atomically."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            if isinstance(data, bytes | bytearray | memoryview):
+                handle.write(data)
+            else:
+                data(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temporary, mode)
@@ -32,6 +37,7 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -
         os.fsync(folder)
     finally:
         os.close(folder)
+    return target
 
 
 def write_json_atomic(path: str | os.PathLike[str], value: Any) -> None:

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pandas as pd
 
 from pinpoint.simulation.report import to_jsonable
+from prover.files import write_atomic
 
 TABLE_PARQUET = "runs.parquet"
 TABLE_CSV = "runs.csv"
@@ -21,7 +20,6 @@ SUMMARY_JSON = "summary.json"
 TIMESERIES_PNG = "timeseries.png"
 PHASE_PNG = "phase-diagram.png"
 
-FILE_MODE = 0o644
 """Permissions of written files (a temporary file starts private; results are meant to be read)."""
 
 
@@ -40,28 +38,6 @@ def prepare_output_dir(out: Path) -> Path:
     if not os.access(out, os.W_OK):
         raise OutputError(f"{out} is not writable")
     return out
-
-
-def write_atomic(path: Path, write: Callable[[IO[bytes]], object]) -> Path:
-    """Call `write` on a temporary file next to `path`, fsync it, rename it to `path`, fsync the folder."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(handle, FILE_MODE)
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-    return path
 
 
 def write_table(table: pd.DataFrame, out: Path) -> list[Path]:

@@ -22,6 +22,7 @@ from protocol.game.transcript import (
     replay_transcript,
 )
 from protocol.signing import compute_canonical_json
+from prover.files import write_atomic
 
 MAX_TRANSCRIPT_BYTES = 1 << 34  # refuse to read a file larger than 16 GiB
 
@@ -36,24 +37,7 @@ class VerificationResult:
 
 def write_transcript(path: str | os.PathLike[str], transcript: Transcript) -> Path:
     """Write the transcript as canonical JSON, atomically; returns the path written."""
-    target = Path(path)
-    data = compute_canonical_json(compute_transcript_json(transcript)) + b"\n"
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-    directory = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-    return target
+    return write_atomic(path, compute_canonical_json(compute_transcript_json(transcript)) + b"\n")
 
 
 def read_transcript_json(path: str | os.PathLike[str]) -> Any:
