@@ -197,6 +197,7 @@ class StepTrace:
     bindings: tuple[tuple[str, Ref], ...]
     state_before: dict[str, Root]  # name → digest of s_t's tensors
     state_after: dict[str, Root]  # name → digest of s_{t+1}'s tensors
+    hint: bytes = b""  # the structure hint of s_t (protocol.hint)
 
     @property
     def skeleton(self) -> Skeleton:

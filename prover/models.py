@@ -112,14 +112,16 @@ class TransformerLM(nn.Module):
 ModelConfig = MLPConfig | TransformerConfig
 
 
-def build_model(config: ModelConfig, seed: int) -> nn.Module:
+def build_model(config: ModelConfig, seed: int, meta: bool = False) -> nn.Module:
     """The model with its initial parameters drawn from protocol's counter-based generator.
 
     torch's own initialisers are replaced (see `initialize_parameters`), so s_0 depends only on the
-    job's seed and the parameters' names and shapes, never on a torch build's random number code."""
-    with torch.device("cpu"):
+    job's seed and the parameters' names and shapes, never on a torch build's random number code.
+    With `meta`, the parameters are meta tensors: shapes only, nothing drawn."""
+    with torch.device("meta" if meta else "cpu"):
         model: nn.Module = MLP(config) if isinstance(config, MLPConfig) else TransformerLM(config)
-    initialize_parameters(model, seed)
+    if not meta:
+        initialize_parameters(model, seed)
     return model
 
 

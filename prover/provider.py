@@ -87,6 +87,7 @@ class RunTraceProvider:
             ops_root=self._ops_trees[step].root,
             num_ops=len(trace.nodes),
             num_state_after=len(trace.state_after),
+            hint=trace.hint,
         )
 
     def get_ops_tree(self, step: StepIndex) -> MerkleTree:

@@ -41,6 +41,7 @@ from protocol.game.commitments import (
     parse_signed_run_commitment_json,
     sign_run_commitment,
 )
+from protocol.hint import compute_structure_hint
 from protocol.job import JobSpec, JobSpecError, compute_job_id
 from protocol.merkle import MerkleTree
 from protocol.signing import (
@@ -386,6 +387,7 @@ def trace_step(
     before = session.state_tensors()
     names = get_sorted_names(before)
     before_digests = {} if skeleton else compute_state_digests(before)
+    hint = b"" if skeleton else compute_structure_hint(before)
     recorder = Recorder(skeleton=skeleton, keep_tensors=tensors is not None)
     recorder.bind_state(names, before)
     mode = ReproducibleMode(RngContext(session.job.seed, t), get_primitives_for(), recorder=recorder, tamper=tamper)
@@ -400,7 +402,7 @@ def trace_step(
         for name, tensor in after.items():
             recorder.keep(after_digests[name], tensor)
         tensors.update(recorder.tensors)
-    return StepTrace(t, tuple(recorder.nodes), bindings, before_digests, after_digests)
+    return StepTrace(t, tuple(recorder.nodes), bindings, before_digests, after_digests, hint)
 
 
 def regenerate_trace(run: Run, step: int, device: str = "cpu", tensors: dict[bytes, torch.Tensor] | None = None) -> StepTrace:

@@ -58,7 +58,7 @@ class Session:
         self.config = get_model_config(job)
         if isinstance(self.config, TransformerConfig) and self.config.vocab != len(get_vocabulary()):
             raise StateError(f"the text has {len(get_vocabulary())} characters; the model's vocab is {self.config.vocab}")
-        model = build_model(self.config, job.seed)
+        model = build_model(self.config, job.seed, meta=meta)
         target = torch.device("meta") if meta else self.device
         self.model = model.to(target)
         self.param_names = {id(p): name for name, p in self.model.named_parameters()}

@@ -135,7 +135,9 @@ def dispute_runs(
     report.result = result
     verdict = result.verdict
     if verdict.tree is not None and verdict.tree.value == "ops" and verdict.step is not None and verdict.index is not None:
-        nodes = referee.get_skeleton(verdict.step).nodes
+        traces = result.state.position.traces
+        hints = (traces[0].hint, traces[1].hint) if traces is not None else None
+        nodes = referee.get_skeleton(verdict.step, hints).nodes
         report.op = nodes[verdict.index].op if verdict.index < len(nodes) else None
     report.seconds = time.perf_counter() - start
     if transcript_path is not None:

@@ -3,8 +3,12 @@
 It implements `protocol.game.interfaces.Referee` for pinpoint's step traces. It trusts neither party:
 
 - the true structure of step t (which operator, arguments, input refs, output shapes, and which node
-  produces each tensor of s_{t+1}) comes from the skeleton, which it computes itself on meta tensors
-  by replaying the job's steps from s_0 (cheap: no values, only shapes and the one-element counters);
+  produces each tensor of s_{t+1}) comes from the skeleton, which it computes itself on meta tensors.
+  The skeleton depends on s_t's layout and one-element counters only. When both parties' trace
+  commitments carry the same structure hint (`protocol.hint`) and its layout digest is that of s_1
+  (one meta step from s_0), the referee takes the counters from it and runs one meta step: constant
+  cost in t. An honest party's hint is true, so an agreed hint is true. Otherwise (hints that differ
+  or a layout that changed) it replays skeletons from s_0, linear in t, which needs nobody's word;
 - input digests come from evidence the game has already checked against the agreed prefix of the ops
   tree or against the agreed s_t; input tensors are accepted only with a matching digest; an input
   made by derived (view) operators, which are not hashed, is rebuilt from its hashed ancestor by
@@ -24,7 +28,7 @@ from collections.abc import Sequence
 import torch
 
 from protocol.encoding import EncodingError, compute_digest, decode_tensor
-from protocol.game.enums import TreeKind
+from protocol.game.enums import Pair, TreeKind
 from protocol.game.evidence import (
     Evidence,
     EvidenceRequest,
@@ -35,6 +39,7 @@ from protocol.game.evidence import (
     StepStructure,
     TensorRequest,
 )
+from protocol.hint import StateLayout, compute_state_layout, parse_structure_hint
 from protocol.job import JobSpec, compute_job_id
 from protocol.ops import execute
 from protocol.state import StateLeafError, compute_state_leaf, compute_state_root, decode_state_leaf
@@ -52,7 +57,7 @@ from protocol.trace import (
     is_derived,
 )
 from protocol.types import DIGEST_SIZE, Root, StepIndex
-from prover.run import compute_state_digests, trace_step
+from prover.run import compute_skeleton, compute_state_digests, trace_step
 from prover.session import Session
 
 
@@ -66,8 +71,11 @@ class TraceReferee:
     def __init__(self, job: JobSpec) -> None:
         self.job = job
         self.job_id = compute_job_id(job)
-        self._skeletons: dict[int, Skeleton] = {}
+        self._skeletons: dict[int, Skeleton] = {}  # replayed from s_0: true whatever anyone says
+        self._hinted: dict[tuple[int, bytes], Skeleton | None] = {}  # from an agreed hint (None: unusable)
+        self._layout_after_first: StateLayout | None = None  # s_1's layout, from one meta step
         self._meta: Session | None = None
+        self.replayed_steps = 0  # meta steps run so far (what the hints save)
         self.seconds_executing = 0.0  # time spent re-executing operators (the referee's real work)
         self.last_op: str | None = None
 
@@ -81,19 +89,51 @@ class TraceReferee:
         self._check_job(job_id)
         return compute_state_root(compute_state_digests(Session(self.job).state_tensors()))
 
-    def get_skeleton(self, step: int) -> Skeleton:
-        """Skeleton of step `step`, replaying skeletons from s_0 (cached)."""
-        if step not in self._skeletons:
-            if self._meta is None or int(self._meta.step) > step:
-                self._meta = Session(self.job, meta=True)
-            while int(self._meta.step) <= step:
-                current = int(self._meta.step)
-                self._skeletons[current] = trace_step(self._meta, skeleton=True).skeleton
+    def get_skeleton(self, step: int, hints: Pair[bytes] | None = None) -> Skeleton:
+        """Skeleton of step `step`: from the parties' structure hints when they agree and fit, else
+        replayed from s_0 (both cached)."""
+        if step in self._skeletons:
+            return self._skeletons[step]
+        if step >= 1 and hints is not None and hints[0] == hints[1]:
+            key = (step, bytes(hints[0]))
+            if key not in self._hinted:
+                self._hinted[key] = self._compute_hinted_skeleton(step, bytes(hints[0]))
+            hinted = self._hinted[key]
+            if hinted is not None:
+                return hinted
+        return self._replay_skeleton(step)
+
+    def _replay_skeleton(self, step: int) -> Skeleton:
+        if self._meta is None or int(self._meta.step) > step:
+            self._meta = Session(self.job, meta=True)
+        while int(self._meta.step) <= step:
+            current = int(self._meta.step)
+            self._skeletons[current] = trace_step(self._meta, skeleton=True).skeleton
+            self.replayed_steps += 1
         return self._skeletons[step]
 
-    def compute_structure(self, job_id: bytes, step: StepIndex) -> StepStructure:
+    def _guess_layout_after_first(self) -> StateLayout:
+        """s_1's layout, from one step of the stock code on meta tensors (no reproducible mode: only
+        the shapes matter). A guess, checked against the agreed layout digest before any use."""
+        if self._layout_after_first is None:
+            session = Session(self.job, meta=True)
+            session.run_step()
+            self._layout_after_first = compute_state_layout(session.state_tensors())
+        return self._layout_after_first
+
+    def _compute_hinted_skeleton(self, step: int, hint: bytes) -> Skeleton | None:
+        """One meta step from the state the hint describes, if it has s_1's layout."""
+        layout = self._guess_layout_after_first()
+        scalars = parse_structure_hint(hint, layout)
+        if scalars is None or ("step" in scalars and int(scalars["step"]) != step):
+            return None  # not a state of this layout, or not s_step
+        shapes = {name: (dtype, shape) for name, dtype, shape in layout}
+        self.replayed_steps += 1
+        return compute_skeleton(self.job, shapes, scalars)
+
+    def compute_structure(self, job_id: bytes, step: StepIndex, hints: Pair[bytes] = (b"", b"")) -> StepStructure:
         self._check_job(job_id)
-        skeleton = self.get_skeleton(step)
+        skeleton = self.get_skeleton(step, hints)
         return StepStructure(num_ops=len(skeleton.nodes), num_state_after=len(skeleton.bindings))
 
     # --- evidence ---------------------------------------------------------------------------------
@@ -108,7 +148,7 @@ class TraceReferee:
 
     def _refs(self, dispute: LeafDispute) -> list[Ref] | None:
         """The refs whose values decide the disputed leaf (None: no such leaf in the true step)."""
-        skeleton = self.get_skeleton(dispute.step)
+        skeleton = self.get_skeleton(dispute.step, dispute.hints)
         if dispute.tree is TreeKind.OPS:
             if dispute.index >= len(skeleton.nodes):
                 return None
@@ -120,7 +160,7 @@ class TraceReferee:
 
     def get_evidence_requests(self, dispute: LeafDispute) -> Sequence[EvidenceRequest]:
         self._check_job(dispute.job_id)
-        nodes = self.get_skeleton(dispute.step).nodes
+        nodes = self.get_skeleton(dispute.step, dispute.hints).nodes
         requests: list[EvidenceRequest] = []
         for ref in self._refs(dispute) or []:
             base, _ = compute_derivation(nodes, ref)
@@ -178,7 +218,7 @@ class TraceReferee:
 
     def compute_expected_leaf(self, dispute: LeafDispute, evidence: Evidence) -> bytes | MissingEvidence:
         self._check_job(dispute.job_id)
-        skeleton = self.get_skeleton(dispute.step)
+        skeleton = self.get_skeleton(dispute.step, dispute.hints)
         refs = self._refs(dispute)
         if refs is None:
             return b""  # no such leaf in the true step: no claimed leaf can be right

@@ -3,9 +3,10 @@
     run commitment    {job_id, steps: T, chain_root, worker_key}          kind "run-commitment"
                       chain_root = root of compute_tree([s_0, …, s_T]), each leaf a 32-byte state root
     trace commitment  {job_id, step: t, state_before: s_t, state_after: s_{t+1},
-                       ops_root, num_ops: N, num_state_after: m}          kind "trace-commitment"
+                       ops_root, num_ops: N, num_state_after: m, hint}    kind "trace-commitment"
                       ops_root = root of compute_tree(op leaves), N leaves; s_{t+1} is the root of
-                      the state tree of m state leaves
+                      the state tree of m state leaves; hint = what the referee needs besides the
+                      job to know step t's structure (`protocol.hint`; opaque to the game, may be empty)
 
 Statements are signed with `protocol.signing` over their JSON bodies (bytes as lowercase hex), so the
 body written to a file is exactly what was signed.
@@ -19,6 +20,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol.game.codec import ParseError, parse_hex, parse_int, parse_object
+from protocol.hint import MAX_HINT_BYTES
 from protocol.signing import sign_statement, verify_statement
 from protocol.types import DIGEST_SIZE, PublicKeyBytes, Root, SignatureBytes, StepIndex
 
@@ -55,6 +57,7 @@ class TraceCommitment:
     ops_root: Root
     num_ops: int  # N, leaves of the ops tree
     num_state_after: int  # m, leaves of the state tree of s_{t+1}
+    hint: bytes = b""  # the structure hint of s_t (protocol.hint); the referee uses it only when both agree
 
 
 def compute_run_commitment_json(commitment: RunCommitment) -> dict[str, Any]:
@@ -116,11 +119,12 @@ def compute_trace_commitment_json(commitment: TraceCommitment) -> dict[str, Any]
         "ops_root": bytes(commitment.ops_root).hex(),
         "num_ops": commitment.num_ops,
         "num_state_after": commitment.num_state_after,
+        "hint": bytes(commitment.hint).hex(),
     }
 
 
 def parse_trace_commitment_json(value: Any, *, max_leaves: int = MAX_COUNT) -> TraceCommitment:
-    keys = ("job_id", "step", "state_before", "state_after", "ops_root", "num_ops", "num_state_after")
+    keys = ("job_id", "step", "state_before", "state_after", "ops_root", "num_ops", "num_state_after", "hint")
     body = parse_object(value, keys, "trace commitment")
     return TraceCommitment(
         job_id=parse_hex(body["job_id"], "job_id", size=DIGEST_SIZE),
@@ -130,6 +134,7 @@ def parse_trace_commitment_json(value: Any, *, max_leaves: int = MAX_COUNT) -> T
         ops_root=Root(parse_hex(body["ops_root"], "ops_root", size=DIGEST_SIZE)),
         num_ops=parse_int(body["num_ops"], "num_ops", low=1, high=max_leaves),
         num_state_after=parse_int(body["num_state_after"], "num_state_after", low=1, high=max_leaves),
+        hint=parse_hex(body["hint"], "hint", max_size=MAX_HINT_BYTES),
     )
 
 

@@ -85,3 +85,4 @@ class LeafDispute:
     num_ops: int  # N (both parties claim it)
     num_state_after: int  # m (both parties claim it)
     agreed_ops: int  # op leaves 0 … agreed_ops-1 are the same in both ops trees
+    hints: Pair[bytes] = (b"", b"")  # each party's structure hint of s_t (from its trace commitment)

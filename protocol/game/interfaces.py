@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from protocol.game.commitments import TraceCommitment
+from protocol.game.enums import Pair
 from protocol.game.evidence import Evidence, EvidenceRequest, LeafDispute, MissingEvidence, StepStructure
 from protocol.merkle import MerkleTree
 from protocol.types import Root, StepIndex
@@ -24,8 +25,9 @@ class Referee(Protocol):
         """s_0 of the job, when the parties disagree on the initial state."""
         ...
 
-    def compute_structure(self, job_id: bytes, step: StepIndex) -> StepStructure:
-        """The true op and state-leaf counts of step t (from the skeleton), when the parties' differ."""
+    def compute_structure(self, job_id: bytes, step: StepIndex, hints: Pair[bytes]) -> StepStructure:
+        """The true op and state-leaf counts of step t (from the skeleton), when the parties' differ.
+        `hints` are the parties' structure hints of s_t, which a referee may use only when they agree."""
         ...
 
     def get_evidence_requests(self, dispute: LeafDispute) -> Sequence[EvidenceRequest]:

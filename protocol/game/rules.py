@@ -520,7 +520,7 @@ def _process_trace_round(state: GameState, referee: Referee) -> GameState:
     state = replace(state, position=position)
     if (a.num_ops, a.num_state_after) != (b.num_ops, b.num_state_after):
         assert position.step is not None
-        truth = referee.compute_structure(get_job_id(state), position.step)
+        truth = referee.compute_structure(get_job_id(state), position.step, (a.hint, b.hint))
         expected = (truth.num_ops, truth.num_state_after)
         correct = ((a.num_ops, a.num_state_after) == expected, (b.num_ops, b.num_state_after) == expected)
         return _process_judgement(state, correct, Reason.WRONG_STRUCTURE,
@@ -542,6 +542,7 @@ def _process_leaf_round(state: GameState, referee: Referee) -> GameState:
         leaves=(first.leaf, second.leaf), state_before=position.state_before,
         ops_roots=(traces[0].ops_root, traces[1].ops_root), num_ops=num_ops,
         num_state_after=traces[0].num_state_after, agreed_ops=claim.index if claim.tree is TreeKind.OPS else num_ops,
+        hints=(traces[0].hint, traces[1].hint),
     )
     position = replace(position, dispute=dispute)
     requests = compute_checked_requests(referee.get_evidence_requests(dispute), dispute)

@@ -387,6 +387,18 @@ class WrongTraceSignature(Deviant):
         return replace(move, signature=sign_trace_commitment(_derive_key(self.key, b"trace"), move.commitment))
 
 
+class WrongHint(Deviant):
+    """Commits to its trace with a structure hint other than the true one (properly signed): the
+    referee must not take a hint only one party states, so it falls back to replaying from s_0."""
+
+    def answer_trace(self, state: GameState, role: Role, query: TraceQuery) -> Move | None:
+        move = super().answer_trace(state, role, query)
+        if state.seq < self.at_round or not isinstance(move, TraceReveal):
+            return move
+        commitment = replace(move.commitment, hint=flip_byte(move.commitment.hint))
+        return TraceReveal(commitment, sign_trace_commitment(self.key, commitment))
+
+
 class WrongLeafReveal(Deviant):
     """Reveals leaf bytes other than the ones it committed to."""
 
@@ -480,6 +492,8 @@ CATALOGUE: dict[str, Adversary] = dict([
            "agrees, then commits to the opponent's s_{t+1}"),
     _entry("wrong-trace-signature", _deviant(WrongTraceSignature), {Reason.BAD_TRACE_SIGNATURE},
            "a trace commitment signed with another key"),
+    _entry("wrong-hint", _deviant(WrongHint), {Reason.WRONG_LEAF},
+           "a structure hint that is not its s_t's, in a validly signed trace commitment"),
     _entry("wrong-leaf-reveal", _deviant(WrongLeafReveal), {Reason.BAD_PROOF},
            "reveals leaf bytes other than those committed"),
 ])

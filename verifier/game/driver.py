@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocol.game.constants import GameConfig
-from protocol.game.enums import ROLES
+from protocol.game.enums import ROLES, Pair
 from protocol.game.evidence import Evidence, EvidenceRequest, LeafDispute, MissingEvidence, StepStructure
 from protocol.game.interfaces import Referee
 from protocol.game.messages import SignedMove
@@ -57,8 +57,8 @@ class TimedReferee:
         result: Root = self._timed(lambda: self.referee.compute_initial_state_root(job_id))
         return result
 
-    def compute_structure(self, job_id: bytes, step: StepIndex) -> StepStructure:
-        result: StepStructure = self._timed(lambda: self.referee.compute_structure(job_id, step))
+    def compute_structure(self, job_id: bytes, step: StepIndex, hints: Pair[bytes]) -> StepStructure:
+        result: StepStructure = self._timed(lambda: self.referee.compute_structure(job_id, step, hints))
         return result
 
     def get_evidence_requests(self, dispute: LeafDispute) -> Sequence[EvidenceRequest]:

@@ -28,7 +28,7 @@ import torch
 
 from protocol.encoding import EncodingError, compute_digest_of_encoding, decode_tensor, encode_tensor
 from protocol.game.commitments import TraceCommitment
-from protocol.game.enums import TreeKind
+from protocol.game.enums import Pair, TreeKind
 from protocol.game.evidence import (
     Evidence,
     EvidenceRequest,
@@ -251,8 +251,8 @@ class ToyReferee:
         self._check_job(job_id)
         return self.machine.compute_state_root(self.machine.compute_initial_state())
 
-    def compute_structure(self, job_id: bytes, step: StepIndex) -> StepStructure:
-        self._check_job(job_id)
+    def compute_structure(self, job_id: bytes, step: StepIndex, hints: Pair[bytes] = (b"", b"")) -> StepStructure:
+        self._check_job(job_id)  # the toy's structure is the same at every step: no hint needed
         return StepStructure(len(self.machine.program), len(self.machine.names))
 
     def _sources(self, dispute: LeafDispute) -> tuple[Ref, ...] | None:
