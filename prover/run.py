@@ -388,11 +388,15 @@ def trace_step(
     names = get_sorted_names(before)
     before_digests = {} if skeleton else compute_state_digests(before)
     hint = b"" if skeleton else compute_structure_hint(before)
-    recorder = Recorder(skeleton=skeleton, keep_tensors=tensors is not None)
-    recorder.bind_state(names, before)
-    mode = ReproducibleMode(RngContext(session.job.seed, t), get_primitives_for(), recorder=recorder, tamper=tamper)
-    with mode:
-        session.run_step()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinpoint-hash") as hasher:
+        recorder = Recorder(skeleton=skeleton, keep_tensors=tensors is not None, hasher=None if skeleton else hasher)
+        recorder.bind_state(names, before)
+        mode = ReproducibleMode(RngContext(session.job.seed, t), get_primitives_for(), recorder=recorder, tamper=tamper)
+        try:
+            with mode:
+                session.run_step()
+        finally:
+            recorder.finish()
     if tamper is not None and tamper.kind == "state" and tamper.step == t:
         tamper_state(session)
     after = session.state_tensors()

@@ -16,7 +16,8 @@ round's sequence number:
         {"kind": "tensor", "digest": hex32, "data": hex}
 
     envelope  {"seq": n, "sender": role, "move": body, "signature": hex}
-              the signature is Ed25519 over statement kind "game-move" of {game_id, seq, sender, move};
+              the signature is Ed25519 over statement kind "game-move" of {game_id, seq, sender, move},
+              where a tensor item's data is replaced by {"blake3": digest of its canonical JSON};
               the game id is signed but not sent: a message of another game fails the signature check
 """
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+import blake3
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol.game.codec import (
@@ -46,7 +48,7 @@ from protocol.game.constants import GameConfig
 from protocol.game.enums import ROLES, Role, TreeKind
 from protocol.game.evidence import EvidenceRequest, OpLeafRequest, StateLeafRequest, TensorRequest
 from protocol.game.wire import encode_wire, is_hex
-from protocol.signing import sign_statement, verify_statement
+from protocol.signing import compute_canonical_json, sign_statement, verify_statement
 from protocol.types import DIGEST_SIZE, Root, SignatureBytes, StepIndex
 
 GAME_MOVE_KIND = "game-move"
@@ -269,8 +271,25 @@ class SignedMove:
 
 
 def compute_move_statement(game_id: bytes, seq: int, sender: str, move: Any) -> dict[str, Any]:
-    """The statement a move's signature covers."""
-    return {"game_id": bytes(game_id).hex(), "seq": seq, "sender": sender, "move": move}
+    """The statement a move's signature covers: the move with each tensor item's data replaced by the
+    BLAKE3 digest of its canonical JSON (`compute_signed_body`)."""
+    return {"game_id": bytes(game_id).hex(), "seq": seq, "sender": sender, "move": compute_signed_body(move)}
+
+
+def compute_signed_body(move: Any) -> Any:
+    """What is signed of a move body. Tensor data can be megabytes; signing its digest instead costs
+    one hash rather than canonical JSON and SHA-512 over the hex. The replacement is applied to the
+    "data" of every object of kind "tensor" in a top-level "items" list, whatever its type, so two
+    bodies that differ anywhere still have different statements (short of a BLAKE3 collision)."""
+    if not isinstance(move, dict) or not isinstance(move.get("items"), list):
+        return move
+    items = []
+    for item in move["items"]:
+        if isinstance(item, dict) and item.get("kind") == "tensor" and "data" in item:
+            data = blake3.blake3(compute_canonical_json(item["data"]), max_threads=blake3.blake3.AUTO).hexdigest()
+            item = dict(item, data={"blake3": data})
+        items.append(item)
+    return dict(move, items=items)
 
 
 def sign_move(key: Ed25519PrivateKey, game_id: bytes, seq: int, sender: Role, move: Move | Any) -> SignedMove:
