@@ -72,3 +72,4 @@ class Rejection(StrEnum):
     DUPLICATE = "duplicate"  # the very answer already accepted
     FUTURE_QUERY = "answer to a query not yet asked"
     CLOSED_QUERY = "answer to a closed query"
+    NOT_ASKED = "answer to an evidence query addressed to the other party"

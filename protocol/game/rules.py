@@ -4,8 +4,8 @@
     process_move(state, message, now, referee)  -> GameState   (one signed message arrives at `now`)
     process_clock(state, now)                   -> GameState   (time passes with no message)
 
-Each round asks both parties one query; each answers from its own commitments, so answers are
-independent and may arrive in any order. A party's chess clock runs from the moment a query is asked
+Each round asks both parties one query (evidence rounds: one party); each answers from its own
+commitments, so answers are independent and may arrive in any order. A party's chess clock runs from the moment a query is asked
 until its accepted answer arrives; its budget is the config's `clock_seconds` for the whole game.
 
 Phase 1 (CHAIN). Descend the two chain trees from their roots: each round both parties reveal the
@@ -17,8 +17,11 @@ into the leftmost differing child. At the leaves, i is the first differing chain
 Phase 2 (TRACE). Both sign a trace commitment for step t whose state_before is the agreed s_t and whose
 state_after is their own s_{t+1}. Different counts: the referee's structure decides. Different ops
 roots: descend the ops trees to the first differing op leaf; equal ops roots: descend the state-after
-trees to the first differing state leaf. Both reveal that leaf; the referee asks for evidence, either
-party supplies it, the game checks every item, and the referee names the correct leaf.
+trees to the first differing state leaf. Both reveal that leaf; the referee asks for evidence, the game
+checks every item, and the referee names the correct leaf. Evidence is agreed data, so an evidence query
+is addressed to one party: the challenger first, and the other party for whatever the asked one withholds
+(which then goes first for the rest of the game); a fact both were asked for and neither supplied makes
+both lose.
 
 A party loses at once for a validly signed message that is malformed, fails a proof, contradicts its
 chain, or contradicts an earlier answer to the same query (equivocation), and when its clock runs out.
@@ -193,6 +196,9 @@ def get_owing_roles(state: GameState) -> tuple[Role, ...]:
     """The parties that still owe an answer to the current query."""
     if state.query is None:
         return ()
+    if isinstance(state.query, EvidenceQuery):  # addressed to one party at a time
+        supplier = state.position.supplier
+        return (supplier,) if supplier is not None and state.answers[get_role_index(supplier)] is None else ()
     return tuple(role for role in ROLES if state.answers[get_role_index(role)] is None)
 
 
@@ -330,6 +336,8 @@ def process_move(state: GameState, message: SignedMove, now: float, referee: Ref
         return _process_rejection(state, message, Rejection.FUTURE_QUERY)
     if message.seq < state.seq or state.query is None:
         return _process_rejection(state, message, Rejection.CLOSED_QUERY)
+    if isinstance(state.query, EvidenceQuery) and role is not state.position.supplier:
+        return _process_rejection(state, message, Rejection.NOT_ASKED)
     return _process_answer(state, role, message, referee)
 
 
@@ -352,7 +360,7 @@ def _process_answer(state: GameState, role: Role, message: SignedMove, referee: 
     if failure is not None:
         return _process_loss(state, role, failure[0], failure[1])
     state = replace(state, answers=_pair_set(state.answers, role, move))
-    if state.answers[0] is None or state.answers[1] is None:
+    if get_owing_roles(state):
         return state
     return _process_round(state, referee)
 
@@ -548,7 +556,16 @@ def _process_leaf_round(state: GameState, referee: Referee) -> GameState:
     requests = compute_checked_requests(referee.get_evidence_requests(dispute), dispute)
     if not requests:
         return _process_expected_leaf(replace(state, position=position), referee)
-    position = replace(position, requested=requests, evidence_rounds=1)
+    return _process_evidence_query(state, position, requests, position.first_supplier)
+
+
+def _process_evidence_query(state: GameState, position: Position, requests: tuple[EvidenceRequest, ...],
+                            supplier: Role) -> GameState:
+    """Ask `supplier` alone for `requests`. Evidence is agreed data, so one honest copy is enough; the other
+    party is asked only for what the first withholds, which halves the bytes of honest evidence."""
+    asked = position.asked + tuple((request, supplier) for request in requests)
+    position = replace(position, requested=position.requested + tuple(r for r in requests if r not in position.requested),
+                       evidence_rounds=position.evidence_rounds + 1, supplier=supplier, asked=asked)
     return _process_new_query(state, EvidenceQuery(requests), position)
 
 
@@ -576,7 +593,10 @@ def _process_evidence_round(state: GameState, referee: Referee) -> GameState:
     op_leaves = dict(position.evidence.op_leaves)
     state_leaves = dict(position.evidence.state_before_leaves)
     tensors = dict(position.evidence.tensors)
-    for answer in _answers(state, EvidenceSupply):
+    for answer in state.answers:
+        if answer is None:
+            continue  # the party the query was not addressed to
+        assert isinstance(answer, EvidenceSupply)
         for item in answer.items:
             if isinstance(item, OpLeafItem):
                 op_leaves[item.index] = item.leaf
@@ -597,16 +617,18 @@ def _process_expected_leaf(state: GameState, referee: Referee) -> GameState:
         requests = tuple(r for r in compute_checked_requests(result.requests, dispute) if not position.evidence.has(r))
         if not requests:
             raise RefereeError("the referee reported missing evidence but named nothing that was not supplied")
-        withheld = [request for request in requests if request in position.requested]
-        if withheld:
+        exhausted = [request for request in requests if {role for r, role in position.asked if r == request} == set(ROLES)]
+        if exhausted:
             # Every request names a fact both parties are bound to: an honest party always holds it.
             return _process_verdict(state, Outcome.BOTH_LOSE, None, ROLES, Reason.MISSING_EVIDENCE,
-                                    f"neither party supplied {_describe(withheld[0])}")
+                                    f"neither party supplied {_describe(exhausted[0])}")
         if position.evidence_rounds >= state.setup.config.max_evidence_rounds:
             raise RefereeError(f"the referee wants more than {position.evidence_rounds} evidence rounds")
-        position = replace(position, requested=position.requested + requests,
-                           evidence_rounds=position.evidence_rounds + 1)
-        return _process_new_query(state, EvidenceQuery(requests), position)
+        last = position.supplier
+        if last is not None and any((request, last) in position.asked for request in requests):
+            # the last supplier withheld something it was asked for: from now on the other party goes first
+            position = replace(position, first_supplier=get_opponent(last))
+        return _process_evidence_query(state, position, requests, position.first_supplier)
     if not isinstance(result, bytes):
         raise RefereeError(f"the referee returned {type(result).__name__}, not leaf bytes")
     correct = (dispute.leaves[0] == result, dispute.leaves[1] == result)

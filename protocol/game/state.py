@@ -79,6 +79,9 @@ class Position:
     evidence: Evidence = field(default_factory=Evidence)  # checked evidence
     requested: tuple[EvidenceRequest, ...] = ()  # every request the referee has made
     evidence_rounds: int = 0
+    supplier: Role | None = None  # the one party the current evidence query is addressed to
+    first_supplier: Role = Role.CHALLENGER  # asked first for each new request; the other once it withholds
+    asked: tuple[tuple[EvidenceRequest, Role], ...] = ()  # which party has been asked for which request
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ KEYS: dict[Role, Ed25519PrivateKey] = {
     Role.CHALLENGER: private_key_from_bytes(bytes(range(32, 64))),
 }
 EVIDENCE_ROUNDS = 2  # the toy referee asks for producer leaves, then for their tensors
-CONSTANT_ROUNDS = 3 + EVIDENCE_ROUNDS  # states reveal, trace commitment, leaf reveal, evidence
+WITHHELD_ROUNDS = 1  # evidence queries go to one party; the other is asked once, if the first withholds
+CONSTANT_ROUNDS = 3 + EVIDENCE_ROUNDS + WITHHELD_ROUNDS  # states reveal, trace commitment, leaf reveal, evidence
 
 
 @functools.lru_cache(maxsize=32)

@@ -40,6 +40,8 @@ from protocol.game import (
     check_game_invariants,
     create_game,
     get_deadline,
+    get_opponent,
+    get_owing_roles,
     process_clock,
     process_move,
     sign_move,
@@ -345,3 +347,49 @@ def test_a_flag_falling_at_time_zero_still_falls() -> None:
     setup = make_setup(started_at=Seconds(-MINIMAL.clock_seconds))
     state = process_clock(create_game(setup), 0.0)
     assert state.verdict is not None and state.verdict.reason is Reason.TIMEOUT
+
+
+# Evidence goes to one party ---------------------------------------------------------------------------
+
+
+class Withholder(HonestStrategy):
+    def answer_evidence(self, state: GameState, role: Role, query: EvidenceQuery) -> Move | None:
+        return EvidenceSupply(())
+
+
+def _evidence_senders(result: object) -> list[tuple[int, str]]:
+    return [(event.message.seq, event.message.sender) for event in result.transcript.events  # type: ignore[attr-defined]
+            if event.message is not None and isinstance(event.message.move, dict) and event.message.move.get("type") == "evidence"]
+
+
+@pytest.mark.parametrize("liar_role", list(Role))
+def test_evidence_is_asked_of_one_party_and_of_the_other_only_when_withheld(liar_role: Role) -> None:
+    machine, provider = get_toy(CONFIG)
+    binary = next(j for j, op in enumerate(machine.program) if len(set(op.inputs)) == 2)
+    fault = ToyFault("value", 4, binary)
+    for cls, expect_switch in ((HonestStrategy, False), (Withholder, liar_role is Role.CHALLENGER)):
+        liar = cls(ToyProvider(machine, fault), KEYS[liar_role])
+        result = play_honest_against(liar, get_opponent(liar_role), machine, provider)
+        assert_honest_wins(result, get_opponent(liar_role))
+        senders = _evidence_senders(result)
+        assert len({seq for seq, _ in senders}) == len(senders)  # one answer per evidence round
+        assert senders[0][1] == Role.CHALLENGER.value  # the challenger is asked first
+        if expect_switch:  # the challenger withheld: the worker is asked, and goes first from then on
+            assert [sender for _, sender in senders[1:]] == [Role.WORKER.value] * (len(senders) - 1)
+
+
+def test_an_answer_from_the_party_not_asked_is_refused() -> None:
+    machine, provider = get_toy(CONFIG)
+    state = create_game(make_setup())
+    worker, challenger = HonestStrategy(provider, KEYS[Role.WORKER]), HonestStrategy(ToyProvider(machine, FAULT), KEYS[Role.CHALLENGER])
+    at = 0.0
+    while not isinstance(state.query, EvidenceQuery):
+        for role, strategy in ((Role.WORKER, worker), (Role.CHALLENGER, challenger)):
+            if role in get_owing_roles(state):
+                move = strategy.compute_move(state, role)
+                state = process_move(state, answer(state, role, move), at, REFEREE)
+    assert get_owing_roles(state) == (Role.CHALLENGER,)
+    move = worker.compute_move(state, Role.WORKER)
+    refused = process_move(state, answer(state, Role.WORKER, move), at, REFEREE)
+    assert refused.rejected[-1].reason == Rejection.NOT_ASKED.value and refused.verdict is None
+    assert refused.answers == state.answers and refused.clocks == state.clocks

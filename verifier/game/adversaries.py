@@ -474,7 +474,7 @@ CATALOGUE: dict[str, Adversary] = dict([
            {Reason.NON_CANONICAL_PADDING, Reason.BAD_PROOF}, "a fake extra state in the chain's padding"),
     _entry("forged-nodes", _deviant(ForgedNodes), {Reason.BAD_PROOF}, "descendants that do not fold"),
     _entry("forged-state-proof", _deviant(ForgedStateProof), {Reason.BAD_PROOF}, "a forged inclusion proof of s_t"),
-    _entry("forged-evidence", _deviant(ForgedEvidence), {Reason.BAD_EVIDENCE},
+    _entry("forged-evidence", _deviant(ForgedEvidence), {Reason.BAD_EVIDENCE, Reason.WRONG_LEAF},
            "evidence whose digest or proof does not check"),
     _entry("withheld-evidence", _deviant(WithheldEvidence), {Reason.WRONG_LEAF}, "supplies no evidence"),
     _entry("silent", _deviant(Silent), {Reason.TIMEOUT}, "stops answering"),
