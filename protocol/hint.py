@@ -6,8 +6,10 @@ s_t's *layout* (each tensor's name, dtype and shape) and of the values of s_t's 
 from s_0 finds both, at a cost linear in t. A party that signs a trace commitment for step t also
 states them, in a few hundred bytes:
 
-    hint = layout digest (32 bytes) || the elements of each one-element tensor of s_t, in canonical
-                                       name order, as in their canonical encodings
+    hint = layout digest (32 bytes) || runs
+    runs = the one-element tensors of s_t in canonical name order, with their elements as in their
+           canonical encodings, grouped into runs of equal element bytes: each run is a varint count
+           followed by the elements once (optimizer step counters are all equal: one run)
 
     layout digest = BLAKE3("pinpoint/v1/state-layout\\n" || canonical JSON [[name, dtype code, shape], …])
 
@@ -62,8 +64,37 @@ def _is_scalar(shape: tuple[int, ...]) -> bool:
 def compute_structure_hint(tensors: Mapping[str, torch.Tensor]) -> bytes:
     """The hint of a state: its layout digest and its one-element tensors' elements."""
     layout = compute_state_layout(tensors)
-    values = b"".join(bytes(compute_element_bytes(tensors[name])) for name, _, shape in layout if _is_scalar(shape))
-    return bytes(compute_layout_digest(layout)) + values
+    values = [bytes(compute_element_bytes(tensors[name])) for name, _, shape in layout if _is_scalar(shape)]
+    runs = bytearray()
+    start = 0
+    while start < len(values):
+        end = start
+        while end < len(values) and values[end] == values[start]:
+            end += 1
+        runs += _encode_varint(end - start) + values[start]
+        start = end
+    return bytes(compute_layout_digest(layout)) + bytes(runs)
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _decode_varint(data: bytes, offset: int) -> tuple[int, int] | None:
+    value = shift = 0
+    while offset < len(data) and shift < 64:
+        byte = data[offset]
+        value |= (byte & 0x7F) << shift
+        offset += 1
+        if not byte & 0x80:
+            return (value, offset) if byte or shift == 0 else None  # minimal encodings only
+        shift += 7
+    return None
 
 
 def parse_structure_hint(hint: bytes, layout: StateLayout) -> dict[str, torch.Tensor] | None:
@@ -74,18 +105,23 @@ def parse_structure_hint(hint: bytes, layout: StateLayout) -> dict[str, torch.Te
             return None
     except HintError:
         return None
+    entries = [(name, dtype, shape) for name, dtype, shape in layout if _is_scalar(shape)]
     scalars: dict[str, torch.Tensor] = {}
-    offset = DIGEST_SIZE
-    for name, dtype, shape in layout:
-        if not _is_scalar(shape):
-            continue
-        size = torch.empty((), dtype=dtype).element_size()
+    offset, index = DIGEST_SIZE, 0
+    while index < len(entries):
+        decoded = _decode_varint(hint, offset)
+        if decoded is None or decoded[0] == 0 or index + decoded[0] > len(entries):
+            return None
+        count, offset = decoded
+        size = torch.empty((), dtype=entries[index][1]).element_size()
         chunk = hint[offset : offset + size]
-        if len(chunk) != size:
-            return None
-        try:
-            scalars[name] = decode_tensor(compute_header(dtype, shape) + chunk)
-        except EncodingError:
-            return None
         offset += size
+        for name, dtype, shape in entries[index : index + count]:
+            if len(chunk) != size or torch.empty((), dtype=dtype).element_size() != size:
+                return None
+            try:
+                scalars[name] = decode_tensor(compute_header(dtype, shape) + chunk)
+            except EncodingError:
+                return None
+        index += count
     return scalars if offset == len(hint) else None

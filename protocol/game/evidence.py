@@ -5,7 +5,8 @@ needs to recompute that leaf. Only facts both parties are bound to can be asked 
 check them without trusting whoever supplies them:
 
     OpLeafRequest(i)      op leaf i, i < agreed_ops: before the first difference both ops trees agree,
-                          so a proof against either party's ops root proves it
+                          so a proof against either party's ops root proves it, and so does a shorter
+                          proof up to an ops-tree node both parties revealed alike in the descent
     StateLeafRequest(k)   leaf k of the agreed state s_t, proven against s_t
     TensorRequest(d)      a canonical tensor encoding whose digest is d
 
@@ -86,3 +87,5 @@ class LeafDispute:
     num_state_after: int  # m (both parties claim it)
     agreed_ops: int  # op leaves 0 … agreed_ops-1 are the same in both ops trees
     hints: Pair[bytes] = (b"", b"")  # each party's structure hint of s_t (from its trace commitment)
+    agreed_nodes: tuple[tuple[int, int, Root], ...] = ()  # (height, index, hash) of ops-tree nodes both
+    # revealed alike during the descent: an op leaf below one is proven by a proof up to it

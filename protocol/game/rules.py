@@ -439,6 +439,10 @@ def is_valid_item(dispute: LeafDispute, item: EvidenceItem) -> bool:
             if not 0 <= item.index < dispute.agreed_ops:
                 return False
             leaf_hash = hash_leaf(item.leaf)
+            height = len(item.proof)
+            if height < compute_height(dispute.num_ops):  # a proof up to a node both revealed alike
+                node = compute_root_from_proof(item.index & ((1 << height) - 1), leaf_hash, item.proof)
+                return (height, item.index >> height, node) in dispute.agreed_nodes
             return any(verify_inclusion(root, dispute.num_ops, item.index, leaf_hash, item.proof)
                        for root in dict.fromkeys(dispute.ops_roots))
         if isinstance(item, StateLeafItem):
@@ -497,12 +501,16 @@ def _process_nodes_round(state: GameState) -> GameState:
     height = descent.height - query.depth
     index = (descent.index << query.depth) + offset
     nodes = (first.hashes[offset], second.hashes[offset])
+    position = state.position
+    if descent.tree is TreeKind.OPS and offset:  # the siblings left of the difference are agreed
+        first_child = descent.index << query.depth
+        agreed = tuple((height, first_child + j, first.hashes[j]) for j in range(offset))
+        position = replace(position, agreed_nodes=position.agreed_nodes + agreed)
     if height == 0:
-        return _process_leaf_reached(state, state.position, LeafClaim(descent.tree, descent.size, index, nodes))
+        return _process_leaf_reached(state, position, LeafClaim(descent.tree, descent.size, index, nodes))
     child = Descent(descent.tree, descent.size, height, index, nodes)
     depth = min(state.setup.config.depth, height)
-    return _process_new_query(state, NodesQuery(descent.tree, height, index, depth),
-                              replace(state.position, descent=child))
+    return _process_new_query(state, NodesQuery(descent.tree, height, index, depth), replace(position, descent=child))
 
 
 def _process_states_round(state: GameState, referee: Referee) -> GameState:
@@ -550,7 +558,7 @@ def _process_leaf_round(state: GameState, referee: Referee) -> GameState:
         leaves=(first.leaf, second.leaf), state_before=position.state_before,
         ops_roots=(traces[0].ops_root, traces[1].ops_root), num_ops=num_ops,
         num_state_after=traces[0].num_state_after, agreed_ops=claim.index if claim.tree is TreeKind.OPS else num_ops,
-        hints=(traces[0].hint, traces[1].hint),
+        hints=(traces[0].hint, traces[1].hint), agreed_nodes=position.agreed_nodes if claim.tree is TreeKind.OPS else (),
     )
     position = replace(position, dispute=dispute)
     requests = compute_checked_requests(referee.get_evidence_requests(dispute), dispute)

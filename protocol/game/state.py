@@ -82,6 +82,7 @@ class Position:
     supplier: Role | None = None  # the one party the current evidence query is addressed to
     first_supplier: Role = Role.CHALLENGER  # asked first for each new request; the other once it withholds
     asked: tuple[tuple[EvidenceRequest, Role], ...] = ()  # which party has been asked for which request
+    agreed_nodes: tuple[tuple[int, int, Root], ...] = ()  # ops-tree nodes (height, index, hash) revealed alike
 
 
 @dataclass(frozen=True)

@@ -47,12 +47,13 @@ from protocol.game import (
     sign_move,
 )
 from protocol.game.commitments import SignedRunCommitment, sign_run_commitment
-from protocol.game.messages import Move, SignedMove
-from protocol.game.rules import compute_game_id, is_included
+from protocol.game.enums import TreeKind
+from protocol.game.messages import Move, OpLeafItem, SignedMove
+from protocol.game.rules import compute_game_id, is_included, is_valid_item
 from protocol.merkle import compute_tree, hash_leaf
 from protocol.types import Root, Seconds, SignatureBytes
 from verifier.game import HonestStrategy, play_game
-from verifier.game.strategy import Send
+from verifier.game.strategy import Send, shorten_proof
 from verifier.game.toy import ToyConfig, ToyFault, ToyMachine, ToyProvider, ToyReferee
 
 from .game_support import (
@@ -393,3 +394,35 @@ def test_an_answer_from_the_party_not_asked_is_refused() -> None:
     refused = process_move(state, answer(state, Role.WORKER, move), at, REFEREE)
     assert refused.rejected[-1].reason == Rejection.NOT_ASKED.value and refused.verdict is None
     assert refused.answers == state.answers and refused.clocks == state.clocks
+
+
+# Op leaves proven up to a node both parties revealed alike ------------------------------------------------
+
+
+@given(st.integers(2, 70), st.data())
+def test_short_proofs_check_only_against_agreed_nodes(size: int, data: st.DataObject) -> None:
+    leaves = [bytes([i % 256, i // 256]) for i in range(size)]
+    tree = compute_tree(leaves)
+    height = data.draw(st.integers(0, tree.height - 1), label="agreed height")
+    first = data.draw(st.integers(0, (size - 1) >> height), label="agreed index")
+    agreed = ((height, first, tree.node(height, first)),)
+    agreed_ops = min(size, (first + 1) << height)
+    dispute = LeafDispute(job_id=bytes(32), step=0, tree=TreeKind.OPS, index=agreed_ops - 1, leaves=(b"a", b"b"),  # type: ignore[arg-type]
+                          state_before=Root(bytes(32)), ops_roots=(tree.root, tree.root), num_ops=size, num_state_after=1,
+                          agreed_ops=agreed_ops, agreed_nodes=agreed)
+    state = GameState.__new__(GameState)
+    object.__setattr__(state, "position", replace(create_game(make_setup()).position, dispute=dispute))
+    index = data.draw(st.integers(0, agreed_ops - 1), label="leaf")
+    full = tree.prove(index)
+    short = shorten_proof(full, index, state)
+    assert is_valid_item(dispute, OpLeafItem(index, leaves[index], full))
+    assert is_valid_item(dispute, OpLeafItem(index, leaves[index], short))
+    under = index >> height == first
+    assert len(short) == (height if under else len(full))
+    if short:
+        forged = (Root(bytes(32)),) + short[1:]
+        assert not is_valid_item(dispute, OpLeafItem(index, leaves[index], forged))
+    for cut in range(len(full)):
+        if (cut, index >> cut) != (height, first):
+            assert not is_valid_item(dispute, OpLeafItem(index, leaves[index], full[:cut]))
+    assert not is_valid_item(dispute, OpLeafItem(index, leaves[index] + b"x", short))

@@ -153,7 +153,7 @@ class HonestStrategy:
         for request in query.requests:
             try:
                 if isinstance(request, OpLeafRequest):
-                    proof = self.provider.get_ops_tree(step).prove(request.index)
+                    proof = shorten_proof(self.provider.get_ops_tree(step).prove(request.index), request.index, state)
                     items.append(OpLeafItem(request.index, self.provider.get_op_leaf(step, request.index), proof))
                 elif isinstance(request, StateLeafRequest):
                     proof = self.provider.get_state_tree(step).prove(request.index)
@@ -165,3 +165,14 @@ class HonestStrategy:
             except (IndexError, KeyError, LookupError):
                 continue  # a fact this party does not hold; the other may supply it
         return EvidenceSupply(tuple(items))
+
+
+def shorten_proof(proof: tuple[Root, ...], index: int, state: GameState) -> tuple[Root, ...]:
+    """The proof of op leaf `index` cut at the lowest ops-tree node above it that both parties revealed
+    alike in the descent (the game already holds that node, so the siblings above it are not needed)."""
+    dispute = state.position.dispute
+    known = {(height, node) for height, node, _ in dispute.agreed_nodes} if dispute is not None else set()
+    for height in range(len(proof)):
+        if (height, index >> height) in known:
+            return proof[:height]
+    return proof
