@@ -34,6 +34,7 @@ from harness import measure  # noqa: E402
 
 from pinpoint.presets import make_job  # noqa: E402
 from protocol.game.enums import Role  # noqa: E402
+from protocol.hint import compute_structure_hint  # noqa: E402
 from protocol.ops import execute  # noqa: E402
 from protocol.signing import generate_private_key  # noqa: E402
 from protocol.state import get_sorted_names  # noqa: E402
@@ -70,13 +71,14 @@ def measure_rounds(steps_list: list[int], arities: list[int], num_ops: int) -> l
     return rows
 
 
-def real_dispute(model: str, optimizer: str, steps: int, tamper: str, folder: Path, arity: int = 4, size: str = "small") -> dict[str, Any]:
+def real_dispute(model: str, optimizer: str, steps: int, tamper: str, folder: Path, arity: int = 4, size: str = "small",
+                 checkpoint_every: int = 2) -> dict[str, Any]:
     job = make_job(model, optimizer, steps, seed=3, size=size)
     name = f"{model}-{size}"
-    honest = train(job, folder / f"{name}-honest", checkpoint_every=2)
-    train(job, folder / f"{name}-cheat", checkpoint_every=2, tamper=Tamper.parse(tamper))
+    honest = train(job, folder / f"{name}-T{steps}-honest", checkpoint_every=checkpoint_every)
+    train(job, folder / f"{name}-T{steps}-cheat", checkpoint_every=checkpoint_every, tamper=Tamper.parse(tamper))
     step_seconds = _warm_step_seconds(honest)
-    report = dispute_runs(folder / f"{name}-cheat", folder / f"{name}-honest", arity=arity)
+    report = dispute_runs(folder / f"{name}-T{steps}-cheat", folder / f"{name}-T{steps}-honest", arity=arity)
     assert report.result is not None
     verdict = report.to_json()
     strategy = report.result.strategy_seconds
@@ -88,7 +90,30 @@ def real_dispute(model: str, optimizer: str, steps: int, tamper: str, folder: Pa
         "seconds_one_step": step_seconds, "total_vs_step": report.seconds / step_seconds,
         # the two parties are separate machines: the critical path is one party plus the referee
         "critical_path_vs_step": (strategy / 2 + report.result.referee_seconds) / step_seconds,
+        "referee_meta_steps": report.referee_meta_steps,
     }
+
+
+def referee_scaling(steps_list: list[int]) -> list[dict[str, Any]]:
+    """The referee's skeleton of step t for the mid-size transformer: replayed from s_0 (linear in t)
+    against one meta step from an agreed structure hint (constant)."""
+    job = make_job("transformer", "adamw", max(steps_list) + 1, seed=3, size="mid")
+    session = Session(job, meta=True)
+    hints = {}
+    for t in range(max(steps_list) + 1):
+        if t in steps_list:
+            hints[t] = compute_structure_hint(session.state_tensors())
+        trace_step(session, skeleton=True)
+    rows = []
+    for t in steps_list:
+        start = time.perf_counter()
+        replayed = TraceReferee(job).get_skeleton(t)
+        middle = time.perf_counter()
+        hinted = TraceReferee(job).get_skeleton(t, (hints[t], hints[t]))
+        end = time.perf_counter()
+        assert hinted == replayed
+        rows.append({"t": t, "replay_seconds": middle - start, "hinted_seconds": end - middle})
+    return rows
 
 
 def _warm_step_seconds(run: Any) -> float:
@@ -156,7 +181,9 @@ def run_all(quick: bool) -> dict[str, Any]:
     }
     if not quick:
         report["disputes"].append(real_dispute("transformer", "adamw", 4, "output@2:600", folder, size="mid"))
+        report["disputes"].append(real_dispute("transformer", "adamw", 12, "output@10:600", folder, size="mid", checkpoint_every=5))
         report["largest_operator"] = largest_operator_time()
+        report["referee_scaling"] = referee_scaling([1, 4, 16, 64])
     return report
 
 
@@ -168,7 +195,11 @@ def print_report(report: dict[str, Any]) -> None:
     for d in report["disputes"]:
         print(f"{d['model']:12s} T={d['T']} k={d['k']}: {d['winner']} wins at step {d['step']} node {d['node']} ({d['op']});"
               f" total {d['seconds_total']:.2f} s = {d['total_vs_step']:.1f} steps, critical path {d['critical_path_vs_step']:.1f} steps;"
-              f" referee {d['seconds_referee']:.3f} s; bytes {d['bytes']} ({d['bytes_without_tensors']} w/o tensors)")
+              f" referee {d['seconds_referee']:.3f} s ({d['referee_meta_steps']} meta step(s));"
+              f" bytes {d['bytes']} ({d['bytes_without_tensors']} w/o tensors)")
+    for row in report.get("referee_scaling", []):
+        print(f"referee skeleton of step {row['t']:3d} (mid transformer): replayed from s_0 {row['replay_seconds']:.2f} s,"
+              f" from an agreed hint {row['hinted_seconds']:.2f} s")
     if "largest_operator" in report:
         op = report["largest_operator"]
         print(f"largest operator of the mid transformer step: {op['op']} {op['input_shapes']} ({op['gflop']:.2f} GFLOP):"

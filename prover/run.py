@@ -356,7 +356,7 @@ def restore_session(run: Run, step: int, device: str = "cpu") -> Session:
     if not available:
         raise RunError(f"{run.path} has no checkpoint at or before step {step}")
     start = available[-1]
-    session = Session(run.job, device)
+    session = Session(run.job, device, initialize=False)  # every parameter comes from the checkpoint
     try:
         session.load_state(read_checkpoint(checkpoint_path(run.path, start)))
     except StateError as error:

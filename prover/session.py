@@ -52,15 +52,17 @@ def build_optimizer(job: JobSpec, params: list[nn.Parameter]) -> torch.optim.Opt
 class Session:
     """Holds the live tensors of one job on one device and runs its steps."""
 
-    def __init__(self, job: JobSpec, device: str | torch.device = "cpu", meta: bool = False) -> None:
+    def __init__(self, job: JobSpec, device: str | torch.device = "cpu", meta: bool = False, initialize: bool = True) -> None:
+        """A session at s_0 (`initialize`), or with uninitialised parameters for `load_state` to fill;
+        with `meta`, every tensor except the one-element counters is a meta tensor (shapes only)."""
         self.job = job
         self.device = torch.device(device)
         self.config = get_model_config(job)
         if isinstance(self.config, TransformerConfig) and self.config.vocab != len(get_vocabulary()):
             raise StateError(f"the text has {len(get_vocabulary())} characters; the model's vocab is {self.config.vocab}")
-        model = build_model(self.config, job.seed, meta=meta)
+        model = build_model(self.config, job.seed, meta=meta or not initialize)
         target = torch.device("meta") if meta else self.device
-        self.model = model.to(target)
+        self.model = model.to(target) if meta or initialize else model.to_empty(device=target)
         self.param_names = {id(p): name for name, p in self.model.named_parameters()}
         self.optimizer = build_optimizer(job, list(self.model.parameters()))
         self.data = {name: t.to(target) for name, t in load_data(get_data_name(job)).items()}

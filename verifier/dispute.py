@@ -69,6 +69,7 @@ class DisputeReport:
     result: GameResult | None  # None when the chain roots agree
     seconds: float
     op: str | None = None  # the aten operator of the decisive node, when the game ended on one
+    referee_meta_steps: int = 0  # skeleton steps the referee ran on meta tensors (1 with agreed hints)
 
     @property
     def disputed(self) -> bool:
@@ -103,6 +104,7 @@ class DisputeReport:
             "bytes": verdict.bytes_total,
             "bytes_without_tensors": verdict.bytes_without_tensors,
             "referee_seconds": self.result.referee_seconds,
+            "referee_meta_steps": self.referee_meta_steps,
             "seconds": self.seconds,
         }
 
@@ -139,6 +141,7 @@ def dispute_runs(
         hints = (traces[0].hint, traces[1].hint) if traces is not None else None
         nodes = referee.get_skeleton(verdict.step, hints).nodes
         report.op = nodes[verdict.index].op if verdict.index < len(nodes) else None
+    report.referee_meta_steps = referee.replayed_steps
     report.seconds = time.perf_counter() - start
     if transcript_path is not None:
         write_transcript(transcript_path, result.transcript)

@@ -113,11 +113,15 @@ class TraceReferee:
         return self._skeletons[step]
 
     def _guess_layout_after_first(self) -> StateLayout:
-        """s_1's layout, from one step of the stock code on meta tensors (no reproducible mode: only
-        the shapes matter). A guess, checked against the agreed layout digest before any use."""
+        """s_1's layout: s_0's plus the state a stock optimizer creates on its first step, found by
+        running only the optimizer, on meta tensors with a gradient for every parameter. A guess (a
+        parameter without a gradient would get no state), checked against the agreed layout digest
+        before any use."""
         if self._layout_after_first is None:
             session = Session(self.job, meta=True)
-            session.run_step()
+            for param in session.model.parameters():
+                param.grad = torch.zeros_like(param)
+            session.optimizer.step()
             self._layout_after_first = compute_state_layout(session.state_tensors())
         return self._layout_after_first
 
