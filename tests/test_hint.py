@@ -111,3 +111,17 @@ def test_a_wrong_hint_does_not_hurt_the_honest_party(mlp_run: Path, honest_role:
     result = play_game(worker, challenger, referee, make_game_config(2))
     assert result.verdict.winner is not None and result.verdict.winner.role is honest_role
     assert referee.replayed_steps == 4  # the hints differed: the referee replayed rather than trust one
+
+
+def test_an_agreed_hint_no_true_state_has_falls_back_to_the_replay(mlp_run: Path) -> None:
+    """Two liars agreeing on counters that make the step fail (another seed) cannot crash the referee."""
+    run = load_run(mlp_run)
+    referee = TraceReferee(run.job)
+    layout = referee._guess_layout_after_first()
+    state = {name: torch.zeros(shape, dtype=dtype) for name, dtype, shape in layout}
+    state["step"] = torch.tensor(2)
+    state["seed"] = torch.tensor(run.job.seed + 1)
+    hint = compute_structure_hint(state)
+    assert parse_structure_hint(hint, layout) is not None
+    assert referee.get_skeleton(2, (hint, hint)) == TraceReferee(run.job).get_skeleton(2)
+    assert referee.replayed_steps == 1 + 3  # the failed hinted step, then s_0 … s_2
