@@ -38,6 +38,7 @@ def test_honest_challenger_beats_a_cheating_worker(mlp_run: Path, cheats: dict[s
     assert verdict["step"] == step and verdict["tree"] == tree
     if cheat == "output":
         assert verdict["node"] == 40 and verdict["op"] is not None
+    assert verdict["referee_meta_steps"] == 1  # agreed structure hints: one meta step whatever the step
     assert verify_dispute_transcript(transcript).valid
 
 
@@ -66,6 +67,7 @@ def test_transformer_dispute_lands_on_the_tampered_node(tmp_path: Path, transfor
     train(job, cheat, checkpoint_every=2, tamper=Tamper.parse("output@1:150"))
     verdict = dispute_runs(cheat, transformer_run).to_json()
     assert verdict["winner"]["role"] == "challenger" and (verdict["step"], verdict["node"]) == (1, 150)
+    assert verdict["referee_meta_steps"] == 1
 
 
 def test_transcript_tampering_is_rejected(mlp_run: Path, cheats: dict[str, Path], tmp_path: Path) -> None:
