@@ -117,6 +117,9 @@ def _storage_key(tensor: torch.Tensor) -> int:
     return int(tensor.untyped_storage().data_ptr())
 
 
+ASYNC_HASH_BYTES = 1 << 18  # smaller outputs are hashed at once: a hand-off costs more than hashing them
+
+
 @dataclass
 class _PendingDigest:
     """An output digest being computed on the recorder's hasher."""
@@ -235,7 +238,7 @@ class Recorder:
             digests: tuple[Any, ...] = tuple(None for _ in outputs)
         elif is_derived(structure):
             digests = tuple(None if out is None else DERIVED for out in outputs)
-        elif self.hasher is not None:
+        elif self.hasher is not None and any(out is not None and out.nbytes >= ASYNC_HASH_BYTES for out in outputs):
             digests = tuple(None if out is None else self._hash_later(out, index) for out in outputs)
         else:
             digests = tuple(None if out is None else compute_digest(out) for out in outputs)
