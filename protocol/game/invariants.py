@@ -178,6 +178,33 @@ def _leaf_tree_matches_commitments(state: GameState) -> bool:
     return same_counts and claim.size == expected and ops_differ == (claim.tree is TreeKind.OPS)
 
 
+def _evidence_asked_of_one_party(state: GameState) -> bool:
+    position = state.position
+    if not isinstance(state.query, EvidenceQuery):
+        return True
+    supplier = position.supplier
+    if supplier is None:
+        return False
+    other = state.answers[1 - get_role_index(supplier)]
+    asked_now = all((request, supplier) in position.asked for request in state.query.requests)
+    return other is None and asked_now and len(set(position.asked)) == len(position.asked)
+
+
+def _agreed_nodes_precede_the_difference(state: GameState) -> bool:
+    position = state.position
+    if not position.agreed_nodes:
+        return True
+    if position.leaf is not None:
+        if position.leaf.tree is not TreeKind.OPS:
+            return False
+        first_difference = position.leaf.index
+    elif position.descent is not None and position.descent.tree is TreeKind.OPS:
+        first_difference = position.descent.index << position.descent.height
+    else:
+        return False
+    return all((index + 1) << height <= first_difference for height, index, _ in position.agreed_nodes)
+
+
 GAME_INVARIANTS: tuple[Invariant, ...] = (
     Invariant("clocks-within-budget", "an answer is only accepted before its sender's flag falls, so no budget "
               "goes negative or grows", _clocks_within_budget),
@@ -210,6 +237,11 @@ GAME_INVARIANTS: tuple[Invariant, ...] = (
               "within the configured number of rounds", _requests_are_outstanding),
     Invariant("chain-phase-before-trace", "phase 2 starts only once phase 1 fixed the step",
               _chain_phase_before_trace),
+    Invariant("evidence-asked-of-one-party", "agreed facts need one honest copy: an evidence query is addressed "
+              "to one party, who is asked for each request at most once", _evidence_asked_of_one_party),
+    Invariant("agreed-nodes-precede-the-difference", "a short proof may end at an ops-tree node only if every "
+              "leaf below it lies before the first difference, where both trees agree",
+              _agreed_nodes_precede_the_difference),
     Invariant("leaf-tree-matches-commitments", "the ops tree is descended iff the ops roots differ, and only "
               "between commitments with equal counts", _leaf_tree_matches_commitments),
 )

@@ -335,6 +335,9 @@ def test_invariants_catch_broken_states() -> None:
         "query-iff-live": replace(state, query=None),
         "time-ordered": replace(state, round_started_at=Seconds(state.now + 1)),
         "bytes-accounted": replace(state, bytes_tensors=1),
+        "evidence-asked-of-one-party": replace(state, query=EvidenceQuery((OpLeafRequest(0),))),
+        "agreed-nodes-precede-the-difference": replace(
+            state, position=replace(state.position, agreed_nodes=((0, 0, Root(bytes(32))),))),
     }
     for name, bad in broken.items():
         with pytest.raises(InvariantViolation, match=name):
