@@ -28,6 +28,7 @@ from protocol.ops import OpKind, flatten_outputs, get_definition
 from protocol.ops.canonical import bind_arguments, canonicalize_call, get_op_name
 from protocol.ops.prims import REFERENCE, Primitives
 from protocol.ops.table import random_numel
+from protocol.signing import compute_canonical_json
 from protocol.trace import (
     DERIVED,
     MAX_CONSTANT_ELEMENTS,
@@ -272,6 +273,36 @@ def _any_meta(values: Any) -> bool:
     return False
 
 
+_META_RESULTS: dict[tuple[Any, ...], tuple[bool, tuple[tuple[Any, ...] | None, ...]]] = {}
+"""Output metadata of functional operators on meta tensors, by operator, arguments and input layouts:
+torch's meta kernels are mostly Python decompositions (about 70 µs an operator), and a step repeats
+the same calls layer after layer and step after step."""
+MAX_META_RESULTS = 1 << 16
+
+
+def _run_on_meta(func: Any, name: str, call: Any, args: tuple[Any, ...], kwargs: dict[str, Any], in_place: bool) -> Any:
+    """The operator on meta tensors (one-element real inputs moved to meta), for skeletons."""
+    if in_place or func.is_view or any(r.alias_info is not None for r in func._schema.returns):
+        result = func(*_to_meta(args), **_to_meta(kwargs))
+        return args[0] if in_place else result
+    try:
+        key: tuple[Any, ...] | None = (name, compute_canonical_json(call.args), tuple(
+            (t.dtype, tuple(t.shape), t.stride(), t.storage_offset()) for t in call.inputs))
+    except TypeError:
+        key = None  # arguments without a canonical encoding: not cached
+    cached = _META_RESULTS.get(key) if key is not None else None
+    if cached is None:
+        result = func(*_to_meta(args), **_to_meta(kwargs))
+        if key is not None and len(_META_RESULTS) < MAX_META_RESULTS:
+            single = isinstance(result, torch.Tensor)
+            metas = tuple(None if out is None else (tuple(out.shape), out.stride(), out.dtype) for out in flatten_outputs(result))
+            _META_RESULTS[key] = (single, metas)
+        return result
+    single, metas = cached
+    outputs = tuple(None if meta is None else torch.empty_strided(meta[0], meta[1], dtype=meta[2], device="meta") for meta in metas)
+    return outputs[0] if single else outputs
+
+
 PrimitivesFor = Callable[[torch.device], Primitives]
 
 
@@ -318,9 +349,7 @@ class ReproducibleMode(TorchDispatchMode):
         if definition.in_place and self.recorder is not None and not skeleton:
             self.recorder.before_write(args[0])
         if skeleton and _any_meta((args, kwargs)):
-            result = func(*_to_meta(args), **_to_meta(kwargs))
-            if definition.in_place:
-                result = args[0]
+            result = _run_on_meta(func, name, call, args, kwargs, definition.in_place)
         elif definition.kind is OpKind.NATIVE:
             result = func(*args, **kwargs)
         else:

@@ -190,3 +190,20 @@ def test_commitment_tampering_is_detected(tmp_path: Path, mlp_run: Path) -> None
 def test_training_refuses_to_overwrite_a_run(mlp_run: Path) -> None:
     with pytest.raises(RunError, match="already holds a run"):
         train(load_run(mlp_run).job, mlp_run, generate_private_key())
+
+
+def test_cached_meta_results_give_the_same_skeletons(transformer_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Skeletons reuse the output metadata of functional operators seen before; with and without the
+    cache they are the same, and both equal the skeleton of the real trace."""
+    import prover.engine
+    from verifier.referee import TraceReferee
+
+    run = load_run(transformer_run)
+    monkeypatch.setattr(prover.engine, "_META_RESULTS", {})
+    cold = TraceReferee(run.job).get_skeleton(2)
+    assert prover.engine._META_RESULTS  # filled
+    warm = TraceReferee(run.job).get_skeleton(2)
+    monkeypatch.setattr(prover.engine, "MAX_META_RESULTS", 0)
+    monkeypatch.setattr(prover.engine, "_META_RESULTS", {})
+    uncached = TraceReferee(run.job).get_skeleton(2)
+    assert cold == warm == uncached == regenerate_trace(run, 2).skeleton
