@@ -4,7 +4,7 @@ A step's skeleton (its operators, arguments, shapes and bindings) is a function 
 s_t's *layout* (each tensor's name, dtype and shape) and of the values of s_t's one-element tensors
 (optimizer step counters, which `.item()` reads turn into operator arguments). Replaying skeletons
 from s_0 finds both, at a cost linear in t. A party that signs a trace commitment for step t also
-states them, in a few hundred bytes:
+states them, in a few dozen bytes:
 
     hint = layout digest (32 bytes) || runs
     runs = the one-element tensors of s_t in canonical name order, with their elements as in their

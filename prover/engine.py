@@ -28,7 +28,6 @@ from protocol.ops import OpKind, flatten_outputs, get_definition
 from protocol.ops.canonical import bind_arguments, canonicalize_call, get_op_name
 from protocol.ops.prims import REFERENCE, Primitives
 from protocol.ops.table import random_numel
-from protocol.signing import compute_canonical_json
 from protocol.trace import (
     DERIVED,
     MAX_CONSTANT_ELEMENTS,
@@ -280,16 +279,34 @@ the same calls layer after layer and step after step."""
 MAX_META_RESULTS = 1 << 16
 
 
-def _run_on_meta(func: Any, name: str, call: Any, args: tuple[Any, ...], kwargs: dict[str, Any], in_place: bool) -> Any:
+def _meta_signature(value: Any) -> Any:
+    """A hashable description of an argument for the meta cache: tensors by layout (not values; a
+    one-element real tensor's value cannot decide a functional operator's output layout), the plain
+    values torch passes by value; None for anything else."""
+    if isinstance(value, torch.Tensor):
+        return ("tensor", value.dtype, tuple(value.shape), value.stride(), value.storage_offset())
+    if isinstance(value, list | tuple):
+        items = tuple(_meta_signature(item) for item in value)
+        return None if None in items else (type(value).__name__, items)
+    if isinstance(value, dict):
+        entries = tuple((key, _meta_signature(item)) for key, item in sorted(value.items()))
+        return None if any(item is None for _, item in entries) else ("dict", entries)
+    if value is None:
+        return ("none",)
+    if isinstance(value, bool | int | float | str | torch.dtype | torch.device | torch.layout | torch.memory_format):
+        return (type(value).__name__, repr(value))
+    return None
+
+
+def _run_on_meta(func: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], in_place: bool) -> Any:
     """The operator on meta tensors (one-element real inputs moved to meta), for skeletons."""
     if in_place or func.is_view or any(r.alias_info is not None for r in func._schema.returns):
         result = func(*_to_meta(args), **_to_meta(kwargs))
         return args[0] if in_place else result
-    try:
-        key: tuple[Any, ...] | None = (name, compute_canonical_json(call.args), tuple(
-            (t.dtype, tuple(t.shape), t.stride(), t.storage_offset()) for t in call.inputs))
-    except TypeError:
-        key = None  # arguments without a canonical encoding: not cached
+    # Keyed by the raw call (placement arguments such as memory_format included: they decide strides).
+    key: tuple[Any, ...] | None = (name, _meta_signature(args), _meta_signature(kwargs))
+    if key is not None and None in key:
+        key = None  # an argument of a kind the signature does not describe: not cached
     cached = _META_RESULTS.get(key) if key is not None else None
     if cached is None:
         result = func(*_to_meta(args), **_to_meta(kwargs))
@@ -349,7 +366,7 @@ class ReproducibleMode(TorchDispatchMode):
         if definition.in_place and self.recorder is not None and not skeleton:
             self.recorder.before_write(args[0])
         if skeleton and _any_meta((args, kwargs)):
-            result = _run_on_meta(func, name, call, args, kwargs, definition.in_place)
+            result = _run_on_meta(func, name, args, kwargs, definition.in_place)
         elif definition.kind is OpKind.NATIVE:
             result = func(*args, **kwargs)
         else:

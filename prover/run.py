@@ -392,11 +392,9 @@ def trace_step(
         recorder = Recorder(skeleton=skeleton, keep_tensors=tensors is not None, hasher=None if skeleton else hasher)
         recorder.bind_state(names, before)
         mode = ReproducibleMode(RngContext(session.job.seed, t), get_primitives_for(), recorder=recorder, tamper=tamper)
-        try:
-            with mode:
-                session.run_step()
-        finally:
-            recorder.finish()
+        with mode:
+            session.run_step()
+        recorder.finish()  # not on an error: that error is the one to report (the pool still drains)
     if tamper is not None and tamper.kind == "state" and tamper.step == t:
         tamper_state(session)
     after = session.state_tensors()

@@ -207,3 +207,21 @@ def test_cached_meta_results_give_the_same_skeletons(transformer_run: Path, monk
     monkeypatch.setattr(prover.engine, "_META_RESULTS", {})
     uncached = TraceReferee(run.job).get_skeleton(2)
     assert cold == warm == uncached == regenerate_trace(run, 2).skeleton
+
+
+def test_meta_cache_keys_include_the_memory_format(monkeypatch: pytest.MonkeyPatch) -> None:
+    """clone() of a transposed tensor keeps its strides; contiguous() is a clone with another memory
+    format: a cache that confused the two would hand contiguous() the transposed strides."""
+    import prover.engine
+    from prover.engine import Recorder
+
+    monkeypatch.setattr(prover.engine, "_META_RESULTS", {})
+    x = torch.empty(8, 4, device="meta")
+    recorder = Recorder(skeleton=True)
+    recorder.bind_state(["x"], {"x": x})
+    with ReproducibleMode(RngContext(0, 0), recorder=recorder):
+        transposed = x.t()
+        assert transposed.clone().stride() == (1, 4)
+        contiguous = transposed.contiguous()
+        assert contiguous.stride() == (8, 1)
+        contiguous.view(32)

@@ -35,7 +35,7 @@ class GameConfig:
 MAINNET = GameConfig(
     arity=4,  # 4 halves the rounds of bisection for a few hundred bytes more per round
     clock_seconds=Seconds(3 * 24 * 3600.0),  # regenerating a step takes minutes; days leave room for outages
-    max_evidence_rounds=4,  # producers' leaves, then their tensors; two rounds spare for a richer referee
+    max_evidence_rounds=4,  # producers' leaves, then their tensors; one round for a withheld answer, one spare
     max_leaf_bytes=1 << 16,  # an op leaf names one aten call and its argument refs: a few hundred bytes
     max_tensor_bytes=1 << 31,  # the largest operator input of the models we train is far below 2 GiB
     max_tree_leaves=1 << 40,  # a step of a trillion operators is beyond any model we train

@@ -613,7 +613,13 @@ def _process_evidence_round(state: GameState, referee: Referee) -> GameState:
             else:
                 tensors[item.digest] = item.data
     evidence = Evidence(op_leaves, state_leaves, tensors)
-    return _process_expected_leaf(replace(state, position=replace(position, evidence=evidence)), referee)
+    query, supplier = state.query, position.supplier
+    assert isinstance(query, EvidenceQuery) and supplier is not None
+    withholders = position.withholders
+    if supplier not in withholders and not all(evidence.has(request) for request in query.requests):
+        withholders += (supplier,)  # asked for agreed facts, which an honest party always holds
+    position = replace(position, evidence=evidence, withholders=withholders)
+    return _process_expected_leaf(replace(state, position=position), referee)
 
 
 def _process_expected_leaf(state: GameState, referee: Referee) -> GameState:
@@ -631,7 +637,14 @@ def _process_expected_leaf(state: GameState, referee: Referee) -> GameState:
             return _process_verdict(state, Outcome.BOTH_LOSE, None, ROLES, Reason.MISSING_EVIDENCE,
                                     f"neither party supplied {_describe(exhausted[0])}")
         if position.evidence_rounds >= state.setup.config.max_evidence_rounds:
-            raise RefereeError(f"the referee wants more than {position.evidence_rounds} evidence rounds")
+            if not position.withholders:
+                raise RefereeError(f"the referee wants more than {position.evidence_rounds} evidence rounds")
+            # the budget ran out because evidence was withheld: that is the withholders' fault
+            if len(position.withholders) == 2:
+                return _process_verdict(state, Outcome.BOTH_LOSE, None, ROLES, Reason.MISSING_EVIDENCE,
+                                        "both parties withheld evidence until the evidence rounds ran out")
+            return _process_loss(state, position.withholders[0], Reason.MISSING_EVIDENCE,
+                                 f"the {position.withholders[0]} withheld evidence until the evidence rounds ran out")
         last = position.supplier
         if last is not None and any((request, last) in position.asked for request in requests):
             # the last supplier withheld something it was asked for: from now on the other party goes first

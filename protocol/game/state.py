@@ -83,6 +83,7 @@ class Position:
     first_supplier: Role = Role.CHALLENGER  # asked first for each new request; the other once it withholds
     asked: tuple[tuple[EvidenceRequest, Role], ...] = ()  # which party has been asked for which request
     agreed_nodes: tuple[tuple[int, int, Root], ...] = ()  # ops-tree nodes (height, index, hash) revealed alike
+    withholders: tuple[Role, ...] = ()  # parties that left requested evidence out of an answer
 
 
 @dataclass(frozen=True)

@@ -429,3 +429,17 @@ def test_short_proofs_check_only_against_agreed_nodes(size: int, data: st.DataOb
         if (cut, index >> cut) != (height, first):
             assert not is_valid_item(dispute, OpLeafItem(index, leaves[index], full[:cut]))
     assert not is_valid_item(dispute, OpLeafItem(index, leaves[index] + b"x", short))
+
+
+def test_withholding_that_exhausts_the_evidence_rounds_loses_for_the_withholder() -> None:
+    """With exactly the rounds an honest game needs, the extra round a withholding first supplier forces
+    must not turn into a referee error: the withholder loses."""
+    from verifier.game.adversaries import CATALOGUE, Scenario
+
+    machine, provider = get_toy(ToyConfig())
+    config = replace(MINIMAL, max_evidence_rounds=2)  # what the toy referee needs with honest suppliers
+    honest = HonestStrategy(provider, KEYS[Role.WORKER])
+    liar = CATALOGUE["withheld-evidence"].build(provider, KEYS[Role.CHALLENGER], Scenario(step=3, node=5))
+    result = play_game(honest, liar, ToyReferee(machine), config, observer=check_every_event)
+    assert_honest_wins(result, Role.WORKER)
+    assert result.verdict.reason is Reason.MISSING_EVIDENCE
