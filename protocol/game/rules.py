@@ -21,7 +21,7 @@ trees to the first differing state leaf. Both reveal that leaf; the referee asks
 checks every item, and the referee names the correct leaf. Evidence is agreed data, so an evidence query
 is addressed to one party: the challenger first, and the other party for whatever the asked one withholds
 (which then goes first for the rest of the game); a fact both were asked for and neither supplied makes
-both lose.
+both lose, and a party that withheld evidence until the evidence rounds ran out loses.
 
 A party loses at once for a validly signed message that is malformed, fails a proof, contradicts its
 chain, or contradicts an earlier answer to the same query (equivocation), and when its clock runs out.
