@@ -245,6 +245,9 @@ def test_toy_rounds_t1024(benchmark: Any) -> None:
 
 
 if __name__ == "__main__":
+    from prover.process import tune_process
+
+    tune_process()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--quick", action="store_true")

@@ -205,6 +205,9 @@ def test_blake3_throughput(benchmark: Any) -> None:
 
 
 if __name__ == "__main__":
+    from prover.process import tune_process
+
+    tune_process()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")

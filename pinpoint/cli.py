@@ -14,6 +14,7 @@ from protocol.ops import UnsupportedOperator
 from protocol.trace import compute_trace_root
 from prover.engine import Tamper, TraceError
 from prover.files import FileFormatError
+from prover.process import tune_process
 from prover.run import RunError, load_or_create_key, load_run, regenerate_trace, train
 from prover.session import StateError
 
@@ -26,6 +27,7 @@ def fail(message: str) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Verifiable ML training by refereed delegation."""
+    tune_process()
 
 
 @main.command("train")
