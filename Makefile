@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/pinpoint demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check protocol prover verifier pinpoint tests benchmarks
+	$(BIN)/ruff check protocol prover verifier pinpoint tests benchmarks examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import measure  # noqa: E402
 
-from pinpoint.presets import make_job  # noqa: E402
+from pinpoint.presets import make_job, resolve_task  # noqa: E402
 from protocol.game.enums import Role  # noqa: E402
 from protocol.hint import compute_structure_hint  # noqa: E402
 from protocol.ops import execute  # noqa: E402
@@ -103,7 +103,7 @@ def referee_scaling(steps_list: list[int]) -> list[dict[str, Any]]:
     """The referee's skeleton of step t for the mid-size transformer: replayed from s_0 (linear in t)
     against one meta step from an agreed structure hint (constant)."""
     job = make_job("transformer", "adamw", max(steps_list) + 1, seed=3, size="mid")
-    session = Session(job, meta=True)
+    session = Session(job, resolve_task(job), meta=True)
     hints = {}
     for t in range(max(steps_list) + 1):
         if t in steps_list:
@@ -137,7 +137,7 @@ def _warm_step_seconds(run: Any) -> float:
 def largest_operator_time(repeats: int = 3) -> dict[str, Any]:
     job = make_job("transformer", "adamw", 4, seed=0, size="mid")
     skeleton = TraceReferee(job).get_skeleton(1)
-    session = Session(job, meta=True)
+    session = Session(job, resolve_task(job), meta=True)
     trace_step(session, skeleton=True)  # now at s_1, whose tensors step 1 reads
     state = session.state_tensors()
     state_shapes = [list(state[name].shape) for name in get_sorted_names(state)]

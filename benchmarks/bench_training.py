@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import measure, ratio  # noqa: E402
 
-from pinpoint.presets import make_job  # noqa: E402
+from pinpoint.presets import make_job, resolve_task  # noqa: E402
 from protocol.encoding import compute_digest  # noqa: E402
 from protocol.state import compute_state_root  # noqa: E402
 from prover.engine import ReproducibleMode, RngContext  # noqa: E402
@@ -51,7 +51,7 @@ class Stepper:
 
     def __init__(self, model: str, optimizer: str, size: str) -> None:
         self.job = make_job(model, optimizer, 10_000, 0, size)
-        self.session = Session(self.job)
+        self.session = Session(self.job, resolve_task(self.job))
         self.primitives_for = get_primitives_for()
         self.cache = DigestCache()
         self.folder = Path(tempfile.mkdtemp(prefix="pinpoint-bench-"))

@@ -9,14 +9,36 @@ from typing import Any
 
 import click
 
-from protocol.job import MODELS, OPTIMIZERS, JobSpecError
+from protocol.job import JobSpecError
 from protocol.ops import UnsupportedOperator
 from protocol.trace import compute_trace_root
 from prover.engine import Tamper, TraceError
 from prover.files import FileFormatError
+from prover.presets import MODELS, OPTIMIZERS, SIZES
 from prover.process import tune_process
 from prover.run import RunError, load_or_create_key, load_run, regenerate_trace, train
 from prover.session import StateError
+from prover.task import Task, TaskError, load_task
+
+ALL_SIZES = sorted({size for sizes in SIZES.values() for size in sizes})
+TASK_HELP = "the job's task file (yours: never one from a run directory); default: the built-in preset the job names"
+
+
+def choose_task(task_path: Path | None, model: str | None, optimizer: str | None, size: str) -> Task:
+    """The task of `train` and `check`: a task file, or a built-in preset by model and optimizer."""
+    from prover.presets import preset_task
+
+    if task_path is not None:
+        if model is not None or optimizer is not None:
+            raise TaskError("give either --task FILE or --model/--optimizer, not both")
+        return load_task(task_path)
+    if model is None or optimizer is None:
+        raise TaskError("give --task FILE, or a built-in preset with --model and --optimizer")
+    return preset_task(model, optimizer, size)
+
+
+def user_task(task_path: Path | None) -> Task | None:
+    return load_task(task_path) if task_path is not None else None
 
 
 def fail(message: str) -> None:
@@ -31,12 +53,13 @@ def main() -> None:
 
 
 @main.command("train")
-@click.option("--model", type=click.Choice(MODELS), required=True)
-@click.option("--optimizer", type=click.Choice(OPTIMIZERS), required=True)
+@click.option("--task", "task_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="a task file (see examples/tasks/)")
+@click.option("--model", type=click.Choice(MODELS), default=None, help="a built-in preset instead of --task")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=None, help="the preset's optimizer")
+@click.option("--size", type=click.Choice(ALL_SIZES), default="small", show_default=True, help="the preset's size")
 @click.option("--steps", type=click.IntRange(min=1), required=True, help="T: steps to train")
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True)
-@click.option("--size", type=click.Choice(["small", "mid"]), default="small", show_default=True, help="model size preset")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="default: the preset's")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="default: the task's batch_size")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda (results are the same bits)")
 @click.option("--key", "key_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="worker Ed25519 key file (created if missing)")
@@ -44,16 +67,17 @@ def main() -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--json", "as_json", is_flag=True, help="print a JSON summary")
 def train_command(
-    model: str, optimizer: str, steps: int, seed: int, size: str, batch_size: int | None, checkpoint_every: int,
-    device: str, key_path: Path | None, tamper: str | None, out: Path, as_json: bool,
+    task_path: Path | None, model: str | None, optimizer: str | None, size: str, steps: int, seed: int, batch_size: int | None,
+    checkpoint_every: int, device: str, key_path: Path | None, tamper: str | None, out: Path, as_json: bool,
 ) -> None:
     """Train a job reproducibly and commit to every step's state."""
     from tqdm import tqdm
 
-    from pinpoint.presets import make_job
+    from prover.session import make_job
 
     try:
-        job = make_job(model, optimizer, steps, seed, size, batch_size)
+        task = choose_task(task_path, model, optimizer, size)
+        job = make_job(task, steps, seed, batch_size)
         tamper_spec = Tamper.parse(tamper) if tamper else None
         key = load_or_create_key(key_path) if key_path is not None else None
         with tqdm(total=steps, desc="train", unit="step", disable=as_json or None, file=sys.stderr) as bar:
@@ -61,7 +85,7 @@ def train_command(
                 bar.set_postfix(loss=f"{loss:.4f}")
                 bar.update(1)
 
-            run = train(job, out, key, checkpoint_every, device, tamper_spec, on_step)
+            run = train(job, out, key, checkpoint_every, device, tamper_spec, on_step, task=task)
     except (JobSpecError, RunError, StateError, ValueError, UnsupportedOperator, TraceError, FileFormatError) as error:
         fail(str(error))
         return
@@ -72,18 +96,51 @@ def train_command(
         click.echo(f"job {summary['job_id']}\nchain root {summary['chain_root']}\nwrote {out}")
 
 
+@main.command("check")
+@click.option("--task", "task_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="a task file (see examples/tasks/)")
+@click.option("--model", type=click.Choice(MODELS), default=None, help="a built-in preset instead of --task")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=None, help="the preset's optimizer")
+@click.option("--size", type=click.Choice(ALL_SIZES), default="small", show_default=True, help="the preset's size")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="default: the task's batch_size")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def check_command(task_path: Path | None, model: str | None, optimizer: str | None, size: str, batch_size: int | None, as_json: bool) -> None:
+    """Run one step and report every aten operator it uses and which have reproducible definitions.
+    Exit 1 when some are undefined (then `train` would refuse the task)."""
+    from prover.coverage import check_coverage
+    from prover.session import make_job
+
+    try:
+        task = choose_task(task_path, model, optimizer, size)
+        coverage = check_coverage(make_job(task, 1, 0, batch_size), task)
+    except (JobSpecError, StateError, ValueError, TraceError) as error:
+        fail(str(error))
+        return
+    if as_json:
+        click.echo(json.dumps(dict(coverage.to_json(), task=task.name)))
+    else:
+        click.echo(f"{task.name}: {len(coverage.calls)} operators in {sum(coverage.calls.values())} calls, "
+                   f"{len(coverage.defined)} defined, {len(coverage.missing)} undefined")
+        for op in coverage.operators:
+            mark = "ok     " if op not in coverage.places else "MISSING"
+            where = f"  in {', '.join(coverage.places[op])}" if op in coverage.places else ""
+            click.echo(f"  {mark} {op:60s} {coverage.calls[op]:5d}{where}")
+    sys.exit(1 if coverage.missing else 0)
+
+
 @main.command("trace")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--step", type=click.IntRange(min=0), required=True)
+@click.option("--task", "task_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help=TASK_HELP)
 @click.option("--json", "as_json", is_flag=True, help="print the whole trace as JSON")
-def trace_command(run_dir: Path, step: int, as_json: bool) -> None:
+def trace_command(run_dir: Path, step: int, task_path: Path | None, as_json: bool) -> None:
     """Regenerate step STEP's trace from the checkpoint before it; print its root and node count."""
     from protocol.state import compute_state_root
 
     try:
+        task = user_task(task_path)
         run = load_run(run_dir)
-        trace = regenerate_trace(run, step)
-    except (RunError, StateError, UnsupportedOperator, TraceError) as error:
+        trace = regenerate_trace(run, step, task=task)
+    except (RunError, StateError, UnsupportedOperator, TraceError, TaskError) as error:
         fail(str(error))
         return
     ops = trace.ops_tree()
@@ -112,10 +169,11 @@ def trace_command(run_dir: Path, step: int, as_json: bool) -> None:
 @click.option("--worker-key", type=click.Path(dir_okay=False, path_type=Path), default=None, help="default: WORKER_RUN/worker.key")
 @click.option("--challenger-key", type=click.Path(dir_okay=False, path_type=Path), default=None, help="default: CHALLENGER_RUN/worker.key")
 @click.option("--transcript", type=click.Path(dir_okay=False, path_type=Path), default=None, help="write the signed transcript here")
+@click.option("--task", "task_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help=TASK_HELP)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def dispute_command(
     worker_run: Path, challenger_run: Path, arity: int, worker_key: Path | None, challenger_key: Path | None,
-    transcript: Path | None, as_json: bool,
+    transcript: Path | None, task_path: Path | None, as_json: bool,
 ) -> None:
     """Play the dispute game between two runs of one job and print the verdict."""
     from verifier.dispute import dispute_runs
@@ -125,7 +183,7 @@ def dispute_command(
             click.echo(f"  {message}", err=True)
 
     try:
-        report = dispute_runs(worker_run, challenger_run, arity, worker_key, challenger_key, transcript, progress)
+        report = dispute_runs(worker_run, challenger_run, arity, worker_key, challenger_key, transcript, progress, user_task(task_path))
     except (RunError, StateError, ValueError, UnsupportedOperator, TraceError) as error:
         fail(str(error))
         return
@@ -151,12 +209,18 @@ def dispute_command(
 
 @main.command("verify-transcript")
 @click.argument("transcript", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--task", "task_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help=TASK_HELP)
 @click.option("--json", "as_json", is_flag=True)
-def verify_transcript_command(transcript: Path, as_json: bool) -> None:
+def verify_transcript_command(transcript: Path, task_path: Path | None, as_json: bool) -> None:
     """Re-check a dispute transcript's verdict offline, trusting no referee. Exit 1 when invalid."""
     from verifier.dispute import verify_dispute_transcript
 
-    result = verify_dispute_transcript(transcript)
+    try:
+        task = user_task(task_path)
+    except TaskError as error:
+        fail(str(error))
+        return
+    result = verify_dispute_transcript(transcript, task)
     if as_json:
         click.echo(json.dumps({"valid": result.valid, "reason": result.reason}))
     else:

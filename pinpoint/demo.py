@@ -63,6 +63,8 @@ class Party:
 class DemoJob:
     ledger_id: int
     spec: JobSpec
+    model: str = ""
+    optimizer: str = ""
     worker: Party | None = None
     price: int = 0
     run: Path | None = None
@@ -137,7 +139,7 @@ class Demo:
                 self.send(worker, "bid", job_id=ledger_id, price=self.rng.randrange(JOB_PRICE // 2, JOB_PRICE))
             assignment = self.ledger.apply(Action("close_auction", {"job_id": ledger_id}))
             worker = next(w for w in self.workers if w.account == assignment.worker)
-            jobs.append(DemoJob(ledger_id, spec, worker, int(assignment.price)))
+            jobs.append(DemoJob(ledger_id, spec, model, optimizer, worker, int(assignment.price)))
             self.log(f"job {ledger_id}: {model}/{optimizer}, {steps} steps -> {worker.label} at {assignment.price}")
         return jobs
 
@@ -239,7 +241,7 @@ def report_json(report: DemoReport) -> dict[str, Any]:
     return {
         "jobs": [
             {
-                "id": job.ledger_id, "model": job.spec.model, "optimizer": job.spec.optimizer.name, "steps": job.spec.steps,
+                "id": job.ledger_id, "model": job.model, "optimizer": job.optimizer, "steps": job.spec.steps,
                 "worker": job.worker.label if job.worker else None, "price": job.price,
                 "tamper": str(job.tamper) if job.tamper else None, "disputed_by": job.disputed_by, "verdict": job.verdict,
             }

@@ -18,14 +18,17 @@ from protocol.merkle import MerkleTree
 from protocol.state import compute_state_leaf, compute_state_root, compute_state_tree, get_sorted_names
 from protocol.trace import StepTrace, encode_node
 from protocol.types import Root, StepIndex
+from prover.presets import resolve_task
 from prover.run import Run, compute_state_digests, regenerate_trace, restore_session
+from prover.task import Task
 
 
 class RunTraceProvider:
     """A `protocol.game.interfaces.TraceProvider` over a run directory."""
 
-    def __init__(self, run: Run, on_progress: Callable[[str], None] | None = None) -> None:
+    def __init__(self, run: Run, on_progress: Callable[[str], None] | None = None, task: Task | None = None) -> None:
         self.run = run
+        self.task = resolve_task(run.job, task)
         self.on_progress = on_progress
         self._chain = run.chain_tree()
         self._digests: dict[int, dict[str, Root]] = {}
@@ -54,7 +57,7 @@ class RunTraceProvider:
             return self._traces[index].state_before
         if index not in self._digests:
             self._progress(f"rebuilding state s_{index}")
-            self._digests[index] = compute_state_digests(restore_session(self.run, index).state_tensors())
+            self._digests[index] = compute_state_digests(restore_session(self.run, index, task=self.task).state_tensors())
         return self._digests[index]
 
     def get_state_tree(self, index: int) -> MerkleTree:
@@ -71,7 +74,7 @@ class RunTraceProvider:
         if step not in self._traces:
             self._progress(f"regenerating step {step} from its checkpoint")
             tensors: dict[bytes, torch.Tensor] = {}
-            trace = regenerate_trace(self.run, step, tensors=tensors)
+            trace = regenerate_trace(self.run, step, tensors=tensors, task=self.task)
             self._traces[step] = trace
             self._tensors[step] = tensors
             self._ops_trees[step] = trace.ops_tree()

@@ -44,6 +44,7 @@ from protocol.game.commitments import (
 from protocol.hint import compute_structure_hint
 from protocol.job import JobSpec, JobSpecError, compute_job_id
 from protocol.merkle import MerkleTree
+from protocol.ops import UnsupportedOperator
 from protocol.signing import (
     generate_private_key,
     get_public_key_bytes,
@@ -55,7 +56,9 @@ from protocol.trace import Skeleton, StepTrace
 from protocol.types import Root
 from prover.engine import Recorder, ReproducibleMode, RngContext, Tamper, perturb
 from prover.files import FileFormatError, read_json, write_atomic, write_json_atomic
+from prover.presets import resolve_task
 from prover.session import Session, StateError
+from prover.task import Task
 
 
 class RunError(RuntimeError):
@@ -261,12 +264,15 @@ def train(
     device: str = "cpu",
     tamper: Tamper | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    task: Task | None = None,
 ) -> Run:
     """Train `job` reproducibly into the new directory `out`: checkpoints, roots, signed commitment.
 
     Everything is written into a hidden sibling directory first and renamed into place at the end,
     so a failure (an unsupported operator, an interrupt) leaves no partial run behind. Without a
-    `key`, a fresh one is created and kept in the run as `worker.key` (owner-only permissions)."""
+    `key`, a fresh one is created and kept in the run as `worker.key` (owner-only permissions).
+    `task` is the job's task (checked against its digest); without one, a built-in preset's."""
+    task = resolve_task(job, task)
     target = Path(out)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise RunError(f"{target} already holds a run; choose another --out")
@@ -279,7 +285,10 @@ def train(
     try:
         if key is None:
             key = load_or_create_key(run / "worker.key")
-        _train_into(run, job, key, checkpoint_every, device, tamper, on_step)
+        try:
+            _train_into(run, job, task, key, checkpoint_every, device, tamper, on_step)
+        except UnsupportedOperator as error:
+            raise _explain_unsupported(job, task, error) from error
         if target.exists():
             target.rmdir()
         os.rename(run, target)
@@ -289,9 +298,23 @@ def train(
     return load_run(target)
 
 
+def _explain_unsupported(job: JobSpec, task: Task, error: UnsupportedOperator) -> UnsupportedOperator:
+    """The same report as `pinpoint check`: every undefined operator of the step and where it is called."""
+    from prover.coverage import check_coverage
+
+    try:
+        coverage = check_coverage(job, task)
+    except Exception:  # the report is a courtesy: the original error stands on its own
+        return error
+    if not coverage.missing:
+        return error
+    return UnsupportedOperator(coverage.missing[0], f"the step uses {len(coverage.missing)} undefined operator(s): {coverage.describe_missing()}")
+
+
 def _train_into(
     run: Path,
     job: JobSpec,
+    task: Task,
     key: Ed25519PrivateKey,
     checkpoint_every: int,
     device: str,
@@ -299,7 +322,8 @@ def _train_into(
     on_step: Callable[[int, float], None] | None,
 ) -> None:
     primitives_for = get_primitives_for()
-    session = Session(job, device)
+    session = Session(job, task, device)
+    check_initial_state(job, session)
     committer = Committer(run, checkpoint_every, job.steps)
     timing = StepTiming()
     try:
@@ -339,6 +363,20 @@ def _train_into(
     write_json_atomic(run / "run.json", meta)
 
 
+def check_initial_state(job: JobSpec, session: Session) -> None:
+    """Refuse to train from an s_0 other than the job's: its data set, then the whole state."""
+    from protocol.job import compute_data_root
+
+    data = {name: compute_digest(t) for name, t in session.state_tensors().items() if name.startswith("data/")}
+    if compute_data_root(data).hex() != job.data:
+        raise RunError(f"the data set task {session.task.name} loads here is not the job's (its content root differs): "
+                       "check the versions of the packages the task reads its data from")
+    root = compute_state_root(compute_state_digests(session.state_tensors()))
+    if root.hex() != job.initial:
+        raise RunError("s_0 computed here is not the job's initial state (its root differs): the task's own "
+                       "initialisation is not portable to this machine; set protocol_init = True in the task")
+
+
 def tamper_state(session: Session) -> None:
     """Corrupt one parameter (the first in canonical name order) by one bit, in place."""
     tensors = session.state_tensors()
@@ -350,13 +388,14 @@ def tamper_state(session: Session) -> None:
 # --- replay and regeneration ---------------------------------------------------------------------
 
 
-def restore_session(run: Run, step: int, device: str = "cpu") -> Session:
+def restore_session(run: Run, step: int, device: str = "cpu", task: Task | None = None) -> Session:
     """A session at s_step: the nearest checkpoint at or before it, replayed forward, every root checked."""
+    task = resolve_task(run.job, task)
     available = [s for s in list_checkpoints(run.path) if s <= step]
     if not available:
         raise RunError(f"{run.path} has no checkpoint at or before step {step}")
     start = available[-1]
-    session = Session(run.job, device, initialize=False)  # every parameter comes from the checkpoint
+    session = Session(run.job, task, device, initialize=False)  # every parameter comes from the checkpoint
     try:
         session.load_state(read_checkpoint(checkpoint_path(run.path, start)))
     except StateError as error:
@@ -407,23 +446,27 @@ def trace_step(
     return StepTrace(t, tuple(recorder.nodes), bindings, before_digests, after_digests, hint)
 
 
-def regenerate_trace(run: Run, step: int, device: str = "cpu", tensors: dict[bytes, torch.Tensor] | None = None) -> StepTrace:
+def regenerate_trace(
+    run: Run, step: int, device: str = "cpu", tensors: dict[bytes, torch.Tensor] | None = None, task: Task | None = None
+) -> StepTrace:
     """Step `step`'s trace, regenerated from the checkpoint before it; checks s_{step+1} too."""
     if not 0 <= step < run.job.steps:
         raise RunError(f"step {step} is outside the run's steps 0…{run.job.steps - 1}")
-    session = restore_session(run, step, device)
+    session = restore_session(run, step, device, task)
     trace = trace_step(session, run.tamper, tensors=tensors)
     if compute_state_root(trace.state_after) != run.roots[step + 1]:
         raise RunError(f"the regenerated step {step} does not reproduce the committed state root s_{step + 1}")
     return trace
 
 
-def compute_skeleton(job: JobSpec, state_shapes: dict[str, tuple[torch.dtype, tuple[int, ...]]], scalars: dict[str, torch.Tensor]) -> Skeleton:
+def compute_skeleton(
+    job: JobSpec, task: Task, state_shapes: dict[str, tuple[torch.dtype, tuple[int, ...]]], scalars: dict[str, torch.Tensor]
+) -> Skeleton:
     """The skeleton of a step from s_t's metadata and its one-element tensors' values, on meta tensors.
 
     `state_shapes` gives every tensor's dtype and shape; `scalars` the values of those with a single
     element (the step counters, which `.item()` reads turn into arguments)."""
-    session = Session(job, meta=True)
+    session = Session(job, task, meta=True)
     tensors: dict[str, torch.Tensor] = {}
     for name, (dtype, shape) in state_shapes.items():
         if name in scalars:

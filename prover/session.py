@@ -1,102 +1,113 @@
-"""A training session: one job's model, optimizer and named state, and how one step runs.
+"""A training session: one job's model, optimizer, schedule and named state, and how one step runs.
 
 The state s_t is the set of named tensors that fully determine step t:
 
     param/<name>             model parameters
-    buffer/<name>            model buffers
+    buffer/<name>            model buffers (BatchNorm's running statistics, …)
     optim/<param>/<key>      optimizer state (appears once the optimizer has created it)
+    lr/<group>               float64: each parameter group's learning rate (schedulers change it)
     data/<name>              the data set
     seed, step               int64 scalars: the job seed and t
-    batch                    int64 [batch_size]: the data indices (or sequence offsets) of step t
+    batch                    int64 [batch_size × accumulation_steps]: the examples of step t
+
+One step, as a plain PyTorch loop would run it:
+
+    model.train(); optimizer.zero_grad(set_to_none=True)
+    for each of the accumulation_steps micro-batches m:
+        loss_m = compute_loss(model, m); (loss_m / accumulation_steps).backward()   # plain loss when 1
+    clip_grad_norm_(model.parameters(), grad_clip)                                 # when the task sets it
+    optimizer.step(); scheduler.step()                                              # when the task has one
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import protocol.ops  # noqa: F401  (registers pinpoint's operators)
 from protocol.job import JobSpec
-from prover.data import get_vocabulary, load_data
-from prover.models import MLPConfig, TransformerConfig, build_model
+from prover.models import initialize_parameters
+from prover.task import Task, TaskError
 
 
 class StateError(ValueError):
     """A state that does not fit the job: missing, extra or mis-shaped tensors."""
 
 
-def get_model_config(job: JobSpec) -> MLPConfig | TransformerConfig:
-    if job.model == "mlp":
-        return MLPConfig(**job.model_config)
-    return TransformerConfig(**job.model_config)
-
-
-def get_data_name(job: JobSpec) -> str:
-    return job.data or ("digits" if job.model == "mlp" else "sklearn-text")
-
-
-def build_optimizer(job: JobSpec, params: list[nn.Parameter]) -> torch.optim.Optimizer:
-    """The stock torch.optim optimizer, single-tensor code path (no foreach or fused kernels)."""
-    spec = job.optimizer
-    if spec.name == "sgd":
-        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, foreach=False)
-    if spec.name == "adam":
-        return torch.optim.Adam(params, lr=spec.lr, betas=spec.betas, eps=spec.eps, weight_decay=spec.weight_decay, foreach=False)
-    return torch.optim.AdamW(params, lr=spec.lr, betas=spec.betas, eps=spec.eps, weight_decay=spec.weight_decay, foreach=False)
-
-
 class Session:
     """Holds the live tensors of one job on one device and runs its steps."""
 
-    def __init__(self, job: JobSpec, device: str | torch.device = "cpu", meta: bool = False, initialize: bool = True) -> None:
+    def __init__(self, job: JobSpec, task: Task, device: str | torch.device = "cpu", meta: bool = False, initialize: bool = True) -> None:
         """A session at s_0 (`initialize`), or with uninitialised parameters for `load_state` to fill;
-        with `meta`, every tensor except the one-element counters is a meta tensor (shapes only)."""
+        with `meta`, every tensor except the one-element counters is a meta tensor (shapes only).
+
+        The task must be the job's (its digest is checked, and its data against the data root by
+        whoever commits a state: `check_task`)."""
+        if task.digest.hex() != job.task:
+            raise TaskError(f"task {task.name} is not the job's task (digest {task.digest.hex()[:16]}…, the job names {job.task[:16]}…)")
         self.job = job
+        self.task = task
         self.device = torch.device(device)
-        self.config = get_model_config(job)
-        if isinstance(self.config, TransformerConfig) and self.config.vocab != len(get_vocabulary()):
-            raise StateError(f"the text has {len(get_vocabulary())} characters; the model's vocab is {self.config.vocab}")
-        model = build_model(self.config, job.seed, meta=meta or not initialize)
         target = torch.device("meta") if meta else self.device
-        self.model = model.to(target) if meta or initialize else model.to_empty(device=target)
+        self.model = build_model(task, job.seed, meta=meta or not initialize)
+        self.model = self.model.to(target) if meta or initialize else self.model.to_empty(device=target)
         self.param_names = {id(p): name for name, p in self.model.named_parameters()}
-        self.optimizer = build_optimizer(job, list(self.model.parameters()))
-        self.data = {name: t.to(target) for name, t in load_data(get_data_name(job)).items()}
+        self.optimizer = _call(task, "build_optimizer", task.build_optimizer, self.model.parameters())
+        if not isinstance(self.optimizer, torch.optim.Optimizer):
+            raise TaskError(f"task {task.name}: build_optimizer returned a {type(self.optimizer).__name__}, not a torch.optim.Optimizer")
+        self.scheduler = None
+        if task.build_scheduler is not None:
+            self.scheduler = _call(task, "build_scheduler", task.build_scheduler, self.optimizer)
+            if not hasattr(self.scheduler, "step"):
+                raise TaskError(f"task {task.name}: build_scheduler returned an object without step()")
+        self.data = {name: t.to(target) for name, t in task.data().items()}
+        self.accumulation = task.accumulation_steps
         self.seed = torch.tensor(job.seed, dtype=torch.int64, device=self.device)
         self.step = torch.tensor(0, dtype=torch.int64, device=self.device)
-        self.batch = torch.ops.pinpoint.batch_indices(self.seed, self.step, self.dataset_size, job.batch_size)
+        self.batch = self._draw_batch()
 
     @property
     def dataset_size(self) -> int:
-        """How many examples (MLP) or sequence start positions (language model) batches draw from."""
-        if "data/x" in self.data:
-            return int(self.data["data/x"].shape[0])
-        assert isinstance(self.config, TransformerConfig)
-        return int(self.data["data/tokens"].shape[0]) - self.config.context - 1
+        """How many examples batches draw from (the data set's first dimension)."""
+        return int(next(iter(self.data.values())).shape[0])
+
+    def _draw_batch(self) -> torch.Tensor:
+        count = self.job.batch_size * self.accumulation
+        return torch.ops.pinpoint.batch_indices(self.seed, self.step, self.dataset_size, count)
 
     # --- the named state -----------------------------------------------------------------------
 
-    def _optimizer_entries(self) -> Iterator[tuple[str, dict[str, Any], str, Any]]:
+    def _optimizer_entries(self) -> Iterator[tuple[str, Any]]:
         for param in self.model.parameters():
             entry = self.optimizer.state.get(param, {})
             for key, value in entry.items():
-                yield f"optim/{self.param_names[id(param)]}/{key}", entry, key, value
+                yield f"optim/{self.param_names[id(param)]}/{key}", value
+
+    def _learning_rates(self) -> dict[str, torch.Tensor]:
+        rates = {}
+        for index, group in enumerate(self.optimizer.param_groups):
+            lr = group["lr"]
+            if isinstance(lr, torch.Tensor):
+                raise StateError("a tensor learning rate is not supported; give the optimizer a float")
+            rates[f"lr/{index}"] = torch.tensor(float(lr), dtype=torch.float64, device=self.device)
+        return rates
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        """s_t as name → live tensor (the objects the next step reads and writes)."""
+        """s_t as name → live tensor (the objects the next step reads and writes; `lr/*` are copies)."""
         tensors: dict[str, torch.Tensor] = {}
         for name, param in self.model.named_parameters():
             tensors[f"param/{name}"] = param
         for name, buffer in self.model.named_buffers():
             tensors[f"buffer/{name}"] = buffer
-        for name, _, _key, value in self._optimizer_entries():
+        for name, value in self._optimizer_entries():
             if not isinstance(value, torch.Tensor):
                 raise StateError(f"optimizer state {name} is a {type(value).__name__}, not a tensor")
             tensors[name] = value
+        tensors.update(self._learning_rates())
         tensors.update(self.data)
         tensors["seed"] = self.seed
         tensors["step"] = self.step
@@ -134,6 +145,24 @@ class Session:
         self.batch = self._place(tensors["batch"])
         if self.seed.device.type != "meta" and int(self.seed) != self.job.seed:
             raise StateError(f"state seed {int(self.seed)} is not the job's seed {self.job.seed}")
+        self._restore_schedule(tensors)
+
+    def _restore_schedule(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Bring the scheduler to step t (it is a function of the step count: replay its steps) and
+        check that it gives the learning rates the state records."""
+        if self.scheduler is not None and self.step.device.type != "meta":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()": intended
+                for _ in range(int(self.step)):
+                    self.scheduler.step()
+        for index, group in enumerate(self.optimizer.param_groups):
+            recorded = tensors[f"lr/{index}"]
+            if recorded.device.type == "meta":
+                continue
+            value = float(recorded)
+            if self.scheduler is not None and self.step.device.type != "meta" and group["lr"] != value:
+                raise StateError(f"lr/{index} is {value!r} but the task's schedule gives {group['lr']!r} at step {int(self.step)}")
+            group["lr"] = value
 
     def _place(self, tensor: torch.Tensor) -> torch.Tensor:
         """A private copy on the session's device (meta tensors, used for skeletons, stay meta)."""
@@ -141,28 +170,96 @@ class Session:
 
     # --- one step ------------------------------------------------------------------------------
 
-    def loss(self) -> torch.Tensor:
-        """The mean cross-entropy of the current batch (run inside the reproducible mode)."""
-        if "data/x" in self.data:
-            x, y = self.data["data/x"][self.batch], self.data["data/y"][self.batch]
-        else:
-            assert isinstance(self.config, TransformerConfig)
-            positions = torch.arange(self.config.context, device=self.batch.device)
-            window = self.batch.unsqueeze(1) + positions.unsqueeze(0)  # [B, context]
-            tokens = self.data["data/tokens"]
-            x, y = tokens[window], tokens[window + 1]
-        logits = self.model(x)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+    def micro_batches(self) -> list[dict[str, torch.Tensor]]:
+        """The step's examples (run inside the reproducible mode): accumulation_steps slices of
+        batch_size examples each, by name as the task's `load_data` returned them."""
+        size = self.job.batch_size
+        batches = []
+        for m in range(self.accumulation):
+            indices = self.batch[m * size : (m + 1) * size] if self.accumulation > 1 else self.batch
+            batches.append({name[len("data/") :]: tensor[indices] for name, tensor in self.data.items()})
+        return batches
 
     def run_step(self) -> torch.Tensor:
-        """One training step: forward, backward, optimizer, then the next step counter and batch.
-
-        Call inside a `ReproducibleMode` for reproducible bits. Returns the loss (detached)."""
+        """One training step (see the module docstring). Call inside a `ReproducibleMode` for
+        reproducible bits. Returns the loss (detached; the mean over micro-batches)."""
+        task = self.task
         self.model.train()
-        loss = self.loss()
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total: torch.Tensor | None = None
+        for batch in self.micro_batches():
+            loss = task.compute_loss(self.model, batch)
+            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                raise TaskError(f"task {task.name}: compute_loss returns a one-element tensor")
+            if self.accumulation > 1:
+                loss = loss / self.accumulation
+            loss.backward()
+            total = loss.detach() if total is None else total + loss.detach()
+        if task.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), task.grad_clip)
         self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
         self.step = self.step + 1
-        self.batch = torch.ops.pinpoint.batch_indices(self.seed, self.step, self.dataset_size, self.job.batch_size)
-        return loss.detach()
+        self.batch = self._draw_batch()
+        assert total is not None
+        return total
+
+
+def _call(task: Task, what: str, function: Any, *args: Any) -> Any:
+    try:
+        return function(*args)
+    except (TaskError, StateError):
+        raise
+    except Exception as error:
+        raise TaskError(f"task {task.name}: {what} failed: {type(error).__name__}: {error}") from error
+
+
+def build_model(task: Task, seed: int, meta: bool = False) -> nn.Module:
+    """The task's model with its initial parameters. The task's own initialisation runs under
+    `torch.manual_seed(seed)` (in a forked generator, so the caller's stream is untouched); with the
+    task's `protocol_init`, the parameters of the layers pinpoint knows are redrawn from the
+    protocol's counter-based generator, so s_0 is the same on every platform. With `meta`, the
+    parameters are meta tensors: shapes only, nothing drawn."""
+    if meta:
+        with torch.device("meta"):
+            model = _call(task, "build_model", task.build_model)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = _call(task, "build_model", task.build_model)
+    if not isinstance(model, nn.Module):
+        raise TaskError(f"task {task.name}: build_model returned a {type(model).__name__}, not an nn.Module")
+    if not meta and task.protocol_init:
+        initialize_parameters(model, seed)
+    return model
+
+
+def compute_initial_state(job: JobSpec, task: Task, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """s_0 as this machine computes it for `job` (whatever `job.initial` says)."""
+    return Session(job, task, device).state_tensors()
+
+
+def make_job(task: Task, steps: int, seed: int, batch_size: int | None = None, posting: str = "") -> JobSpec:
+    """The job of training `task` for `steps` steps: its digests and the root of s_0, computed here.
+
+    s_0 is this machine's: a task whose own initialisation is not portable (see `build_model`) binds
+    the bits this machine drew, and other parties must then load s_0 rather than draw it."""
+    from protocol.encoding import compute_digest
+    from protocol.job import compute_data_root
+    from protocol.state import compute_state_root
+
+    data_root = compute_data_root({name: compute_digest(t) for name, t in task.data().items()})
+    fields: dict[str, Any] = {
+        "task": task.digest.hex(),
+        "data": data_root.hex(),
+        "initial": "0" * 64,  # provisional: s_0 is computed from the other fields below
+        "steps": steps,
+        "seed": seed,
+        "batch_size": batch_size or task.batch_size or 32,
+        "torch_version": torch.__version__.split("+")[0],
+        "posting": posting,
+    }
+    provisional = JobSpec(**fields)
+    initial = compute_state_root({name: compute_digest(t) for name, t in compute_initial_state(provisional, task).items()})
+    return JobSpec(**dict(fields, initial=initial.hex()))

@@ -17,17 +17,10 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 def small_job(model: str = "mlp", optimizer: str = "sgd", steps: int = 4, seed: int = 7) -> JobSpec:
+    """A preset job at test size (the transformer's "tiny" preset keeps the suite fast)."""
     from pinpoint.presets import make_job
 
-    job = make_job(model, optimizer, steps, seed, "small")
-    if model == "transformer":
-        # a tiny transformer keeps the suite fast; the CLI's small preset is larger
-        config = dict(job.model_config, d_model=32, heads=2, layers=1, d_ff=64, context=16)
-        job = JobSpec(
-            model=job.model, optimizer=job.optimizer, steps=steps, seed=seed, batch_size=4,
-            model_config=config, torch_version=job.torch_version,
-        )
-    return job
+    return make_job(model, optimizer, steps, seed, "tiny" if model == "transformer" else "small")
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ def cheats(tmp_path_factory: pytest.TempPathFactory, mlp_run: Path) -> dict[str,
     job = load_run(mlp_run).job
     folder = tmp_path_factory.mktemp("cheats")
     runs = {}
-    for name, tamper in {"output": "output@2:40", "state": "state@1", "first": "output@0:3", "last": "output@3:100"}.items():
+    for name, tamper in {"output": "output@2:37", "state": "state@1", "first": "output@0:3", "last": "output@3:100"}.items():
         runs[name] = folder / name
         train(job, runs[name], checkpoint_every=2, tamper=Tamper.parse(tamper))
     return runs
@@ -37,7 +37,7 @@ def test_honest_challenger_beats_a_cheating_worker(mlp_run: Path, cheats: dict[s
     assert verdict["loser"]["role"] == "worker"
     assert verdict["step"] == step and verdict["tree"] == tree
     if cheat == "output":
-        assert verdict["node"] == 40 and verdict["op"] is not None
+        assert verdict["node"] == 37 and verdict["op"] is not None
     assert verdict["referee_meta_steps"] == 1  # agreed structure hints: one meta step whatever the step
     assert verify_dispute_transcript(transcript).valid
 
@@ -64,9 +64,9 @@ def _ceil_log(n: int, k: int) -> int:
 def test_transformer_dispute_lands_on_the_tampered_node(tmp_path: Path, transformer_run: Path) -> None:
     job = load_run(transformer_run).job
     cheat = tmp_path / "cheat"
-    train(job, cheat, checkpoint_every=2, tamper=Tamper.parse("output@1:150"))
+    train(job, cheat, checkpoint_every=2, tamper=Tamper.parse("output@1:149"))
     verdict = dispute_runs(cheat, transformer_run).to_json()
-    assert verdict["winner"]["role"] == "challenger" and (verdict["step"], verdict["node"]) == (1, 150)
+    assert verdict["winner"]["role"] == "challenger" and (verdict["step"], verdict["node"]) == (1, 149)
     assert verdict["referee_meta_steps"] == 1
 
 

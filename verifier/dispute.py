@@ -21,8 +21,10 @@ from protocol.game.constants import GameConfig
 from protocol.game.enums import Outcome, Role
 from protocol.job import JobSpec, JobSpecError
 from protocol.signing import get_public_key_bytes
+from prover.presets import resolve_task
 from prover.provider import RunTraceProvider
 from prover.run import Run, RunError, load_or_create_key, load_run
+from prover.task import Task, TaskError
 from verifier.game.driver import GameResult, play_game
 from verifier.game.strategy import HonestStrategy
 from verifier.game.transcript import (
@@ -117,20 +119,25 @@ def dispute_runs(
     challenger_key: str | os.PathLike[str] | None = None,
     transcript_path: str | os.PathLike[str] | None = None,
     on_progress: Callable[[str], None] | None = None,
+    task: Task | None = None,
 ) -> DisputeReport:
-    """Play the dispute game between two runs of one job; optionally write the transcript."""
+    """Play the dispute game between two runs of one job; optionally write the transcript.
+
+    `task` is the user's task file for the job (checked against its digest); without it, the job
+    must be a built-in preset. Nothing from either run directory is executed."""
     start = time.perf_counter()
     runs = (load_run(worker_run), load_run(challenger_run))
     if runs[0].job_id != runs[1].job_id:
         raise RunError("the two runs are of different jobs: there is nothing to dispute between them")
+    task = resolve_task(runs[0].job, task)
     keys = (get_run_key(runs[0], worker_key), get_run_key(runs[1], challenger_key))
     report = DisputeReport((runs[0].path, runs[1].path), (runs[0].worker_key, runs[1].worker_key), None, 0.0)
     if runs[0].chain_root == runs[1].chain_root:
         report.seconds = time.perf_counter() - start
         return report
-    referee = TraceReferee(runs[0].job)
+    referee = TraceReferee(runs[0].job, task)
     strategies = [
-        HonestStrategy(RunTraceProvider(run, on_progress=_prefix(on_progress, role)), key)
+        HonestStrategy(RunTraceProvider(run, on_progress=_prefix(on_progress, role), task=task), key)
         for run, key, role in zip(runs, keys, ("worker", "challenger"), strict=True)
     ]
     result = play_game(strategies[0], strategies[1], referee, make_game_config(arity), context={"job": runs[0].job.to_json()})
@@ -154,11 +161,16 @@ def _prefix(on_progress: Callable[[str], None] | None, role: str) -> Callable[[s
     return lambda message: on_progress(f"{role}: {message}")
 
 
-def verify_dispute_transcript(path: str | os.PathLike[str]) -> VerificationResult:
-    """Re-check a transcript's verdict offline, rebuilding the referee from the job it binds."""
+def verify_dispute_transcript(path: str | os.PathLike[str], task: Task | None = None) -> VerificationResult:
+    """Re-check a transcript's verdict offline, rebuilding the referee from the job it binds and the
+    user's task for it (a built-in preset when `task` is None)."""
     try:
         value = read_transcript_json(path)
         job = JobSpec.from_json(value["setup"]["context"]["job"])
     except (OSError, ValueError, KeyError, TypeError, JobSpecError) as error:
         return VerificationResult(False, f"cannot read the transcript's job: {error}")
-    return verify_transcript(value, TraceReferee(job))
+    try:
+        referee = TraceReferee(job, task)
+    except TaskError as error:
+        return VerificationResult(False, f"cannot judge the transcript's job: {error}")
+    return verify_transcript(value, referee)

@@ -42,7 +42,7 @@ from protocol.game.evidence import (
 from protocol.hint import StateLayout, compute_state_layout, parse_structure_hint
 from protocol.job import JobSpec, compute_job_id
 from protocol.ops import execute
-from protocol.state import StateLeafError, compute_state_leaf, compute_state_root, decode_state_leaf
+from protocol.state import StateLeafError, compute_state_leaf, decode_state_leaf
 from protocol.trace import (
     DERIVED,
     NodeStructure,
@@ -58,8 +58,10 @@ from protocol.trace import (
 )
 from protocol.types import DIGEST_SIZE, Root, StepIndex
 from prover.engine import TraceError
-from prover.run import compute_skeleton, compute_state_digests, trace_step
+from prover.presets import resolve_task
+from prover.run import compute_skeleton, trace_step
 from prover.session import Session, StateError
+from prover.task import Task
 
 
 class RefereeError(ValueError):
@@ -69,8 +71,11 @@ class RefereeError(ValueError):
 class TraceReferee:
     """Decides leaf disputes about one job's training steps."""
 
-    def __init__(self, job: JobSpec) -> None:
+    def __init__(self, job: JobSpec, task: Task | None = None) -> None:
+        """A referee for `job`, with the job's task: the user's (checked against the job's task
+        digest), else the built-in preset it names. Never a file from a party."""
         self.job = job
+        self.task = resolve_task(job, task)
         self.job_id = compute_job_id(job)
         self._skeletons: dict[int, Skeleton] = {}  # replayed from s_0: true whatever anyone says
         self._hinted: dict[tuple[int, bytes], Skeleton | None] = {}  # from an agreed hint (None: unusable)
@@ -88,7 +93,7 @@ class TraceReferee:
 
     def compute_initial_state_root(self, job_id: bytes) -> Root:
         self._check_job(job_id)
-        return compute_state_root(compute_state_digests(Session(self.job).state_tensors()))
+        return Root(bytes.fromhex(self.job.initial))  # the job binds s_0: nobody's computation decides it
 
     def get_skeleton(self, step: int, hints: Pair[bytes] | None = None) -> Skeleton:
         """Skeleton of step `step`: from the parties' structure hints when they agree and fit, else
@@ -106,7 +111,7 @@ class TraceReferee:
 
     def _replay_skeleton(self, step: int) -> Skeleton:
         if self._meta is None or int(self._meta.step) > step:
-            self._meta = Session(self.job, meta=True)
+            self._meta = Session(self.job, self.task, meta=True)
         while int(self._meta.step) <= step:
             current = int(self._meta.step)
             self._skeletons[current] = trace_step(self._meta, skeleton=True).skeleton
@@ -119,7 +124,7 @@ class TraceReferee:
         parameter without a gradient would get no state), checked against the agreed layout digest
         before any use."""
         if self._layout_after_first is None:
-            session = Session(self.job, meta=True)
+            session = Session(self.job, self.task, meta=True)
             for param in session.model.parameters():
                 param.grad = torch.zeros_like(param)
             session.optimizer.step()
@@ -135,7 +140,7 @@ class TraceReferee:
         shapes = {name: (dtype, shape) for name, dtype, shape in layout}
         self.replayed_steps += 1
         try:
-            return compute_skeleton(self.job, shapes, scalars)
+            return compute_skeleton(self.job, self.task, shapes, scalars)
         except (StateError, TraceError, RuntimeError, ValueError, TypeError, ArithmeticError):
             return None  # counters no true state has (both parties lied alike): replay instead
 
