@@ -45,10 +45,12 @@ class Session:
         """A session at s_0 (`initialize`), or with uninitialised parameters for `load_state` to fill;
         with `meta`, every tensor except the one-element counters is a meta tensor (shapes only).
 
-        The task must be the job's (its digest is checked, and its data against the data root by
-        whoever commits a state: `check_task`)."""
+        The task must be the job's: its digest and its data set's root are checked here."""
         if task.digest.hex() != job.task:
             raise TaskError(f"task {task.name} is not the job's task (digest {task.digest.hex()[:16]}…, the job names {job.task[:16]}…)")
+        if task.data_root().hex() != job.data:
+            raise TaskError(f"the data set task {task.name} loads here is not the job's (its content root differs): "
+                            "check the versions of the packages the task reads its data from")
         self.job = job
         self.task = task
         self.device = torch.device(device)
@@ -246,13 +248,11 @@ def make_job(task: Task, steps: int, seed: int, batch_size: int | None = None, p
     s_0 is this machine's: a task whose own initialisation is not portable (see `build_model`) binds
     the bits this machine drew, and other parties must then load s_0 rather than draw it."""
     from protocol.encoding import compute_digest
-    from protocol.job import compute_data_root
     from protocol.state import compute_state_root
 
-    data_root = compute_data_root({name: compute_digest(t) for name, t in task.data().items()})
     fields: dict[str, Any] = {
         "task": task.digest.hex(),
-        "data": data_root.hex(),
+        "data": task.data_root().hex(),
         "initial": "0" * 64,  # provisional: s_0 is computed from the other fields below
         "steps": steps,
         "seed": seed,

@@ -33,7 +33,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from protocol.job import DATA_PREFIX, compute_task_digest
+from protocol.encoding import compute_digest
+from protocol.job import DATA_PREFIX, compute_data_root, compute_task_digest
 from protocol.types import Root
 
 MAX_TASK_BYTES = 1 << 22  # a task file is source code: 4 MiB is far beyond any real one
@@ -65,7 +66,8 @@ class Task:
     grad_clip: float | None = None
     accumulation_steps: int = 1
     protocol_init: bool = False
-    _data: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+    _data: dict[str, torch.Tensor] | None = field(default=None, init=False, repr=False)
+    _data_root: Root | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("build_model", "build_optimizer", "load_data", "compute_loss"):
@@ -94,6 +96,12 @@ class Task:
         if self._data is None:
             self._data = check_data(self.name, self.load_data())
         return self._data
+
+    def data_root(self) -> Root:
+        """The data set's content root (`protocol.job.compute_data_root`), computed once."""
+        if self._data_root is None:
+            self._data_root = compute_data_root({name: compute_digest(t) for name, t in self.data().items()})
+        return self._data_root
 
     @staticmethod
     def from_callables(

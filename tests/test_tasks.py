@@ -135,9 +135,11 @@ def test_data_task_and_initial_state_that_differ_from_the_job_are_refused(tiny_t
     task = load_task(tiny_task_file)
     job = make_job(task, 2, 1)
     # the same task bytes, other data (as a different package release would load): refused
-    changed = dataclasses.replace(task, load_data=lambda: {"x": torch.zeros(64, 4), "y": torch.zeros(64, dtype=torch.int64)}, _data=None)
-    with pytest.raises(RunError, match="data set"):
+    changed = dataclasses.replace(task, load_data=lambda: {"x": torch.zeros(64, 4), "y": torch.zeros(64, dtype=torch.int64)})
+    with pytest.raises(TaskError, match="data set"):
         train(job, tmp_path / "a", task=changed)
+    with pytest.raises(TaskError, match="data set"):
+        TraceReferee(job, changed)
     # an initial state other than the job's: refused before any step
     wrong = dataclasses.replace(job, initial="00" * 32)
     with pytest.raises(RunError, match="s_0"):
@@ -151,7 +153,7 @@ def test_one_element_of_the_data_set_changes_the_job_id(tiny_task_file: Path) ->
     data = task.data()
     edited = {name[len("data/") :]: t.clone() for name, t in data.items()}
     edited["x"][17, 2] = torch.nextafter(edited["x"][17, 2], torch.tensor(1e9))
-    changed = dataclasses.replace(task, load_data=lambda: edited, _data=None)
+    changed = dataclasses.replace(task, load_data=lambda: edited)
     assert compute_job_id(make_job(task, 2, 1)) != compute_job_id(make_job(changed, 2, 1))
     assert compute_job_id(make_job(task, 2, 1)) == compute_job_id(make_job(task, 2, 1))
 
@@ -220,7 +222,7 @@ def test_bad_task_files_get_clear_errors(source: str, message: str) -> None:
     ],
 )
 def test_bad_data_sets_get_clear_errors(tiny_task_file: Path, data: dict[str, object], message: str) -> None:
-    task = dataclasses.replace(load_task(tiny_task_file), load_data=lambda: data, _data=None)
+    task = dataclasses.replace(load_task(tiny_task_file), load_data=lambda: data)
     with pytest.raises(TaskError, match=message):
         task.data()
 

@@ -61,7 +61,7 @@ from prover.engine import TraceError
 from prover.presets import resolve_task
 from prover.run import compute_skeleton, trace_step
 from prover.session import Session, StateError
-from prover.task import Task
+from prover.task import Task, TaskError
 
 
 class RefereeError(ValueError):
@@ -76,6 +76,8 @@ class TraceReferee:
         digest), else the built-in preset it names. Never a file from a party."""
         self.job = job
         self.task = resolve_task(job, task)
+        if self.task.data_root().hex() != job.data:
+            raise TaskError(f"the data set task {self.task.name} loads here is not the job's: this referee cannot judge it")
         self.job_id = compute_job_id(job)
         self._skeletons: dict[int, Skeleton] = {}  # replayed from s_0: true whatever anyone says
         self._hinted: dict[tuple[int, bytes], Skeleton | None] = {}  # from an agreed hint (None: unusable)
