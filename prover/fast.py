@@ -16,6 +16,7 @@ import torch
 from protocol.ops.prims import INV_SQRT_2PI, SQRT1_2
 from protocol.ops.random import MUL1, MUL2, compute_stream_key
 from prover import kernels
+from prover.kernels import trigonometry
 from prover.kernels._elementwise import CONSTANTS, _erf, _exp, _float
 
 
@@ -112,6 +113,12 @@ class FastPrimitives:
 
     def sqrt(self, x: torch.Tensor) -> torch.Tensor:
         return kernels.sqrt(x)
+
+    def sin(self, x: torch.Tensor) -> torch.Tensor:
+        return trigonometry.sin(x)
+
+    def cos(self, x: torch.Tensor) -> torch.Tensor:
+        return trigonometry.cos(x)
 
     def rsqrt(self, x: torch.Tensor) -> torch.Tensor:
         return kernels.rsqrt(x)

@@ -32,6 +32,8 @@ class Primitives(Protocol):
     def erf(self, x: torch.Tensor) -> torch.Tensor: ...
     def sqrt(self, x: torch.Tensor) -> torch.Tensor: ...
     def rsqrt(self, x: torch.Tensor) -> torch.Tensor: ...
+    def sin(self, x: torch.Tensor) -> torch.Tensor: ...
+    def cos(self, x: torch.Tensor) -> torch.Tensor: ...
     def segment_sum(self, values: torch.Tensor, segments: torch.Tensor, count: int) -> torch.Tensor: ...
     def bernoulli(
         self, p: float, seed: int, step: int, offset: int, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
@@ -108,6 +110,12 @@ class ReferencePrimitives:
 
     def rsqrt(self, x: torch.Tensor) -> torch.Tensor:
         return semantics.reference_rsqrt(x)
+
+    def sin(self, x: torch.Tensor) -> torch.Tensor:
+        return semantics.reference_sin(x)
+
+    def cos(self, x: torch.Tensor) -> torch.Tensor:
+        return semantics.reference_cos(x)
 
     def segment_sum(self, values: torch.Tensor, segments: torch.Tensor, count: int) -> torch.Tensor:
         return reference_segment_sum(values, segments, count)

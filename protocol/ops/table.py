@@ -244,7 +244,7 @@ def _through_primitive(name: str) -> Callable[[Primitives, dict[str, Any]], Outp
     return compute
 
 
-for _primitive in ("sqrt", "rsqrt", "exp", "log", "tanh"):
+for _primitive in ("sqrt", "rsqrt", "exp", "log", "tanh", "sin", "cos"):
     defines(f"{_primitive}.default", f"{_primitive}_.default")(_through_primitive(_primitive))
 
 

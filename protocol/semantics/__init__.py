@@ -18,11 +18,13 @@ from protocol.semantics.elementwise import (
 from protocol.semantics.floats import CANONICAL_NAN_BITS, OperandError
 from protocol.semantics.matmul import reference_bmm, reference_mm
 from protocol.semantics.reductions import reference_rowargmax, reference_rowmax, reference_rowsum
+from protocol.semantics.trigonometry import reference_cos, reference_sin
 
 __all__ = [
     "CANONICAL_NAN_BITS",
     "OperandError",
     "reference_bmm",
+    "reference_cos",
     "reference_erf",
     "reference_exp",
     "reference_log",
@@ -32,6 +34,7 @@ __all__ = [
     "reference_rowmax",
     "reference_rowsum",
     "reference_rsqrt",
+    "reference_sin",
     "reference_sqrt",
     "reference_tanh",
 ]
