@@ -217,3 +217,19 @@ def test_dropout_masks_keep_the_requested_fraction() -> None:
     mask = FAST.bernoulli(0.9, 1, 2, 3, (1 << 20,), torch.float32, torch.device("cpu"))
     assert abs(float(mask.mean()) - 0.9) < 0.003
     assert not same_bits(mask, FAST.bernoulli(0.9, 1, 3, 3, (1 << 20,), torch.float32, torch.device("cpu")))
+
+
+@given(st.integers(1, 6), st.integers(1, 6), st.integers(-7, 7), st.integers(-7, 7), st.integers(1, 3))
+def test_slice_and_select_backward_place_the_gradient_in_zeros(rows: int, cols: int, start: int, end: int, step: int) -> None:
+    """Their native kernels are data movement (zeros, then a copy): exact, as the NATIVE claim says."""
+    grad_full = torch.randn(rows, cols, generator=torch.Generator().manual_seed(rows * 7 + cols))
+    sliced = grad_full[:, start:end:step]
+    (placed,) = run_op(torch.ops.aten.slice_backward.default, sliced, [rows, cols], 1, start, end, step)
+    expected = torch.zeros(rows, cols)
+    expected[:, start:end:step] = sliced
+    assert same_bits(placed, expected)
+    index = start % cols
+    (selected,) = run_op(torch.ops.aten.select_backward.default, grad_full[:, index], [rows, cols], 1, index)
+    expected = torch.zeros(rows, cols)
+    expected[:, index] = grad_full[:, index]
+    assert same_bits(selected, expected)

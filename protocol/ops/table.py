@@ -75,6 +75,7 @@ abs.default sign.default zeros_like.default ones_like.default full_like.default 
 ones.default full.default scalar_tensor.default fill_.Scalar fill_.Tensor zero_.default
 arange.default arange.start arange.start_step mul.Tensor mul_.Tensor div.Tensor div_.Tensor
 remainder.Scalar floor_divide.default new_zeros.default new_ones.default new_full.default
+slice_backward.default select_backward.default
 """
 
 
