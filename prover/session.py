@@ -31,6 +31,7 @@ from torch import nn
 import protocol.ops  # noqa: F401  (registers pinpoint's operators)
 from protocol.job import JobSpec
 from prover.models import initialize_parameters
+from prover.scalars import protocol_math
 from prover.task import Task, TaskError
 
 
@@ -63,7 +64,8 @@ class Session:
             raise TaskError(f"task {task.name}: build_optimizer returned a {type(self.optimizer).__name__}, not a torch.optim.Optimizer")
         self.scheduler = None
         if task.build_scheduler is not None:
-            self.scheduler = _call(task, "build_scheduler", task.build_scheduler, self.optimizer)
+            with protocol_math():  # a scheduler computes the first learning rate when it is made
+                self.scheduler = _call(task, "build_scheduler", task.build_scheduler, self.optimizer)
             if not hasattr(self.scheduler, "step"):
                 raise TaskError(f"task {task.name}: build_scheduler returned an object without step()")
         self.data = {name: t.to(target) for name, t in task.data().items()}
@@ -153,7 +155,7 @@ class Session:
         """Bring the scheduler to step t (it is a function of the step count: replay its steps) and
         check that it gives the learning rates the state records."""
         if self.scheduler is not None and self.step.device.type != "meta":
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), protocol_math():
                 warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()": intended
                 for _ in range(int(self.step)):
                     self.scheduler.step()
@@ -184,7 +186,9 @@ class Session:
 
     def run_step(self) -> torch.Tensor:
         """One training step (see the module docstring). Call inside a `ReproducibleMode` for
-        reproducible bits. Returns the loss (detached; the mean over micro-batches)."""
+        reproducible bits. Returns the loss (detached; the mean over micro-batches). The scheduler
+        runs under the protocol's correctly rounded `math` (`prover.scalars.protocol_math`); the
+        optimizer's powers of `.item()` values are correctly rounded by the mode."""
         task = self.task
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
@@ -201,7 +205,8 @@ class Session:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), task.grad_clip)
         self.optimizer.step()
         if self.scheduler is not None:
-            self.scheduler.step()
+            with protocol_math():
+                self.scheduler.step()
         self.step = self.step + 1
         self.batch = self._draw_batch()
         assert total is not None
