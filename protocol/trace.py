@@ -13,6 +13,23 @@ A node records what a referee needs to re-execute it and nothing else:
              values are a cheap function of their one input: they are not hashed, and whoever needs
              them re-applies the operator to the nearest hashed ancestor (`compute_derivation`)
 
+Which outputs a node has (the mutation rule). An operator may write some of its arguments: those
+its schema marks `(a!)` (`alias_info.is_write`: `self` of `add_`, every element of `_foreach_add_`'s
+`self` list, `out=` of `maximum.out`) and those listed in `protocol.ops.canonical.UNDECLARED_WRITES`
+(batch norm's running statistics). A node's outputs are, in order:
+
+    1. the schema's returns, flattened (a `Tensor[]` return adds each element; an absent optional
+       return is null); a return that aliases a written argument is that argument, after the write;
+    2. then each written argument the operator does not return, in schema order; a list argument adds
+       each element in list order, an absent optional argument adds null.
+
+So `add_` has one output (its `self`, returned), `_foreach_mul_.Scalar` over n tensors has n (it
+returns nothing), `native_batch_norm` has five (out, save_mean, save_invstd, running_mean,
+running_var). A written argument's new value is hashed like any output, and later reads refer to
+this node (["n", j, o]), never to the tensor's earlier producer. A definition computes every output
+from its inputs as they were when the operator was called, then the arguments are written
+(`protocol.ops.canonical.process_writes`); `protocol.ops.execute` returns the same outputs.
+
 A node's *structure* is the same without output digests; the skeleton of a step is the list of
 structures plus the bindings of s_{t+1}: for each name (canonical order) the ref that produced it.
 Leaf bytes are the canonical JSON of the node. The ops tree is the Merkle tree over the leaves.

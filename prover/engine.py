@@ -25,7 +25,16 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from protocol.encoding import DTYPE_CODES, compute_digest, encode_tensor
 from protocol.ops import OpKind, flatten_outputs, get_definition
-from protocol.ops.canonical import bind_arguments, canonicalize_call, get_op_name
+from protocol.ops.canonical import (
+    Mutation,
+    bind_arguments,
+    canonicalize_call,
+    compute_written_outputs,
+    compute_written_positions,
+    get_mutation,
+    get_op_name,
+    process_writes,
+)
 from protocol.ops.prims import REFERENCE, Primitives
 from protocol.ops.table import random_numel
 from protocol.trace import (
@@ -108,6 +117,7 @@ class _Origin:
     ref: Ref
     tensor: torch.Tensor  # held so the TensorImpl (and its address) outlives the step
     stale: bool = False  # set when an in-place operator wrote the memory through another view
+    storage: int = 0  # the storage key it was listed under in `Recorder.views`
 
 
 def _storage_key(tensor: torch.Tensor) -> int:
@@ -199,10 +209,13 @@ class Recorder:
     views: dict[int, list[int]] = field(default_factory=dict)  # storage → TensorImpl addresses on it
 
     def _set_origin(self, tensor: torch.Tensor, ref: Ref) -> None:
-        self.origins[tensor._cdata] = _Origin(ref, tensor)
-        key = _storage_key(tensor)
-        if key:
-            self.views.setdefault(key, []).append(tensor._cdata)
+        address, key = tensor._cdata, _storage_key(tensor)
+        previous = self.origins.get(address)
+        self.origins[address] = _Origin(ref, tensor, storage=key)
+        # A tensor written again is already listed among its storage's views (listing it once per
+        # write made every write scan all earlier writes of that storage).
+        if key and (previous is None or previous.storage != key):
+            self.views.setdefault(key, []).append(address)
 
     def bind_state(self, names_in_order: list[str], tensors: Mapping[str, torch.Tensor]) -> None:
         """Declare s_t's tensors: the k-th name in canonical order is ref ['s', k]."""
@@ -211,10 +224,11 @@ class Recorder:
             if self.keep_tensors:
                 self.keep(compute_digest(tensors[name]), tensors[name])
 
-    def mark_written(self, tensor: torch.Tensor) -> None:
-        """An in-place operator wrote `tensor`'s memory: every other view of it is now stale."""
+    def mark_written(self, tensor: torch.Tensor, fresh: frozenset[int] = frozenset()) -> None:
+        """An operator wrote `tensor`'s memory: every other view of it is now stale (except the
+        TensorImpls in `fresh`, the same node's outputs, which get their new origin next)."""
         for address in self.views.get(_storage_key(tensor), []):
-            if address != tensor._cdata and address in self.origins:
+            if address != tensor._cdata and address not in fresh and address in self.origins:
                 self.origins[address].stale = True
 
     def ref_of(self, tensor: torch.Tensor) -> Ref:
@@ -228,8 +242,14 @@ class Recorder:
         raise TraceError(f"a tensor of unknown origin, shape {tuple(tensor.shape)}, entered the step")
 
     def record(
-        self, op: str, args: dict[str, Any], inputs: tuple[torch.Tensor, ...], outputs: tuple[torch.Tensor | None, ...], in_place: bool
+        self,
+        op: str,
+        args: dict[str, Any],
+        inputs: tuple[torch.Tensor, ...],
+        outputs: tuple[torch.Tensor | None, ...],
+        written: tuple[int, ...] = (),
     ) -> None:
+        """Append a node; `written` are the positions of outputs that are written arguments."""
         refs = tuple(self.ref_of(tensor) for tensor in inputs)
         metas = tuple(None if out is None else OutputMeta(DTYPE_CODES[out.dtype], tuple(out.shape)) for out in outputs)
         structure = NodeStructure(op, args, refs, metas)
@@ -247,10 +267,14 @@ class Recorder:
                     if out is not None:
                         self.keep(digest, out)
         self.nodes.append(TraceNode(structure, digests))
+        if written and not self.skeleton:
+            fresh = frozenset(out._cdata for out in outputs if out is not None)
+            for o in written:
+                out = outputs[o]
+                if out is not None:
+                    self.mark_written(out, fresh)
         for o, out in enumerate(outputs):
             if out is not None:
-                if in_place and not self.skeleton:
-                    self.mark_written(out)
                 self._set_origin(out, ("n", index, o))
 
 
@@ -298,11 +322,19 @@ def _meta_signature(value: Any) -> Any:
     return None
 
 
-def _run_on_meta(func: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], in_place: bool) -> Any:
-    """The operator on meta tensors (one-element real inputs moved to meta), for skeletons."""
-    if in_place or func.is_view or any(r.alias_info is not None for r in func._schema.returns):
+def _run_on_meta(func: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], mutation: Mutation, bound: Any) -> Any:
+    """The operator on meta tensors (one-element real inputs moved to meta), for skeletons. An
+    operator that writes arguments writes meta copies; what it returns aliasing a written argument
+    is the caller's argument itself (`bound`, a function giving the bound arguments)."""
+    if mutation.writes:
         result = func(*_to_meta(args), **_to_meta(kwargs))
-        return args[0] if in_place else result
+        if not any(name is not None for name in mutation.returned):
+            return result
+        arguments = bound()
+        items = [arguments[name] if name is not None else item for name, item in zip(mutation.returned, flatten_outputs(result), strict=True)]
+        return items[0] if len(items) == 1 else tuple(items)
+    if func.is_view or any(r.alias_info is not None for r in func._schema.returns):
+        return func(*_to_meta(args), **_to_meta(kwargs))
     # Keyed by the raw call (placement arguments such as memory_format included: they decide strides).
     key: tuple[Any, ...] | None = (name, _meta_signature(args), _meta_signature(kwargs))
     if key is not None and None in key:
@@ -318,6 +350,24 @@ def _run_on_meta(func: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, 
     single, metas = cached
     outputs = tuple(None if meta is None else torch.empty_strided(meta[0], meta[1], dtype=meta[2], device="meta") for meta in metas)
     return outputs[0] if single else outputs
+
+
+def _written_targets(mutation: Mutation, bound: dict[str, Any]) -> list[torch.Tensor]:
+    """Every tensor an operator is about to write (list arguments element by element)."""
+    targets: list[torch.Tensor] = []
+    for name in (*(n for n in mutation.returned if n is not None), *mutation.extra):
+        value = bound[name]
+        targets.extend(t for t in (value if isinstance(value, list | tuple) else [value]) if t is not None)
+    return targets
+
+
+META_OUTPUT_MASKS = {"aten::native_batch_norm_backward.default": "output_mask"}
+"""Operators whose meta kernel returns outputs that the real kernel (and pinpoint's definition)
+leaves out: the argument naming which outputs exist. Skeletons must record what the step records."""
+
+
+def _mask_outputs(result: Any, mask: list[bool]) -> Any:
+    return tuple(out if wanted else None for out, wanted in zip(result, mask, strict=True))
 
 
 PrimitivesFor = Callable[[torch.device], Primitives]
@@ -363,44 +413,81 @@ class ReproducibleMode(TorchDispatchMode):
             call.args["pinpoint.rng"] = {"seed": self.rng.seed, "step": self.rng.step, "offset": self.rng.offset}
             self.rng.offset += random_numel(name, bound)
         skeleton = self.recorder is not None and self.recorder.skeleton
-        if definition.in_place and self.recorder is not None and not skeleton:
-            self.recorder.before_write(args[0])
-        if skeleton and _any_meta((args, kwargs)):
-            result = _run_on_meta(func, name, args, kwargs, definition.in_place)
-        elif definition.kind is OpKind.NATIVE:
-            result = func(*args, **kwargs)
+        mutation = get_mutation(func)
+        if mutation.self_only:
+            # The common in-place form (add_, mul_, …): kept apart because it runs for most optimizer ops.
+            if self.recorder is not None and not skeleton:
+                self.recorder.before_write(args[0])
+            if skeleton and _any_meta((args, kwargs)):
+                func(*_to_meta(args), **_to_meta(kwargs))
+                result = args[0]
+            elif definition.kind is OpKind.NATIVE:
+                result = func(*args, **kwargs)
+            else:
+                value = self._compute(definition, call.args, call.inputs, kwargs.get("device"))
+                target = args[0]
+                if value is not target:
+                    target.copy_(value)
+                result = target
+            outputs: tuple[torch.Tensor | None, ...] = (result,)
+            written: tuple[int, ...] = (0,)
+        elif mutation.writes:
+            result, outputs, written = self._run_writing(func, name, definition, mutation, call, args, kwargs, skeleton)
         else:
-            result = self._compute(definition, call.args, call.inputs, args, kwargs.get("device"))
-        outputs = flatten_outputs(result)
+            if skeleton and _any_meta((args, kwargs)):
+                result = _run_on_meta(func, name, args, kwargs, mutation, None)
+                if name in META_OUTPUT_MASKS:
+                    result = _mask_outputs(result, call.args[META_OUTPUT_MASKS[name]])
+            elif definition.kind is OpKind.NATIVE:
+                result = func(*args, **kwargs)
+            else:
+                result = self._compute(definition, call.args, call.inputs, kwargs.get("device"))
+            outputs, written = flatten_outputs(result), ()
         if self.tamper is not None and self.node_count == self.tamper.node and not skeleton:
-            result, outputs = self._apply_tamper(definition.in_place, result, outputs)
+            result, outputs = self._apply_tamper(0 in written, result, outputs)
         self.node_count += 1
         self.outputs_alive.extend(out for out in outputs if out is not None)
         if self.recorder is not None:
-            self.recorder.record(name, call.args, call.inputs, outputs, definition.in_place)
+            self.recorder.record(name, call.args, call.inputs, outputs, written)
         return result
 
-    def _compute(
-        self, definition: Any, canonical_args: dict[str, Any], inputs: tuple[torch.Tensor, ...], args: tuple[Any, ...], device: Any
-    ) -> Any:
-        """A DEFINED or RANDOM operator. Placement is not part of the canonical arguments, so a
+    def _run_writing(
+        self, func: Any, name: str, definition: Any, mutation: Mutation, call: Any, args: tuple[Any, ...], kwargs: dict[str, Any], skeleton: bool
+    ) -> tuple[Any, tuple[torch.Tensor | None, ...], tuple[int, ...]]:
+        """An operator that writes arguments other than (or besides) its `self`: batch norm's running
+        statistics, `_foreach_*_` lists, `out=`. Returns (torch's result, node outputs, written positions)."""
+        bound = bind_arguments(call.args, call.inputs)
+        if self.recorder is not None and not skeleton:
+            for target in _written_targets(mutation, bound):
+                self.recorder.before_write(target)
+        if skeleton and _any_meta((args, kwargs)):
+            result = _run_on_meta(func, name, args, kwargs, mutation, lambda: bound)
+        elif definition.kind is OpKind.NATIVE:
+            result = func(*args, **kwargs)
+        else:
+            where = call.inputs[0].device if call.inputs else torch.device(kwargs.get("device") or "cpu")
+            result = process_writes(mutation, definition.compute(self.primitives_for(where), bound), bound)
+        returned = flatten_outputs(result)
+        outputs = returned + compute_written_outputs(mutation, bound)
+        return result, outputs, compute_written_positions(mutation, len(returned), len(outputs))
+
+    def _compute(self, definition: Any, canonical_args: dict[str, Any], inputs: tuple[torch.Tensor, ...], device: Any) -> Any:
+        """A DEFINED or RANDOM operator's value. Placement is not part of the canonical arguments, so a
         factory without tensor inputs is computed on the CPU and moved where the call asked."""
         where = inputs[0].device if inputs else torch.device(device or "cpu")
         bound = bind_arguments(canonical_args, inputs)
         result = definition.compute(self.primitives_for(where), bound)
         if not inputs and isinstance(result, torch.Tensor) and result.device != where:
             result = result.to(where)
-        if definition.in_place:
-            target = args[0]
-            target.copy_(result)
-            return target
         return result
 
-    def _apply_tamper(self, in_place: bool, result: Any, outputs: tuple[torch.Tensor | None, ...]) -> tuple[Any, tuple[torch.Tensor | None, ...]]:
+    def _apply_tamper(self, written: bool, result: Any, outputs: tuple[torch.Tensor | None, ...]) -> tuple[Any, tuple[torch.Tensor | None, ...]]:
+        """Perturb output 0: in place when it is a written argument, else a changed copy replaces it
+        (output 0 is then the operator's first return)."""
         first = outputs[0] if outputs else None
         if first is None:
             raise TraceError(f"cannot tamper with node {self.tamper.node if self.tamper else '?'}: it has no output")
-        if in_place:
+        if written:
             perturb(first)
             return result, outputs
         changed = first.clone()
@@ -408,4 +495,4 @@ class ReproducibleMode(TorchDispatchMode):
         new_outputs = (changed,) + outputs[1:]
         if isinstance(result, torch.Tensor):
             return changed, new_outputs
-        return type(result)(new_outputs), new_outputs
+        return type(result)((changed, *result[1:])), new_outputs

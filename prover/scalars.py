@@ -2,7 +2,8 @@
 
 Two mechanisms, both active only while a reproducible step runs:
 
-- `ProtocolFloat`: the float a `.item()` read returns inside the step (Adam's step counter, …).
+- `ProtocolFloat`: the float a `.item()` read of a tensor returns inside the step
+  (`protocol_items()`: Adam's step counter, …; `float(tensor)` cannot return a subclass).
   `x ** y` with a ProtocolFloat on either side is `compute_pow` (correctly rounded) rather than the
   C library's `pow`; `+ - * / // %`, negation and `abs` are IEEE operations (the same everywhere) and
   keep the type, so `1 - beta2 ** step` and `(… ) ** 0.5` stay defined however long the chain.
@@ -22,6 +23,8 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+
+import torch
 
 from protocol.semantics.scalars import MATH_FUNCTIONS, compute_log, compute_pow
 
@@ -88,6 +91,21 @@ def _pow(x: float, y: float) -> float:
 
 
 REPLACEMENTS: dict[str, Callable[..., float]] = dict(MATH_FUNCTIONS, log=_log, pow=_pow)
+
+
+@contextmanager
+def protocol_items() -> Iterator[None]:
+    """Inside: `Tensor.item()` returns ProtocolFloat for floating values."""
+    item = torch.Tensor.item
+
+    def protocol_item(self: torch.Tensor) -> Any:
+        return as_protocol_float(item(self))
+
+    try:
+        torch.Tensor.item = protocol_item  # type: ignore[method-assign,assignment]
+        yield
+    finally:
+        torch.Tensor.item = item  # type: ignore[method-assign]
 
 
 _INSIDE = threading.local()

@@ -31,7 +31,7 @@ from torch import nn
 import protocol.ops  # noqa: F401  (registers pinpoint's operators)
 from protocol.job import JobSpec
 from prover.models import initialize_parameters
-from prover.scalars import protocol_math
+from prover.scalars import protocol_items, protocol_math
 from prover.task import Task, TaskError
 
 
@@ -188,7 +188,11 @@ class Session:
         """One training step (see the module docstring). Call inside a `ReproducibleMode` for
         reproducible bits. Returns the loss (detached; the mean over micro-batches). The scheduler
         runs under the protocol's correctly rounded `math` (`prover.scalars.protocol_math`); the
-        optimizer's powers of `.item()` values are correctly rounded by the mode."""
+        optimizer's powers of `.item()` values are correctly rounded (`prover.scalars.protocol_items`)."""
+        with protocol_items():
+            return self._run_step()
+
+    def _run_step(self) -> torch.Tensor:
         task = self.task
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)

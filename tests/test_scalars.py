@@ -95,3 +95,16 @@ def test_protocol_math_replaces_and_restores_the_math_module() -> None:
     with pytest.raises(RuntimeError), protocol_math():
         raise RuntimeError("restored on errors too")
     assert math.cos is original
+
+
+def test_reads_of_tensors_inside_a_step_are_protocol_floats() -> None:
+    import torch
+    from torch.optim.optimizer import _get_value
+
+    from prover.scalars import protocol_items
+
+    step = torch.tensor(3.0)
+    with protocol_items():
+        assert type(_get_value(step)) is ProtocolFloat  # what Adam's bias corrections are computed from
+        assert type(step.item()) is ProtocolFloat and type(torch.tensor(3).item()) is int
+    assert type(step.item()) is float

@@ -11,7 +11,13 @@ from typing import Any
 
 import torch
 
-from protocol.ops.canonical import bind_arguments, rebuild_call
+from protocol.ops.canonical import (
+    bind_arguments,
+    compute_written_outputs,
+    get_mutation,
+    process_writes,
+    rebuild_call,
+)
 from protocol.ops.prims import REFERENCE, Primitives
 from protocol.ops.table import OpKind, UnsupportedOperator, get_definition, is_supported
 
@@ -38,19 +44,24 @@ def flatten_outputs(result: Any) -> tuple[torch.Tensor | None, ...]:
 def execute(
     name: str, args: dict[str, Any], inputs: Sequence[torch.Tensor], prims: Primitives = REFERENCE
 ) -> tuple[torch.Tensor | None, ...]:
-    """Run one operator from its canonical form. In-place operators write into their own `self`
-    input (callers pass tensors they own), and return it."""
+    """Run one operator from its canonical form and return the node's outputs (protocol.trace's
+    rule: the returns flattened, then each written argument not returned, in schema order).
+    Operators that write arguments write them into the given `inputs` (callers pass tensors they own)."""
     definition = get_definition(name)
-    if definition.kind is OpKind.NATIVE:
-        return flatten_outputs(rebuild_call(name, args, inputs)())
+    mutation = get_mutation(name)
     bound = bind_arguments(args, inputs)
-    assert definition.compute is not None
-    result = definition.compute(prims, bound)
-    if definition.in_place:
-        assert isinstance(result, torch.Tensor)
-        target = bound["self"]
-        target.copy_(result)
-        return (target,)
-    return flatten_outputs(result)
+    if definition.kind is OpKind.NATIVE:
+        result = rebuild_call(name, args, inputs)()
+    else:
+        assert definition.compute is not None
+        result = process_writes(mutation, definition.compute(prims, bound), bound)
+    outputs = flatten_outputs(result)
+    return outputs + compute_written_outputs(mutation, bound) if mutation.extra else outputs
 
+
+from protocol.ops import activations as _activations  # noqa: E402,F401  (activations, losses, reductions)
+from protocol.ops import attention as _attention  # noqa: E402,F401  (scaled dot-product attention)
+from protocol.ops import convolution as _convolution  # noqa: E402,F401  (conv and pooling)
 from protocol.ops import custom as _custom  # noqa: E402,F401  (registers pinpoint's own operators)
+from protocol.ops import mutation as _mutation  # noqa: E402,F401  (foreach, batch norm, optimizers' ops)
+from protocol.ops import recurrent as _recurrent  # noqa: E402,F401  (LSTM and GRU layers)

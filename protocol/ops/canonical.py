@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -197,3 +197,117 @@ def rebuild_call(name: str, args: dict[str, Any], inputs: Sequence[torch.Tensor]
         else:
             positional.append(value)
     return lambda: func(*positional, **keyword)
+
+
+# --- mutation: which arguments an operator writes -------------------------------------------------
+
+UNDECLARED_WRITES: dict[str, tuple[str, ...]] = {
+    # torch updates the running statistics in place in training mode, but this schema does not mark
+    # them `(a!)` (its `_native_batch_norm_legit` twin does): the trace rule reads the writes from here.
+    "aten::native_batch_norm.default": ("running_mean", "running_var"),
+}
+"""Arguments an operator writes although its schema does not say so, by operator name."""
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """The arguments an operator writes (schema `alias_info.is_write`, plus `UNDECLARED_WRITES`), in
+    the terms of the trace rule (see protocol.trace): a node's outputs are the schema's returns,
+    flattened, then each written argument the operator does not return, in schema order."""
+
+    returned: tuple[str | None, ...]  # per schema return: the written argument it returns, or None
+    extra: tuple[str, ...]  # written arguments not returned, in schema order (a list adds each element)
+    resizable: frozenset[str]  # written `out=` arguments: resized to the result's shape, as torch does
+    writes: bool = field(init=False)  # any argument written (fields, not properties: read per operator)
+    self_only: bool = field(init=False)  # the common in-place form (`add_`): writes `self`, returns it
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "writes", bool(self.extra) or any(name is not None for name in self.returned))
+        object.__setattr__(self, "self_only", self.returned == ("self",) and not self.extra)
+
+
+def _read_mutation(name: str, schema: Any) -> Mutation:
+    written = [a.name for a in schema.arguments if a.alias_info is not None and a.alias_info.is_write]
+    written += [n for n in UNDECLARED_WRITES.get(name, ()) if n not in written]
+    by_set: dict[str, str] = {}
+    for argument in schema.arguments:
+        if argument.name in written and argument.alias_info is not None:
+            for alias in argument.alias_info.before_set:
+                by_set[alias] = argument.name
+    returned: list[str | None] = []
+    for value in schema.returns:
+        info = value.alias_info
+        aliased = next((by_set[s] for s in info.before_set if s in by_set), None) if info is not None and info.is_write else None
+        returned.append(aliased)
+    extra = tuple(n for n in (a.name for a in schema.arguments) if n in written and n not in returned)
+    resizable = frozenset(a.name for a in schema.arguments if a.name in written and a.kwarg_only and a.name.startswith("out"))
+    return Mutation(tuple(returned), extra, resizable)
+
+
+_MUTATIONS: dict[Any, Mutation] = {}
+
+
+def get_mutation(func: Any) -> Mutation:
+    """The mutation of an OpOverload (or of an operator name), read once and cached."""
+    mutation = _MUTATIONS.get(func)
+    if mutation is None:
+        if isinstance(func, str):
+            mutation = _read_mutation(func, resolve_op(func)._schema)
+        else:
+            mutation = _read_mutation(get_op_name(func), func._schema)
+        _MUTATIONS[func] = mutation
+    return mutation
+
+
+def _as_targets(value: Any) -> list[torch.Tensor | None]:
+    """A written argument's tensors: one, or each element of a list (None for an absent optional)."""
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def process_writes(mutation: Mutation, values: Any, bound: dict[str, Any]) -> Any:
+    """Write a definition's computed values into the written arguments and return what torch's
+    operator returns. `values` are the new values in node-output order (the returns, then each extra
+    written argument, element by element); every value is computed before any argument is written,
+    so a definition reads its inputs as they were when the operator was called."""
+    if not mutation.writes:
+        return values
+    flat = list(values) if isinstance(values, list | tuple) else [values]
+    position = 0
+
+    def write(name: str, value: torch.Tensor | None, target: torch.Tensor | None) -> torch.Tensor | None:
+        if target is None or value is None:
+            if target is not value:
+                raise ValueError(f"written argument {name}: a value for an absent tensor, or none for a present one")
+            return None
+        if value is target:
+            return target
+        if name in mutation.resizable and target.shape != value.shape:
+            target.resize_(value.shape)
+        target.copy_(value)
+        return target
+
+    returns: list[Any] = []
+    for name in mutation.returned:
+        value = flat[position]
+        position += 1
+        returns.append(value if name is None else write(name, value, bound[name]))
+    for name in mutation.extra:
+        for target in _as_targets(bound[name]):
+            write(name, flat[position], target)
+            position += 1
+    if position != len(flat):
+        raise ValueError(f"a definition gave {len(flat)} values for {position} outputs")
+    if not returns:
+        return None
+    return returns[0] if len(returns) == 1 else tuple(returns)
+
+
+def compute_written_outputs(mutation: Mutation, bound: dict[str, Any]) -> tuple[torch.Tensor | None, ...]:
+    """The written arguments a node adds after the operator's returns (see `Mutation`)."""
+    return tuple(t for name in mutation.extra for t in _as_targets(bound[name]))
+
+
+def compute_written_positions(mutation: Mutation, returned_count: int, output_count: int) -> tuple[int, ...]:
+    """Which of a node's outputs are written arguments: returns that alias one, and the extras."""
+    aliased = tuple(i for i, name in enumerate(mutation.returned) if name is not None)
+    return aliased + tuple(range(returned_count, output_count))
