@@ -376,6 +376,12 @@ PrimitivesFor = Callable[[torch.device], Primitives]
 class ReproducibleMode(TorchDispatchMode):
     """Runs every operator by its reproducible definition; see the module docstring."""
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # torch wraps a mode's __torch_dispatch__ in a Dynamo guard (a few µs per operator) unless
+        # this says no; nothing here is compiled by Dynamo.
+        return False
+
     def __init__(
         self,
         rng: RngContext,
