@@ -413,6 +413,11 @@ class ReproducibleMode(TorchDispatchMode):
         if name in PASS_THROUGH or name in READS:
             return func(*args, **kwargs)
         definition = get_definition(name)
+        if self.recorder is None and definition.kind is OpKind.NATIVE:
+            # Training: a native operator needs neither its canonical form nor a record.
+            mutation = get_mutation(func)
+            if mutation.self_only or not mutation.writes:
+                return self._finish_native(func(*args, **kwargs), mutation.self_only)
         call = canonicalize_call(func, args, kwargs)
         if definition.kind is OpKind.RANDOM:
             bound = bind_arguments(call.args, call.inputs)
@@ -455,6 +460,15 @@ class ReproducibleMode(TorchDispatchMode):
         self.outputs_alive.extend(out for out in outputs if out is not None)
         if self.recorder is not None:
             self.recorder.record(name, call.args, call.inputs, outputs, written)
+        return result
+
+    def _finish_native(self, result: Any, in_place: bool) -> Any:
+        """The bookkeeping every node gets, for a native operator run while training."""
+        outputs: tuple[torch.Tensor | None, ...] = (result,) if in_place else flatten_outputs(result)
+        if self.tamper is not None and self.node_count == self.tamper.node:
+            result, outputs = self._apply_tamper(in_place, result, outputs)
+        self.node_count += 1
+        self.outputs_alive.extend(out for out in outputs if out is not None)
         return result
 
     def _run_writing(
