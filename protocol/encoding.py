@@ -7,8 +7,15 @@
 The encoding depends only on the tensor's dtype, shape and values: never on strides, storage offset,
 device or the machine's byte order. Every NaN is encoded as the one quiet NaN with a clear sign and
 payload (0x7FC00000 for float32), since processors disagree on the NaN bits an operation produces
-(x86 gives 0xFFC00000 for inf - inf, ARM 0x7FC00000). Otherwise two tensors have the same digest
+(x86 gives 0xFFC00000 for inf - inf, ARM 0x7FC00000), and every true bool as the byte 0x01 (a bool
+tensor viewed from other bytes may hold any non-zero byte). Otherwise two tensors have the same digest
 exactly when they have the same dtype, shape and bits.
+
+Decoding accepts exactly the canonical encodings: every byte string `decode_tensor` accepts is the
+encoding of the tensor it returns. It rejects a bad magic, an unknown dtype code, more than MAX_NDIM
+dimensions, a dimension of 2**63 or more, a length other than header + numel × element size (so
+trailing bytes too), a float NaN other than its dtype's canonical one, and a bool byte other than 0
+or 1. docs/spec.md states the format with test vectors.
 """
 
 from __future__ import annotations
@@ -78,6 +85,21 @@ def compute_header(dtype: torch.dtype, shape: tuple[int, ...]) -> bytes:
 
 
 CANONICAL_NAN = float("nan")  # torch creates it as the quiet NaN with clear sign and payload
+CANONICAL_NAN_BITS: dict[torch.dtype, int] = {
+    torch.float32: 0x7FC00000,
+    torch.float64: 0x7FF8000000000000,
+    torch.float16: 0x7E00,
+    torch.bfloat16: 0x7FC0,
+}
+"""Each float dtype's one NaN: sign clear, exponent all ones, only the top mantissa bit set."""
+_INFINITY_BITS: dict[torch.dtype, int] = {
+    torch.float32: 0x7F800000,
+    torch.float64: 0x7FF0000000000000,
+    torch.float16: 0x7C00,
+    torch.bfloat16: 0x7F80,
+}  # +inf; with the sign bit cleared, exactly the patterns above it are NaNs
+MAX_DIMENSION = (1 << 63) - 1  # torch sizes are signed 64-bit integers
+_UNSIGNED: dict[int, np.dtype] = {2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
 PARALLEL_HASH_BYTES = 1 << 20  # from this size on, BLAKE3 hashes on all cores (same digest)
 
 
@@ -94,7 +116,11 @@ def compute_element_bytes(tensor: torch.Tensor) -> memoryview:
     flat = tensor.detach()
     if flat.device.type != "cpu":
         flat = flat.cpu()
+    if flat.numel() == 0:  # numpy cannot view an empty tensor whose dimensions multiply past 2**63
+        return memoryview(b"")
     flat = flat.contiguous()
+    if flat.dtype == torch.bool and bool((flat.view(torch.uint8) > 1).any()):
+        flat = flat.view(torch.uint8) != 0  # a bool whose byte is not 0 or 1 (made by a view) is true: 0x01
     if _has_nan(flat):
         flat = torch.where(torch.isnan(flat), torch.tensor(CANONICAL_NAN, dtype=flat.dtype), flat)
     flat = flat.view(_NUMPY_VIEW.get(flat.dtype, flat.dtype))
@@ -134,7 +160,25 @@ def decode_header(data: bytes) -> tuple[TensorHeader, int]:
     if ndim > MAX_NDIM or len(data) < end:
         raise EncodingError("truncated tensor header")
     shape = struct.unpack(f"<{ndim}Q", data[6:end])
+    if any(size > MAX_DIMENSION for size in shape):
+        raise EncodingError(f"a dimension of {max(shape)} is beyond what a tensor can have")
     return TensorHeader(DTYPES_BY_CODE[code], tuple(shape)), end
+
+
+def _check_canonical_elements(dtype: torch.dtype, data: bytes, start: int, numel: int) -> None:
+    """Reject element bytes that no tensor encodes to: a non-canonical NaN, a bool byte not 0 or 1."""
+    if dtype == torch.bool:
+        if numel and int(np.frombuffer(data, dtype=np.uint8, offset=start, count=numel).max()) > 1:
+            raise EncodingError("a bool element is a byte other than 0 or 1")
+        return
+    if dtype not in CANONICAL_NAN_BITS or not numel:
+        return
+    width = torch.empty((), dtype=dtype).element_size()
+    bits = np.frombuffer(data, dtype=_UNSIGNED[width], offset=start, count=numel)
+    magnitude = bits & np.array((1 << (8 * width - 1)) - 1, dtype=bits.dtype)  # the sign bit cleared
+    is_nan = magnitude > np.array(_INFINITY_BITS[dtype], dtype=bits.dtype)
+    if is_nan.any() and bool((bits[is_nan] != np.array(CANONICAL_NAN_BITS[dtype], dtype=bits.dtype)).any()):
+        raise EncodingError(f"a {dtype} NaN other than the canonical {CANONICAL_NAN_BITS[dtype]:#x}")
 
 
 def decode_tensor(data: bytes) -> torch.Tensor:
@@ -142,11 +186,15 @@ def decode_tensor(data: bytes) -> torch.Tensor:
     header, start = decode_header(data)
     if len(data) - start != header.nbytes:
         raise EncodingError(f"expected {header.nbytes} element bytes for {header}, got {len(data) - start}")
+    _check_canonical_elements(header.dtype, data, start, header.numel)
     view_dtype = _NUMPY_VIEW.get(header.dtype, header.dtype)
     np_dtype = torch.empty((), dtype=view_dtype).numpy().dtype.newbyteorder("<")
     array = np.frombuffer(data, dtype=np_dtype, offset=start, count=header.numel).astype(np_dtype.newbyteorder("="))
     tensor = torch.from_numpy(array.copy()).view(header.dtype)
-    return tensor.reshape(header.shape)
+    try:
+        return tensor.reshape(header.shape)
+    except (RuntimeError, TypeError, ValueError) as error:  # an empty shape torch cannot hold
+        raise EncodingError(f"shape {header.shape} is not a tensor shape: {error}") from None
 
 
 assert blake3.blake3.digest_size == DIGEST_SIZE

@@ -11,7 +11,7 @@ Byte layouts (see docs/spec.md, which gives test vectors):
 
     task digest   BLAKE3("pinpoint/v2/task\\n" || the task file's bytes)
     data root     the state root (protocol.state) over the leaves ("data/<name>", tensor digest)
-    job id        BLAKE3("pinpoint/v2/job\\n" || canonical JSON of the spec, floats as {"f": hex})
+    job id        BLAKE3("pinpoint/v2/job\\n" || canonical JSON of the spec's nine fields)
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ PROTOCOL_VERSION = "pinpoint/v2"
 TASK_TAG = b"pinpoint/v2/task\n"
 JOB_TAG = b"pinpoint/v2/job\n"
 DATA_PREFIX = "data/"
-MAX_STEPS = 1 << 40  # a bound the referee's work is planned for; no real job comes near it
+MAX_STEPS = 1 << 32  # the data order and dropout streams are keyed by the step modulo 2**32
 MAX_BATCH = 1 << 24  # examples a step may draw
 MAX_POSTING_CHARS = 256
 
@@ -87,9 +87,11 @@ class JobSpec:
         if not isinstance(body, dict):
             raise JobSpecError("a job spec is a JSON object")
         known = set(JobSpec.__dataclass_fields__)
-        unknown = set(body) - known
+        unknown, missing = set(body) - known, known - set(body)
         if unknown:
             raise JobSpecError(f"a job spec has no field {sorted(unknown)[0]!r}")
+        if missing:  # one spelling per job: defaults are for code, not for what parties send
+            raise JobSpecError(f"the job spec lacks {sorted(missing)[0]!r}")
         try:
             return JobSpec(**body)
         except TypeError as error:
