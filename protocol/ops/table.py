@@ -79,7 +79,13 @@ slice_backward.default select_backward.default
 """
 
 
+class DuplicateDefinition(RuntimeError):
+    """Two modules define the same operator: one of them would silently replace the other."""
+
+
 def _register(name: str, kind: OpKind, compute: Callable[[Primitives, dict[str, Any]], Outputs] | None = None) -> None:
+    if name in OPS:
+        raise DuplicateDefinition(f"{name} is defined twice")
     OPS[name] = OpDefinition(name, kind, compute)
 
 
@@ -323,6 +329,11 @@ def _sum_dims(prims: Primitives, a: dict[str, Any]) -> Outputs:
     x = a["self"]
     if a.get("dtype") is not None and a["dtype"] != x.dtype:
         x = x.to(a["dtype"])
+    if not x.dtype.is_floating_point and not x.dtype.is_complex:
+        # Integer and bool sums (counts of targets, masks) are exact in any order (int64 wraps
+        # modulo 2**64 whatever the order): torch's own kernel is the definition.
+        dims = a["dim"] or list(range(x.dim()))
+        return torch.sum(x, dim=dims, keepdim=a["keepdim"]) if x.dim() else torch.sum(x)
     _require_float32("aten::sum", x)
     return _reduce(prims.rowsum, x, a["dim"], a["keepdim"])
 
