@@ -127,6 +127,47 @@ def _storage_key(tensor: torch.Tensor) -> int:
     return int(tensor.untyped_storage().data_ptr())
 
 
+def _byte_span(t: torch.Tensor) -> tuple[int, int]:
+    """[first, last] byte addresses a strided tensor touches (numel > 0)."""
+    low = high = t.data_ptr()
+    size = t.element_size()
+    for n, stride in zip(t.shape, t.stride(), strict=True):
+        reach = (n - 1) * stride * size
+        if reach >= 0:
+            high += reach
+        else:
+            low += reach
+    return low, high + size - 1
+
+
+def _may_overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """False only when `a` and `b` provably share no element: disjoint byte spans, or the same
+    dtype, shape and nested strides with an offset no index difference reaches (the column chunks
+    of a split interleave in memory but never meet)."""
+    if a.numel() == 0 or b.numel() == 0:
+        return False
+    (a_low, a_high), (b_low, b_high) = _byte_span(a), _byte_span(b)
+    if a_high < b_low or b_high < a_low:
+        return False
+    if a.dtype != b.dtype or a.shape != b.shape or a.stride() != b.stride():
+        return True
+    size = a.element_size()
+    difference = b.data_ptr() - a.data_ptr()
+    if difference % size:
+        return True
+    difference //= size
+    dims = sorted((abs(st), n) for n, st in zip(a.shape, a.stride(), strict=True) if n > 1)
+    covered = 0  # how far the smaller dimensions reach, either way
+    for stride, n in dims:
+        if stride <= 2 * covered:
+            return True  # the signed digits below would not be unique: assume the worst
+        covered += (n - 1) * stride
+    for stride, n in reversed(dims):  # each digit is the nearest multiple: the rest is under stride / 2
+        digit = max(-(n - 1), min(n - 1, round(difference / stride)))
+        difference -= digit * stride
+    return difference == 0
+
+
 ASYNC_HASH_BYTES = 1 << 18  # smaller outputs are hashed at once: a hand-off costs more than hashing them
 
 
@@ -225,11 +266,14 @@ class Recorder:
                 self.keep(compute_digest(tensors[name]), tensors[name])
 
     def mark_written(self, tensor: torch.Tensor, fresh: frozenset[int] = frozenset()) -> None:
-        """An operator wrote `tensor`'s memory: every other view of it is now stale (except the
-        TensorImpls in `fresh`, the same node's outputs, which get their new origin next)."""
+        """An operator wrote `tensor`'s memory: every other view of it that shares an element is now
+        stale (except the TensorImpls in `fresh`, the same node's outputs, which get their new origin
+        next). Views of the same storage that share no element (the chunks of a split) stay valid."""
         for address in self.views.get(_storage_key(tensor), []):
             if address != tensor._cdata and address not in fresh and address in self.origins:
-                self.origins[address].stale = True
+                origin = self.origins[address]
+                if _may_overlap(tensor, origin.tensor):
+                    origin.stale = True
 
     def ref_of(self, tensor: torch.Tensor) -> Ref:
         origin = self.origins.get(tensor._cdata)
@@ -404,8 +448,18 @@ class ReproducibleMode(TorchDispatchMode):
     def __enter__(self) -> ReproducibleMode:
         # Subnormal numbers are part of the definitions: never flush them to zero.
         torch.set_flush_denormal(False)
+        # oneDNN off: composite operators then decompose the same way on CPU tensors as on the meta
+        # tensors of a skeleton (nn.LSTM takes mkldnn_rnn_layer on CPU only, the cell ops otherwise).
+        self._mkldnn = torch._C._get_mkldnn_enabled()
+        torch._C._set_mkldnn_enabled(False)
         super().__enter__()
         return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            super().__exit__(*exc)
+        finally:
+            torch._C._set_mkldnn_enabled(self._mkldnn)
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}

@@ -85,10 +85,12 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
 
 
 class DigestCache:
-    """Digests of tensors that have not changed since they were last hashed (the data set, mostly).
+    """Digests of the data set's tensors, which no step writes, hashed once.
 
     Keyed by the tensor's identity and its in-place version counter; holds the tensor so the
-    identity cannot be reused."""
+    identity cannot be reused. Only `data/` tensors are cached: an operator may write a tensor
+    without bumping its version (batch norm's running statistics are written by kernels whose
+    schema does not declare the write), so the counter cannot vouch for anything a step touches."""
 
     def __init__(self) -> None:
         self._entries: dict[int, tuple[int, torch.Tensor, Root]] = {}
@@ -103,8 +105,10 @@ class DigestCache:
 
 
 def compute_state_digests(tensors: dict[str, torch.Tensor], cache: DigestCache | None = None) -> dict[str, Root]:
-    digest = cache.digest if cache is not None else compute_digest
-    return {name: digest(tensor) for name, tensor in tensors.items()}
+    """Every tensor's digest; the data set's from `cache` when given (see `DigestCache`)."""
+    if cache is None:
+        return {name: compute_digest(tensor) for name, tensor in tensors.items()}
+    return {name: cache.digest(tensor) if name.startswith("data/") else compute_digest(tensor) for name, tensor in tensors.items()}
 
 
 # --- fast primitives when available -------------------------------------------------------------

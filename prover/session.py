@@ -30,6 +30,7 @@ from torch import nn
 
 import protocol.ops  # noqa: F401  (registers pinpoint's operators)
 from protocol.job import JobSpec
+from protocol.rnn import protocol_rnn
 from prover.models import initialize_parameters
 from prover.scalars import protocol_items, protocol_math
 from prover.task import Task, TaskError
@@ -56,8 +57,10 @@ class Session:
         self.task = task
         self.device = torch.device(device)
         target = torch.device("meta") if meta else self.device
-        self.model = build_model(task, job.seed, meta=meta or not initialize)
-        self.model = self.model.to(target) if meta or initialize else self.model.to_empty(device=target)
+        # A restored session (not `initialize`) is built as at s_0 but without the protocol's redraw
+        # (the checkpoint overwrites every value); building for real, not on meta then to_empty,
+        # keeps parameters a model ties together (shared embeddings) one parameter.
+        self.model = build_model(task, job.seed, meta=meta, redraw=initialize).to(target)
         self.param_names = {id(p): name for name, p in self.model.named_parameters()}
         self.optimizer = _call(task, "build_optimizer", task.build_optimizer, self.model.parameters())
         if not isinstance(self.optimizer, torch.optim.Optimizer):
@@ -189,7 +192,7 @@ class Session:
         reproducible bits. Returns the loss (detached; the mean over micro-batches). The scheduler
         runs under the protocol's correctly rounded `math` (`prover.scalars.protocol_math`); the
         optimizer's powers of `.item()` values are correctly rounded (`prover.scalars.protocol_items`)."""
-        with protocol_items():
+        with protocol_items(), protocol_rnn():
             return self._run_step()
 
     def _run_step(self) -> torch.Tensor:
@@ -226,7 +229,7 @@ def _call(task: Task, what: str, function: Any, *args: Any) -> Any:
         raise TaskError(f"task {task.name}: {what} failed: {type(error).__name__}: {error}") from error
 
 
-def build_model(task: Task, seed: int, meta: bool = False) -> nn.Module:
+def build_model(task: Task, seed: int, meta: bool = False, redraw: bool = True) -> nn.Module:
     """The task's model with its initial parameters. The task's own initialisation runs under
     `torch.manual_seed(seed)` (in a forked generator, so the caller's stream is untouched); with the
     task's `protocol_init`, the parameters of the layers pinpoint knows are redrawn from the
@@ -241,7 +244,7 @@ def build_model(task: Task, seed: int, meta: bool = False) -> nn.Module:
             model = _call(task, "build_model", task.build_model)
     if not isinstance(model, nn.Module):
         raise TaskError(f"task {task.name}: build_model returned a {type(model).__name__}, not an nn.Module")
-    if not meta and task.protocol_init:
+    if not meta and redraw and task.protocol_init:
         initialize_parameters(model, seed)
     return model
 

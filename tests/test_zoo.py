@@ -16,7 +16,6 @@ import torch
 
 from protocol.encoding import compute_digest, decode_tensor
 from protocol.ops import OpKind, execute, get_definition
-from protocol.signing import generate_private_key
 from protocol.trace import DERIVED, compute_derivation, compute_derived_value, is_derived
 from prover.engine import Tamper
 from prover.run import Run, load_run, regenerate_trace, train
@@ -27,7 +26,7 @@ from verifier.referee import TraceReferee
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS = REPO / "examples" / "tasks"
-ZOO = ["resnet", "gpt", "llama", "rnn", "tabular"]
+ZOO = ["resnet", "gpt", "llama", "rnn", "tabular", "hf_llama", "hf_gpt2"]
 STEPS = 3
 
 
@@ -53,7 +52,7 @@ def zoo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     path = TASKS / f"{request.param}.py"
     task = load_task(path)
     out = tmp_path_factory.mktemp("zoo") / request.param
-    run = train(make_job(task, STEPS, 5), out, generate_private_key(), checkpoint_every=2, task=task)
+    run = train(make_job(task, STEPS, 5), out, checkpoint_every=2, task=task)
     return task, path, run
 
 
