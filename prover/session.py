@@ -15,7 +15,7 @@ One step, as a plain PyTorch loop would run it:
     model.train(); optimizer.zero_grad(set_to_none=True)
     for each of the accumulation_steps micro-batches m:
         loss_m = compute_loss(model, m); (loss_m / accumulation_steps).backward()   # plain loss when 1
-    clip_grad_norm_(model.parameters(), grad_clip)                                 # when the task sets it
+    clip_grad_norm_(model.parameters(), grad_clip, foreach=False)                  # when the task sets it
     optimizer.step(); scheduler.step()                                              # when the task has one
 """
 
@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import protocol.ops  # noqa: F401  (registers pinpoint's operators)
 from protocol.job import JobSpec
@@ -65,6 +66,11 @@ class Session:
         self.optimizer = _call(task, "build_optimizer", task.build_optimizer, self.model.parameters())
         if not isinstance(self.optimizer, torch.optim.Optimizer):
             raise TaskError(f"task {task.name}: build_optimizer returned a {type(self.optimizer).__name__}, not a torch.optim.Optimizer")
+        for group in self.optimizer.param_groups:
+            # torch picks the foreach form by device when the task leaves it open (for-loop on CPU and
+            # meta tensors, foreach on CUDA): the step's operator graph must not depend on the device.
+            if "foreach" in group and group["foreach"] is None:
+                group["foreach"] = False
         self.scheduler = None
         if task.build_scheduler is not None:
             with protocol_math():  # a scheduler computes the first learning rate when it is made
@@ -192,7 +198,9 @@ class Session:
         reproducible bits. Returns the loss (detached; the mean over micro-batches). The scheduler
         runs under the protocol's correctly rounded `math` (`prover.scalars.protocol_math`); the
         optimizer's powers of `.item()` values are correctly rounded (`prover.scalars.protocol_items`)."""
-        with protocol_items(), protocol_rnn():
+        # SDPA is held to its math route: on meta tensors (skeletons) it never takes the fused CPU
+        # kernel, and both routes give the same bits under pinpoint's definitions.
+        with protocol_items(), protocol_rnn(), sdpa_kernel(SDPBackend.MATH):
             return self._run_step()
 
     def _run_step(self) -> torch.Tensor:
@@ -209,7 +217,8 @@ class Session:
             loss.backward()
             total = loss.detach() if total is None else total + loss.detach()
         if task.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), task.grad_clip)
+            # foreach pinned for the same reason as the optimizer's (torch's default depends on the device)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), task.grad_clip, foreach=False)
         self.optimizer.step()
         if self.scheduler is not None:
             with protocol_math():
