@@ -56,7 +56,7 @@ DERIVED: Root = Root(b"")
 
 DERIVED_OPS = frozenset(
     f"aten::{name}"
-    for name in ["view.default", "_unsafe_view.default", "reshape.default", "t.default", "transpose.int", "permute.default", "expand.default", "unsqueeze.default", "squeeze.dim", "squeeze.dims", "squeeze.default", "select.int", "slice.Tensor", "split.Tensor", "split_with_sizes.default", "unbind.int", "alias.default", "detach.default", "clone.default", "contiguous.default", "lift_fresh.default"]
+    for name in ["view.default", "_unsafe_view.default", "reshape.default", "t.default", "transpose.int", "permute.default", "expand.default", "unsqueeze.default", "squeeze.dim", "squeeze.dims", "squeeze.default", "select.int", "slice.Tensor", "split.Tensor", "split_with_sizes.default", "unbind.int", "alias.default", "detach.default", "clone.default", "contiguous.default"]
 )
 """Operators of one tensor input whose outputs are that input's values rearranged: exact, cheap, and
 most of a step's bytes (a transformer step's views alone are half of what it would hash)."""

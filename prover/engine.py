@@ -53,6 +53,9 @@ PASS_THROUGH = frozenset(
         "profiler::_record_function_enter_new.default",
         "profiler::_record_function_exit._RecordFunction",
         "profiler::_record_function_enter.default",
+        # the identity torch applies to a tensor literal made inside the step (torch.tensor([…])): the
+        # literal is what later nodes read, as a constant, on CPU and meta tensors alike
+        "aten::lift_fresh.default",
     }
 )
 READS = frozenset({"aten::_local_scalar_dense.default", "aten::is_nonzero.default", "aten::equal.default"})
@@ -283,6 +286,8 @@ class Recorder:
             return origin.ref
         if tensor.numel() <= MAX_CONSTANT_ELEMENTS and tensor.device.type != "meta":
             return ("c", encode_tensor(tensor).hex())
+        if tensor.numel() == 0:  # an empty tensor is its dtype and shape, on meta tensors too
+            return ("c", encode_tensor(torch.empty(tensor.shape, dtype=tensor.dtype)).hex())
         raise TraceError(f"a tensor of unknown origin, shape {tuple(tensor.shape)}, entered the step")
 
     def record(

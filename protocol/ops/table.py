@@ -66,7 +66,7 @@ NATIVE_OPS = """
 view.default _unsafe_view.default reshape.default t.default transpose.int permute.default expand.default
 unsqueeze.default squeeze.dim squeeze.dims squeeze.default select.int slice.Tensor split.Tensor
 split_with_sizes.default unbind.int alias.default detach.default clone.default _to_copy.default
-copy_.default lift_fresh.default contiguous.default cat.default stack.default index.Tensor
+copy_.default contiguous.default cat.default stack.default index.Tensor
 index_select.default gather.default embedding.default masked_fill.Scalar masked_fill.Tensor
 masked_fill_.Scalar where.self eq.Scalar eq.Tensor ne.Scalar ne.Tensor lt.Scalar lt.Tensor le.Scalar
 le.Tensor gt.Scalar gt.Tensor ge.Scalar ge.Tensor bitwise_not.default logical_not.default
