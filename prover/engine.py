@@ -297,9 +297,13 @@ class Recorder:
         inputs: tuple[torch.Tensor, ...],
         outputs: tuple[torch.Tensor | None, ...],
         written: tuple[int, ...] = (),
+        refs: tuple[Ref, ...] | None = None,
     ) -> None:
-        """Append a node; `written` are the positions of outputs that are written arguments."""
-        refs = tuple(self.ref_of(tensor) for tensor in inputs)
+        """Append a node; `written` are the positions of outputs that are written arguments; `refs`
+        the inputs' refs taken before the operator ran (a constant an in-place operator overwrites
+        is the value it read)."""
+        if refs is None:
+            refs = tuple(self.ref_of(tensor) for tensor in inputs)
         metas = tuple(None if out is None else OutputMeta(DTYPE_CODES[out.dtype], tuple(out.shape)) for out in outputs)
         structure = NodeStructure(op, args, refs, metas)
         index = len(self.nodes)
@@ -483,6 +487,7 @@ class ReproducibleMode(TorchDispatchMode):
             call.args["pinpoint.rng"] = {"seed": self.rng.seed, "step": self.rng.step, "offset": self.rng.offset}
             self.rng.offset += random_numel(name, bound)
         skeleton = self.recorder is not None and self.recorder.skeleton
+        refs = tuple(self.recorder.ref_of(t) for t in call.inputs) if self.recorder is not None else None
         mutation = get_mutation(func)
         if mutation.self_only:
             # The common in-place form (add_, mul_, …): kept apart because it runs for most optimizer ops.
@@ -518,7 +523,7 @@ class ReproducibleMode(TorchDispatchMode):
         self.node_count += 1
         self.outputs_alive.extend(out for out in outputs if out is not None)
         if self.recorder is not None:
-            self.recorder.record(name, call.args, call.inputs, outputs, written)
+            self.recorder.record(name, call.args, call.inputs, outputs, written, refs)
         return result
 
     def _finish_native(self, result: Any, in_place: bool) -> Any:
