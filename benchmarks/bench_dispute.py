@@ -38,13 +38,13 @@ from protocol.hint import compute_structure_hint  # noqa: E402
 from protocol.ops import execute  # noqa: E402
 from protocol.signing import generate_private_key  # noqa: E402
 from protocol.state import get_sorted_names  # noqa: E402
-from prover.engine import (  # noqa: E402
+from protocol.recording import (  # noqa: E402
     ReproducibleMode,
     RngContext,
     Tamper,  # noqa: E402
 )
 from prover.run import get_primitives_for, restore_session, trace_step, train  # noqa: E402
-from prover.session import Session  # noqa: E402
+from protocol.session import Session  # noqa: E402
 from verifier.dispute import dispute_runs, make_game_config  # noqa: E402
 from verifier.game.driver import play_game  # noqa: E402
 from verifier.game.strategy import HonestStrategy  # noqa: E402
@@ -112,9 +112,9 @@ def referee_scaling(steps_list: list[int]) -> list[dict[str, Any]]:
     rows = []
     for t in steps_list:
         start = time.perf_counter()
-        replayed = TraceReferee(job).get_skeleton(t)
+        replayed = TraceReferee(job, resolve_task(job)).get_skeleton(t)
         middle = time.perf_counter()
-        hinted = TraceReferee(job).get_skeleton(t, (hints[t], hints[t]))
+        hinted = TraceReferee(job, resolve_task(job)).get_skeleton(t, (hints[t], hints[t]))
         end = time.perf_counter()
         assert hinted == replayed
         rows.append({"t": t, "replay_seconds": middle - start, "hinted_seconds": end - middle})
@@ -136,7 +136,7 @@ def _warm_step_seconds(run: Any) -> float:
 
 def largest_operator_time(repeats: int = 3) -> dict[str, Any]:
     job = make_job("transformer", "adamw", 4, seed=0, size="mid")
-    skeleton = TraceReferee(job).get_skeleton(1)
+    skeleton = TraceReferee(job, resolve_task(job)).get_skeleton(1)
     session = Session(job, resolve_task(job), meta=True)
     trace_step(session, skeleton=True)  # now at s_1, whose tensors step 1 reads
     state = session.state_tensors()

@@ -38,7 +38,7 @@ from pinpoint.presets import make_job, resolve_task  # noqa: E402
 from prover.presets import preset_source  # noqa: E402
 from protocol.encoding import compute_digest  # noqa: E402
 from protocol.state import compute_state_root  # noqa: E402
-from prover.engine import ReproducibleMode, RngContext  # noqa: E402
+from protocol.recording import ReproducibleMode, RngContext  # noqa: E402
 from prover.run import (  # noqa: E402
     Committer,
     DigestCache,
@@ -47,7 +47,7 @@ from prover.run import (  # noqa: E402
     trace_step,
     write_checkpoint,
 )
-from prover.session import Session  # noqa: E402
+from protocol.session import Session  # noqa: E402
 
 
 class Stepper:

@@ -128,10 +128,10 @@ def serve_reproducible(path: Path, reply: Callable[[dict[str, Any]], None], requ
 
     import prover  # noqa: F401
     import torch
-    from prover.engine import ReproducibleMode, RngContext
+    from protocol.recording import ReproducibleMode, RngContext
     from prover.process import tune_process
     from prover.run import Committer, get_primitives_for
-    from prover.session import Session, make_job
+    from protocol.session import Session, make_job
     from prover.task import load_task
 
     tune_process()
@@ -186,10 +186,10 @@ def serve_reproducible(path: Path, reply: Callable[[dict[str, Any]], None], requ
 
 
 def serve_train(path: Path, run: Path, steps: int, reply: Callable[[dict[str, Any]], None]) -> None:
+    from protocol.session import make_job
     from prover.coverage import check_coverage
     from prover.process import tune_process
     from prover.run import train
-    from prover.session import make_job
     from prover.task import load_task
 
     tune_process()

@@ -11,13 +11,13 @@ import click
 
 from protocol.job import JobSpecError
 from protocol.ops import UnsupportedOperator
+from protocol.recording import Tamper, TraceError
+from protocol.session import StateError
 from protocol.trace import compute_trace_root
-from prover.engine import Tamper, TraceError
 from prover.files import FileFormatError
 from prover.presets import MODELS, OPTIMIZERS, SIZES
 from prover.process import tune_process
 from prover.run import RunError, load_or_create_key, load_run, regenerate_trace, train
-from prover.session import StateError
 from prover.task import Task, TaskError, load_task
 
 ALL_SIZES = sorted({size for sizes in SIZES.values() for size in sizes})
@@ -73,7 +73,7 @@ def train_command(
     """Train a job reproducibly and commit to every step's state."""
     from tqdm import tqdm
 
-    from prover.session import make_job
+    from protocol.session import make_job
 
     try:
         task = choose_task(task_path, model, optimizer, size)
@@ -106,8 +106,8 @@ def train_command(
 def check_command(task_path: Path | None, model: str | None, optimizer: str | None, size: str, batch_size: int | None, as_json: bool) -> None:
     """Run one step and report every aten operator it uses and which have reproducible definitions.
     Exit 1 when some are undefined (then `train` would refuse the task)."""
+    from protocol.session import make_job
     from prover.coverage import check_coverage
-    from prover.session import make_job
 
     try:
         task = choose_task(task_path, model, optimizer, size)

@@ -35,9 +35,10 @@ from protocol.economy import (
     sign_transaction,
 )
 from protocol.job import JobSpec
+from protocol.recording import Tamper
 from protocol.signing import generate_private_key, get_public_key_bytes, private_key_to_bytes
-from prover.engine import Tamper
 from prover.files import write_atomic
+from prover.presets import resolve_task
 from prover.run import train
 from verifier.dispute import dispute_runs
 from verifier.referee import TraceReferee
@@ -149,7 +150,7 @@ class Demo:
         if self.rng.random() < 0.25:
             job.tamper = Tamper("state", step)
         else:
-            skeleton = TraceReferee(job.spec).get_skeleton(step)
+            skeleton = TraceReferee(job.spec, resolve_task(job.spec)).get_skeleton(step)
             floating = [j for j, node in enumerate(skeleton.nodes) if node.outputs and node.outputs[0] is not None and node.outputs[0].dtype == 1]
             job.tamper = Tamper("output", step, self.rng.choice(floating))
         return job

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from protocol.job import JobSpec
+from protocol.session import make_job as make_task_job
 from prover.presets import MODELS, OPTIMIZERS, SIZES, find_preset, preset_task, resolve_task
-from prover.session import make_job as make_task_job
 
 __all__ = ["MODELS", "OPTIMIZERS", "SIZES", "find_preset", "make_job", "preset_task", "resolve_task"]
 

@@ -19,8 +19,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from protocol.job import JobSpec
 from protocol.ops import is_supported
 from protocol.ops.canonical import get_op_name
-from prover.engine import PASS_THROUGH, READS
-from prover.session import Session
+from protocol.recording import PASS_THROUGH, READS
+from protocol.session import Session
 from prover.task import Task
 
 

@@ -41,24 +41,23 @@ from protocol.game.commitments import (
     parse_signed_run_commitment_json,
     sign_run_commitment,
 )
-from protocol.hint import compute_structure_hint
 from protocol.job import JobSpec, JobSpecError, compute_job_id
 from protocol.merkle import MerkleTree
 from protocol.ops import UnsupportedOperator
+from protocol.recording import ReproducibleMode, RngContext, Tamper
+from protocol.session import Session, StateError, record_step, tamper_state
 from protocol.signing import (
     generate_private_key,
     get_public_key_bytes,
     private_key_from_bytes,
     private_key_to_bytes,
 )
-from protocol.state import compute_chain_tree, compute_state_root, get_sorted_names
-from protocol.trace import Skeleton, StepTrace
+from protocol.state import compute_chain_tree, compute_state_root
+from protocol.task import Task
+from protocol.trace import StepTrace
 from protocol.types import Root
-from prover.engine import Recorder, ReproducibleMode, RngContext, Tamper, perturb
 from prover.files import FileFormatError, read_json, write_atomic, write_json_atomic
 from prover.presets import resolve_task
-from prover.session import Session, StateError
-from prover.task import Task
 
 
 class RunError(RuntimeError):
@@ -375,17 +374,6 @@ def check_initial_state(job: JobSpec, session: Session) -> None:
                        "initialisation is not portable to this machine; set protocol_init = True in the task")
 
 
-def tamper_state(session: Session) -> None:
-    """Corrupt one parameter (the first in canonical name order) by one bit, in place."""
-    tensors = session.state_tensors()
-    first = next(name for name in get_sorted_names(tensors) if name.startswith("param/"))
-    with torch.no_grad():
-        perturb(tensors[first])
-
-
-# --- replay and regeneration ---------------------------------------------------------------------
-
-
 def restore_session(run: Run, step: int, device: str = "cpu", task: Task | None = None) -> Session:
     """A session at s_step: the nearest checkpoint at or before it, replayed forward, every root checked."""
     task = resolve_task(run.job, task)
@@ -417,31 +405,8 @@ def restore_session(run: Run, step: int, device: str = "cpu", task: Task | None 
 def trace_step(
     session: Session, tamper: Tamper | None = None, skeleton: bool = False, tensors: dict[bytes, torch.Tensor] | None = None
 ) -> StepTrace:
-    """Run the session's current step with a recorder; returns the trace (session advances).
-
-    With `tensors`, every tensor the step reads or writes is added to it by digest."""
-    t = int(session.step)
-    before = session.state_tensors()
-    names = get_sorted_names(before)
-    before_digests = {} if skeleton else compute_state_digests(before)
-    hint = b"" if skeleton else compute_structure_hint(before)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinpoint-hash") as hasher:
-        recorder = Recorder(skeleton=skeleton, keep_tensors=tensors is not None, hasher=None if skeleton else hasher)
-        recorder.bind_state(names, before)
-        mode = ReproducibleMode(RngContext(session.job.seed, t), get_primitives_for(), recorder=recorder, tamper=tamper)
-        with mode:
-            session.run_step()
-        recorder.finish()  # not on an error: that error is the one to report (the pool still drains)
-    if tamper is not None and tamper.kind == "state" and tamper.step == t:
-        tamper_state(session)
-    after = session.state_tensors()
-    bindings = tuple((name, recorder.ref_of(after[name])) for name in get_sorted_names(after))
-    after_digests = {} if skeleton else compute_state_digests(after)
-    if tensors is not None:
-        for name, tensor in after.items():
-            recorder.keep(after_digests[name], tensor)
-        tensors.update(recorder.tensors)
-    return StepTrace(t, tuple(recorder.nodes), bindings, before_digests, after_digests, hint)
+    """`protocol.session.trace_step` with the fast primitives on CPU."""
+    return record_step(session, tamper, skeleton, tensors, get_primitives_for())
 
 
 def regenerate_trace(
@@ -455,24 +420,3 @@ def regenerate_trace(
     if compute_state_root(trace.state_after) != run.roots[step + 1]:
         raise RunError(f"the regenerated step {step} does not reproduce the committed state root s_{step + 1}")
     return trace
-
-
-def compute_skeleton(
-    job: JobSpec, task: Task, state_shapes: dict[str, tuple[torch.dtype, tuple[int, ...]]], scalars: dict[str, torch.Tensor]
-) -> Skeleton:
-    """The skeleton of a step from s_t's metadata and its one-element tensors' values, on meta tensors.
-
-    `state_shapes` gives every tensor's dtype and shape; `scalars` the values of those with a single
-    element (the step counters, which `.item()` reads turn into arguments)."""
-    session = Session(job, task, meta=True)
-    tensors: dict[str, torch.Tensor] = {}
-    for name, (dtype, shape) in state_shapes.items():
-        if name in scalars:
-            tensors[name] = scalars[name].to("cpu").clone()
-        else:
-            tensors[name] = torch.empty(shape, dtype=dtype, device="meta")
-    session.load_state(tensors)
-    trace = trace_step(session, skeleton=True)
-    return trace.skeleton
-
-

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from pinpoint.cli import main
 from protocol.game.enums import Outcome
-from prover.engine import Tamper
+from protocol.recording import Tamper
 from prover.run import load_run, train
 from verifier.dispute import dispute_runs, verify_dispute_transcript
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from protocol.game import Outcome, Role, check_game_invariants, get_opponent
 from protocol.game.state import GameState
 from protocol.signing import generate_private_key
+from prover.presets import resolve_task
 from prover.provider import RunTraceProvider
 from prover.run import load_run
 from verifier.dispute import make_game_config
@@ -29,7 +30,7 @@ class Arena:
     def __init__(self, run_dir: Path) -> None:
         self.run = load_run(run_dir)
         self.provider = RunTraceProvider(self.run)
-        self.referee = TraceReferee(self.run.job)
+        self.referee = TraceReferee(self.run.job, resolve_task(self.run.job))
 
     def play(self, name: str, honest_role: Role, scenario: Scenario, arity: int = 2) -> GameResult:
         liar_role = get_opponent(honest_role)

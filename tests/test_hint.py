@@ -14,6 +14,7 @@ from protocol.encoding import DTYPE_CODES
 from protocol.game import Role, get_opponent
 from protocol.hint import compute_state_layout, compute_structure_hint, parse_structure_hint
 from protocol.signing import generate_private_key
+from prover.presets import resolve_task
 from prover.provider import RunTraceProvider
 from prover.run import load_run
 from verifier.dispute import make_game_config
@@ -70,7 +71,7 @@ def test_hint_states_the_step_counters(mlp_run: Path) -> None:
     trace = provider.get_trace(2)
     commitment = provider.get_trace_commitment(2)
     assert commitment.hint == trace.hint and len(trace.hint) > 32
-    referee = TraceReferee(load_run(mlp_run).job)
+    referee = TraceReferee(load_run(mlp_run).job, resolve_task(load_run(mlp_run).job))
     scalars = parse_structure_hint(trace.hint, referee._guess_layout_after_first())
     assert scalars is not None and int(scalars["step"]) == 2
 
@@ -79,10 +80,10 @@ def test_hint_states_the_step_counters(mlp_run: Path) -> None:
 def test_hinted_skeleton_equals_the_replayed_one(fixture: str, request: pytest.FixtureRequest) -> None:
     run = load_run(request.getfixturevalue(fixture))
     provider = RunTraceProvider(run)
-    replaying = TraceReferee(run.job)
+    replaying = TraceReferee(run.job, resolve_task(run.job))
     for step in range(1, run.job.steps):
         hint = provider.get_trace(step).hint
-        hinted = TraceReferee(run.job)
+        hinted = TraceReferee(run.job, resolve_task(run.job))
         assert hinted.get_skeleton(step, (hint, hint)) == replaying.get_skeleton(step)
         assert hinted.replayed_steps == 1  # one meta step, whatever t is
     assert replaying.replayed_steps == run.job.steps
@@ -91,10 +92,10 @@ def test_hinted_skeleton_equals_the_replayed_one(fixture: str, request: pytest.F
 def test_referee_ignores_hints_that_differ_or_do_not_fit(mlp_run: Path) -> None:
     run = load_run(mlp_run)
     hint = RunTraceProvider(run).get_trace(3).hint
-    truth = TraceReferee(run.job).get_skeleton(3)
+    truth = TraceReferee(run.job, resolve_task(run.job)).get_skeleton(3)
     wrong_step = RunTraceProvider(run).get_trace(2).hint
     for hints in [(hint, hint[:-1] + bytes([hint[-1] ^ 1])), (wrong_step, wrong_step), (b"", b""), (hint[:40], hint[:40])]:
-        referee = TraceReferee(run.job)
+        referee = TraceReferee(run.job, resolve_task(run.job))
         assert referee.get_skeleton(3, hints) == truth
         assert referee.replayed_steps == 4  # fell back to replaying s_0 … s_3
 
@@ -103,7 +104,7 @@ def test_referee_ignores_hints_that_differ_or_do_not_fit(mlp_run: Path) -> None:
 def test_a_wrong_hint_does_not_hurt_the_honest_party(mlp_run: Path, honest_role: Role) -> None:
     run = load_run(mlp_run)
     provider = RunTraceProvider(run)
-    referee = TraceReferee(run.job)
+    referee = TraceReferee(run.job, resolve_task(run.job))
     keys = {role: generate_private_key() for role in Role}
     liar = CATALOGUE["wrong-hint"].build(provider, keys[get_opponent(honest_role)], Scenario(step=3, node=20))
     honest = HonestStrategy(provider, keys[honest_role])
@@ -116,12 +117,12 @@ def test_a_wrong_hint_does_not_hurt_the_honest_party(mlp_run: Path, honest_role:
 def test_an_agreed_hint_no_true_state_has_falls_back_to_the_replay(mlp_run: Path) -> None:
     """Two liars agreeing on counters that make the step fail (another seed) cannot crash the referee."""
     run = load_run(mlp_run)
-    referee = TraceReferee(run.job)
+    referee = TraceReferee(run.job, resolve_task(run.job))
     layout = referee._guess_layout_after_first()
     state = {name: torch.zeros(shape, dtype=dtype) for name, dtype, shape in layout}
     state["step"] = torch.tensor(2)
     state["seed"] = torch.tensor(run.job.seed + 1)
     hint = compute_structure_hint(state)
     assert parse_structure_hint(hint, layout) is not None
-    assert referee.get_skeleton(2, (hint, hint)) == TraceReferee(run.job).get_skeleton(2)
+    assert referee.get_skeleton(2, (hint, hint)) == TraceReferee(run.job, resolve_task(run.job)).get_skeleton(2)
     assert referee.replayed_steps == 1 + 3  # the failed hinted step, then s_0 … s_2

@@ -165,14 +165,14 @@ def test_every_node_of_a_real_step_re_executes_from_the_reference(
     """What the referee does, for every node: reference re-execution reproduces the prover's digests,
     with inputs rebuilt from their hashed ancestors through derived (view) operators. With async_bytes
     0, every output is hashed on the worker thread, racing the in-place writes that follow it."""
-    import prover.engine
+    import protocol.recording
     from protocol.encoding import decode_tensor
     from protocol.trace import DERIVED, compute_derivation, compute_derived_value, is_derived
 
     run = load_run(request.getfixturevalue(fixture))
     if async_bytes is not None:
         synchronous = regenerate_trace(run, 1)
-        monkeypatch.setattr(prover.engine, "ASYNC_HASH_BYTES", async_bytes)
+        monkeypatch.setattr(protocol.recording, "ASYNC_HASH_BYTES", async_bytes)
     tensors: dict[bytes, torch.Tensor] = {}
     trace = regenerate_trace(run, 1, tensors=tensors)
     if async_bytes is not None:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from protocol.ops import UnsupportedOperator, activations
 from protocol.ops.prims import REFERENCE
-from prover.engine import ReproducibleMode, RngContext
+from protocol.recording import ReproducibleMode, RngContext
 from prover.fast import FAST
 from prover.run import get_primitives_for
 from tests.test_ops import matrices, run_op, same_bits
@@ -593,8 +593,8 @@ def test_every_node_of_a_traced_zoo_step_re_executes_from_the_reference() -> Non
     the reference definitions on its recorded inputs, gives the recorded digests."""
     from protocol.encoding import compute_digest, decode_tensor
     from protocol.ops import execute
+    from protocol.recording import Recorder
     from protocol.trace import compute_derivation, compute_derived_value, is_derived
-    from prover.engine import Recorder
 
     torch.manual_seed(0)
     model = _Zoo()

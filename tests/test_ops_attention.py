@@ -26,9 +26,9 @@ from protocol.ops.attention import compute_shifted_exp
 from protocol.ops.canonical import canonicalize_call
 from protocol.ops.prims import REFERENCE, Primitives
 from protocol.ops.random import compute_bernoulli
+from protocol.recording import Recorder, ReproducibleMode, RngContext
 from protocol.trace import DERIVED, TraceNode, compute_derivation, compute_derived_value, is_derived
 from protocol.types import Root
-from prover.engine import Recorder, ReproducibleMode, RngContext
 from prover.fast import FAST
 from prover.run import get_primitives_for
 

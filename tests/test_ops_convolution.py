@@ -22,8 +22,8 @@ from protocol.encoding import compute_digest, decode_tensor
 from protocol.ops import UnsupportedOperator, convolution, execute, is_supported
 from protocol.ops.canonical import canonicalize_call
 from protocol.ops.prims import REFERENCE
+from protocol.recording import Recorder, ReproducibleMode, RngContext
 from protocol.trace import DERIVED, compute_derivation, compute_derived_value, is_derived
-from prover.engine import Recorder, ReproducibleMode, RngContext
 from prover.fast import FAST
 
 aten = torch.ops.aten

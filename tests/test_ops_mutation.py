@@ -24,9 +24,9 @@ from protocol.encoding import compute_digest, decode_tensor
 from protocol.ops import UnsupportedOperator, execute, is_supported
 from protocol.ops.canonical import canonicalize_call, get_mutation
 from protocol.ops.prims import REFERENCE, Primitives
+from protocol.recording import Recorder, ReproducibleMode, RngContext
 from protocol.trace import DERIVED, TraceNode, compute_derivation, compute_derived_value, is_derived
 from protocol.types import Root
-from prover.engine import Recorder, ReproducibleMode, RngContext
 from prover.fast import FAST
 
 aten = torch.ops.aten
@@ -417,10 +417,10 @@ def test_every_node_of_a_batch_norm_step_re_executes_from_the_reference(optimize
 def test_hashing_on_a_worker_thread_waits_for_every_written_argument(optimizer: str, foreach: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """With every output hashed on the worker thread, the digests race the writes that follow (the
     optimizer's foreach lists, batch norm's running statistics): the recorder must wait for them."""
-    import prover.engine
+    import protocol.recording
 
     synchronous, _, _, _ = _traced_step(optimizer, foreach)
-    monkeypatch.setattr(prover.engine, "ASYNC_HASH_BYTES", 0)
+    monkeypatch.setattr(protocol.recording, "ASYNC_HASH_BYTES", 0)
     with ThreadPoolExecutor(max_workers=1) as hasher:
         asynchronous, _, _, _ = _traced_step(optimizer, foreach, hasher=hasher)
     assert asynchronous == synchronous

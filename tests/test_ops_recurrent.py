@@ -24,10 +24,10 @@ from protocol.encoding import compute_digest, decode_tensor
 from protocol.ops import UnsupportedOperator, execute
 from protocol.ops.canonical import canonicalize_call
 from protocol.ops.prims import REFERENCE, Primitives
+from protocol.recording import Recorder, ReproducibleMode, RngContext
 from protocol.rnn import protocol_rnn
 from protocol.trace import DERIVED, TraceNode, compute_derivation, compute_derived_value, is_derived
 from protocol.types import Root
-from prover.engine import Recorder, ReproducibleMode, RngContext
 from prover.fast import FAST
 
 aten = torch.ops.aten

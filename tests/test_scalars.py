@@ -1,5 +1,5 @@
 """The protocol's scalar math: correctly rounded pow, exp, cos, … and how a step's Python floats
-are made to follow it (`prover.scalars`)."""
+are made to follow it (`protocol.scalar_mode`)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from protocol.scalar_mode import ProtocolFloat, as_protocol_float, protocol_math
 from protocol.semantics.scalars import MATH_FUNCTIONS, compute_cos, compute_exp, compute_pow
-from prover.scalars import ProtocolFloat, as_protocol_float, protocol_math
 
 _EXACT = mpmath.MPContext()
 _EXACT.prec = 3000
@@ -101,7 +101,7 @@ def test_reads_of_tensors_inside_a_step_are_protocol_floats() -> None:
     import torch
     from torch.optim.optimizer import _get_value
 
-    from prover.scalars import protocol_items
+    from protocol.scalar_mode import protocol_items
 
     step = torch.tensor(3.0)
     with protocol_items():

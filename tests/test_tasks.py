@@ -19,11 +19,11 @@ from hypothesis import strategies as st
 from pinpoint.cli import main
 from protocol.job import JobSpec, JobSpecError, compute_job_id
 from protocol.ops import UnsupportedOperator
+from protocol.recording import Tamper
+from protocol.session import Session, make_job
 from prover.coverage import check_coverage
-from prover.engine import Tamper
-from prover.presets import find_preset, preset_source, preset_task
+from prover.presets import find_preset, preset_source, preset_task, resolve_task
 from prover.run import RunError, load_run, regenerate_trace, restore_session, train
-from prover.session import Session, make_job
 from prover.task import Task, TaskError, load_task, task_from_source
 from verifier.dispute import dispute_runs
 from verifier.referee import TraceReferee
@@ -106,12 +106,14 @@ def test_a_job_that_is_not_a_preset_needs_the_users_task(tiny_run: Path, tiny_ta
     with pytest.raises(TaskError, match="--task"):
         regenerate_trace(run, 1)
     with pytest.raises(TaskError, match="--task"):
-        TraceReferee(run.job)
+        resolve_task(run.job)
     other = task_from_source(TINY_TASK.replace("lr=0.1", "lr=0.2").encode(), "other.py")
     with pytest.raises(TaskError, match="not this job's task"):
         regenerate_trace(run, 1, task=other)
     with pytest.raises(TaskError, match="not the job's task"):
         Session(run.job, other)
+    with pytest.raises(TaskError, match="not this job's task"):
+        TraceReferee(run.job, other)
     cli = CliRunner()
     refused = cli.invoke(main, ["trace", str(tiny_run), "--step", "1"])
     assert refused.exit_code == 2 and "--task" in refused.output

@@ -16,14 +16,14 @@ import torch
 from protocol.job import compute_job_id
 from protocol.merkle import hash_leaf, verify_inclusion
 from protocol.ops import UnsupportedOperator
+from protocol.recording import ReproducibleMode, RngContext, Tamper
+from protocol.session import compute_skeleton
 from protocol.signing import generate_private_key
 from protocol.state import compute_state_root
 from protocol.trace import decode_node, encode_node
-from prover.engine import ReproducibleMode, RngContext, Tamper
 from prover.run import (
     RunError,
     checkpoint_path,
-    compute_skeleton,
     load_run,
     regenerate_trace,
     restore_session,
@@ -195,27 +195,28 @@ def test_training_refuses_to_overwrite_a_run(mlp_run: Path) -> None:
 def test_cached_meta_results_give_the_same_skeletons(transformer_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Skeletons reuse the output metadata of functional operators seen before; with and without the
     cache they are the same, and both equal the skeleton of the real trace."""
-    import prover.engine
+    import protocol.recording
+    from prover.presets import resolve_task
     from verifier.referee import TraceReferee
 
     run = load_run(transformer_run)
-    monkeypatch.setattr(prover.engine, "_META_RESULTS", {})
-    cold = TraceReferee(run.job).get_skeleton(2)
-    assert prover.engine._META_RESULTS  # filled
-    warm = TraceReferee(run.job).get_skeleton(2)
-    monkeypatch.setattr(prover.engine, "MAX_META_RESULTS", 0)
-    monkeypatch.setattr(prover.engine, "_META_RESULTS", {})
-    uncached = TraceReferee(run.job).get_skeleton(2)
+    monkeypatch.setattr(protocol.recording, "_META_RESULTS", {})
+    cold = TraceReferee(run.job, resolve_task(run.job)).get_skeleton(2)
+    assert protocol.recording._META_RESULTS  # filled
+    warm = TraceReferee(run.job, resolve_task(run.job)).get_skeleton(2)
+    monkeypatch.setattr(protocol.recording, "MAX_META_RESULTS", 0)
+    monkeypatch.setattr(protocol.recording, "_META_RESULTS", {})
+    uncached = TraceReferee(run.job, resolve_task(run.job)).get_skeleton(2)
     assert cold == warm == uncached == regenerate_trace(run, 2).skeleton
 
 
 def test_meta_cache_keys_include_the_memory_format(monkeypatch: pytest.MonkeyPatch) -> None:
     """clone() of a transposed tensor keeps its strides; contiguous() is a clone with another memory
     format: a cache that confused the two would hand contiguous() the transposed strides."""
-    import prover.engine
-    from prover.engine import Recorder
+    import protocol.recording
+    from protocol.recording import Recorder
 
-    monkeypatch.setattr(prover.engine, "_META_RESULTS", {})
+    monkeypatch.setattr(protocol.recording, "_META_RESULTS", {})
     x = torch.empty(8, 4, device="meta")
     recorder = Recorder(skeleton=True)
     recorder.bind_state(["x"], {"x": x})

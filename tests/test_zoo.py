@@ -16,10 +16,10 @@ import torch
 
 from protocol.encoding import compute_digest, decode_tensor
 from protocol.ops import OpKind, execute, get_definition
+from protocol.recording import Tamper
+from protocol.session import make_job
 from protocol.trace import DERIVED, compute_derivation, compute_derived_value, is_derived
-from prover.engine import Tamper
 from prover.run import Run, load_run, regenerate_trace, train
-from prover.session import make_job
 from prover.task import Task, load_task
 from verifier.dispute import dispute_runs, verify_dispute_transcript
 from verifier.referee import TraceReferee
@@ -34,7 +34,7 @@ def _chain_root_in_subprocess(task_file: Path, out: Path, threads: int) -> str:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), NUMBA_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     code = (
         "import sys, torch; torch.set_num_threads(int(sys.argv[3]));"
-        "from prover.task import load_task; from prover.session import make_job; from prover.run import train;"
+        "from prover.task import load_task; from protocol.session import make_job; from prover.run import train;"
         "from protocol.signing import generate_private_key;"
         "task = load_task(sys.argv[1]);"
         f"run = train(make_job(task, {STEPS}, 5), sys.argv[2], generate_private_key(), task=task);"

@@ -170,7 +170,7 @@ def verify_dispute_transcript(path: str | os.PathLike[str], task: Task | None = 
     except (OSError, ValueError, KeyError, TypeError, JobSpecError) as error:
         return VerificationResult(False, f"cannot read the transcript's job: {error}")
     try:
-        referee = TraceReferee(job, task)
+        referee = TraceReferee(job, resolve_task(job, task))
     except TaskError as error:
         return VerificationResult(False, f"cannot judge the transcript's job: {error}")
     return verify_transcript(value, referee)

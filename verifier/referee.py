@@ -42,7 +42,10 @@ from protocol.game.evidence import (
 from protocol.hint import StateLayout, compute_state_layout, parse_structure_hint
 from protocol.job import JobSpec, compute_job_id
 from protocol.ops import execute
+from protocol.recording import TraceError
+from protocol.session import Session, StateError, compute_skeleton, record_step
 from protocol.state import StateLeafError, compute_state_leaf, decode_state_leaf
+from protocol.task import Task, TaskError
 from protocol.trace import (
     DERIVED,
     NodeStructure,
@@ -57,11 +60,6 @@ from protocol.trace import (
     is_derived,
 )
 from protocol.types import DIGEST_SIZE, Root, StepIndex
-from prover.engine import TraceError
-from prover.presets import resolve_task
-from prover.run import compute_skeleton, trace_step
-from prover.session import Session, StateError
-from prover.task import Task, TaskError
 
 
 class RefereeError(ValueError):
@@ -71,11 +69,14 @@ class RefereeError(ValueError):
 class TraceReferee:
     """Decides leaf disputes about one job's training steps."""
 
-    def __init__(self, job: JobSpec, task: Task | None = None) -> None:
-        """A referee for `job`, with the job's task: the user's (checked against the job's task
-        digest), else the built-in preset it names. Never a file from a party."""
+    def __init__(self, job: JobSpec, task: Task) -> None:
+        """A referee for `job` with the job's task, which the caller brings (the user's own file, or
+        a built-in preset: `prover.presets.resolve_task`), never a file from a party. The task's
+        digest and data root are checked against the job. The referee runs protocol code only."""
+        if task.digest.hex() != job.task:
+            raise TaskError(f"task {task.name} is not this job's task: this referee cannot judge it")
         self.job = job
-        self.task = resolve_task(job, task)
+        self.task = task
         if self.task.data_root().hex() != job.data:
             raise TaskError(f"the data set task {self.task.name} loads here is not the job's: this referee cannot judge it")
         self.job_id = compute_job_id(job)
@@ -116,7 +117,7 @@ class TraceReferee:
             self._meta = Session(self.job, self.task, meta=True)
         while int(self._meta.step) <= step:
             current = int(self._meta.step)
-            self._skeletons[current] = trace_step(self._meta, skeleton=True).skeleton
+            self._skeletons[current] = record_step(self._meta, skeleton=True).skeleton
             self.replayed_steps += 1
         return self._skeletons[step]
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -30,11 +31,18 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import protocol.ops  # noqa: F401  (registers pinpoint's operators)
+from protocol.encoding import compute_digest
+from protocol.hint import compute_structure_hint
+from protocol.initial import initialize_parameters
 from protocol.job import JobSpec
+from protocol.ops.prims import REFERENCE
+from protocol.recording import PrimitivesFor, Recorder, ReproducibleMode, RngContext, Tamper, perturb
 from protocol.rnn import protocol_rnn
-from prover.models import initialize_parameters
-from prover.scalars import protocol_items, protocol_math
-from prover.task import Task, TaskError
+from protocol.scalar_mode import protocol_items, protocol_math
+from protocol.state import get_sorted_names
+from protocol.task import Task, TaskError
+from protocol.trace import Skeleton, StepTrace
+from protocol.types import Root
 
 
 class StateError(ValueError):
@@ -196,8 +204,8 @@ class Session:
     def run_step(self) -> torch.Tensor:
         """One training step (see the module docstring). Call inside a `ReproducibleMode` for
         reproducible bits. Returns the loss (detached; the mean over micro-batches). The scheduler
-        runs under the protocol's correctly rounded `math` (`prover.scalars.protocol_math`); the
-        optimizer's powers of `.item()` values are correctly rounded (`prover.scalars.protocol_items`)."""
+        runs under the protocol's correctly rounded `math` (`protocol.scalar_mode.protocol_math`); the
+        optimizer's powers of `.item()` values are correctly rounded (`protocol.scalar_mode.protocol_items`)."""
         # SDPA is held to its math route: on meta tensors (skeletons) it never takes the fused CPU
         # kernel, and both routes give the same bits under pinpoint's definitions.
         with protocol_items(), protocol_rnn(), sdpa_kernel(SDPBackend.MATH):
@@ -284,3 +292,75 @@ def make_job(task: Task, steps: int, seed: int, batch_size: int | None = None, p
     provisional = JobSpec(**fields)
     initial = compute_state_root({name: compute_digest(t) for name, t in compute_initial_state(provisional, task).items()})
     return JobSpec(**dict(fields, initial=initial.hex()))
+
+
+# --- recording a step -----------------------------------------------------------------------------
+
+
+def _digests(tensors: dict[str, torch.Tensor]) -> dict[str, Root]:
+    return {name: compute_digest(tensor) for name, tensor in tensors.items()}
+
+
+def tamper_state(session: Session) -> None:
+    """Corrupt one parameter (the first in canonical name order) in place: a research cheat."""
+    tensors = session.state_tensors()
+    first = next(name for name in get_sorted_names(tensors) if name.startswith("param/"))
+    with torch.no_grad():
+        perturb(tensors[first])
+
+
+def record_step(
+    session: Session,
+    tamper: Tamper | None = None,
+    skeleton: bool = False,
+    tensors: dict[bytes, torch.Tensor] | None = None,
+    primitives_for: PrimitivesFor = lambda device: REFERENCE,
+) -> StepTrace:
+    """Run the session's current step with a recorder; returns the trace (session advances). This
+    is what a step's trace is: one node per operator the mode sees, the state's names bound first.
+
+    With `tensors`, every tensor the step reads or writes is added to it by digest; `primitives_for`
+    chooses the kernels (the reference by default: the prover passes its fast ones)."""
+    t = int(session.step)
+    before = session.state_tensors()
+    names = get_sorted_names(before)
+    before_digests = {} if skeleton else _digests(before)
+    hint = b"" if skeleton else compute_structure_hint(before)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinpoint-hash") as hasher:
+        recorder = Recorder(skeleton=skeleton, keep_tensors=tensors is not None, hasher=None if skeleton else hasher)
+        recorder.bind_state(names, before)
+        mode = ReproducibleMode(RngContext(session.job.seed, t), primitives_for, recorder=recorder, tamper=tamper)
+        with mode:
+            session.run_step()
+        recorder.finish()  # not on an error: that error is the one to report (the pool still drains)
+    if tamper is not None and tamper.kind == "state" and tamper.step == t:
+        tamper_state(session)
+    after = session.state_tensors()
+    bindings = tuple((name, recorder.ref_of(after[name])) for name in get_sorted_names(after))
+    after_digests = {} if skeleton else _digests(after)
+    if tensors is not None:
+        for name, tensor in after.items():
+            recorder.keep(after_digests[name], tensor)
+        tensors.update(recorder.tensors)
+    return StepTrace(t, tuple(recorder.nodes), bindings, before_digests, after_digests, hint)
+
+
+def compute_skeleton(
+    job: JobSpec, task: Task, state_shapes: dict[str, tuple[torch.dtype, tuple[int, ...]]], scalars: dict[str, torch.Tensor]
+) -> Skeleton:
+    """The skeleton of a step from s_t's metadata and its one-element tensors' values, on meta tensors.
+
+    `state_shapes` gives every tensor's dtype and shape; `scalars` the values of those with a single
+    element (the step counters, which `.item()` reads turn into arguments)."""
+    session = Session(job, task, meta=True)
+    tensors: dict[str, torch.Tensor] = {}
+    for name, (dtype, shape) in state_shapes.items():
+        if name in scalars:
+            tensors[name] = scalars[name].to("cpu").clone()
+        else:
+            tensors[name] = torch.empty(shape, dtype=dtype, device="meta")
+    session.load_state(tensors)
+    trace = record_step(session, skeleton=True)
+    return trace.skeleton
+
+
