@@ -97,13 +97,13 @@ def perturb(tensor: torch.Tensor) -> None:
     roundings downstream), the lowest bit for integers, negation for booleans."""
     if tensor.numel() == 0:
         return
-    flat = tensor.view(-1)
+    first = (0,) * tensor.dim()  # element [0, …, 0], whatever the strides
     if tensor.dtype == torch.bool:
-        flat[0] = ~flat[0]
+        tensor[first] = ~tensor[first]
     elif tensor.dtype.is_floating_point:
-        flat[0] = flat[0] * 2 + 1
+        tensor[first] = tensor[first] * 2 + 1
     else:
-        flat[0] ^= 1
+        tensor[first] ^= 1
 
 
 @dataclass
