@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from protocol.job import JobSpecError
+from protocol.job import JobSpec, JobSpecError
 from protocol.ops import UnsupportedOperator
 from protocol.recording import Tamper, TraceError
 from protocol.session import StateError
@@ -17,7 +17,7 @@ from protocol.trace import compute_trace_root
 from prover.files import FileFormatError
 from prover.presets import MODELS, OPTIMIZERS, SIZES
 from prover.process import tune_process
-from prover.run import RunError, load_or_create_key, load_run, regenerate_trace, train
+from prover.run import RunError, load_or_create_key, load_run, read_checkpoint, regenerate_trace, train
 from prover.task import Task, TaskError, load_task
 
 ALL_SIZES = sorted({size for sizes in SIZES.values() for size in sizes})
@@ -35,6 +35,16 @@ def choose_task(task_path: Path | None, model: str | None, optimizer: str | None
     if model is None or optimizer is None:
         raise TaskError("give --task FILE, or a built-in preset with --model and --optimizer")
     return preset_task(model, optimizer, size)
+
+
+def read_job(path: Path) -> JobSpec:
+    """A job spec from a file: the spec itself, or a run's run.json (whose "job" it is)."""
+    from prover.files import read_json
+
+    body = read_json(path, "job file")
+    if isinstance(body, dict) and "job" in body and isinstance(body["job"], dict):
+        body = body["job"]
+    return JobSpec.from_json(body)
 
 
 def user_task(task_path: Path | None) -> Task | None:
@@ -57,9 +67,13 @@ def main() -> None:
 @click.option("--model", type=click.Choice(MODELS), default=None, help="a built-in preset instead of --task")
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=None, help="the preset's optimizer")
 @click.option("--size", type=click.Choice(ALL_SIZES), default="small", show_default=True, help="the preset's size")
-@click.option("--steps", type=click.IntRange(min=1), required=True, help="T: steps to train")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="T: steps to train (required unless --job)")
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="default: the task's batch_size")
+@click.option("--job", "job_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="train this existing job (a job spec, or a run's run.json) instead of making one")
+@click.option("--initial", "initial_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="s_0 as safetensors (e.g. a run's checkpoints/step-00000000.safetensors), checked against the job")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda (results are the same bits)")
 @click.option("--key", "key_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="worker Ed25519 key file (created if missing)")
@@ -67,17 +81,30 @@ def main() -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--json", "as_json", is_flag=True, help="print a JSON summary")
 def train_command(
-    task_path: Path | None, model: str | None, optimizer: str | None, size: str, steps: int, seed: int, batch_size: int | None,
-    checkpoint_every: int, device: str, key_path: Path | None, tamper: str | None, out: Path, as_json: bool,
+    task_path: Path | None, model: str | None, optimizer: str | None, size: str, steps: int | None, seed: int,
+    batch_size: int | None, job_path: Path | None, initial_path: Path | None, checkpoint_every: int, device: str,
+    key_path: Path | None, tamper: str | None, out: Path, as_json: bool,
 ) -> None:
-    """Train a job reproducibly and commit to every step's state."""
+    """Train a job reproducibly and commit to every step's state: a new job made from the task, steps
+    and seed, or an existing one (--job), from s_0 computed here or given (--initial)."""
     from tqdm import tqdm
 
     from protocol.session import make_job
 
     try:
-        task = choose_task(task_path, model, optimizer, size)
-        job = make_job(task, steps, seed, batch_size)
+        if job_path is not None and model is not None:
+            raise TaskError("a job names its task by digest: give --job with --task FILE (or none for a preset)")
+        task = choose_task(task_path, model, optimizer, size) if job_path is None else None
+        job = read_job(job_path) if job_path is not None else None
+        if job is None:
+            assert task is not None
+            if steps is None:
+                raise TaskError("give --steps (or train an existing job with --job)")
+            job = make_job(task, steps, seed, batch_size)
+        elif task_path is not None:
+            task = load_task(task_path)
+        initial = read_checkpoint(initial_path) if initial_path is not None else None
+        steps = job.steps
         tamper_spec = Tamper.parse(tamper) if tamper else None
         key = load_or_create_key(key_path) if key_path is not None else None
         with tqdm(total=steps, desc="train", unit="step", disable=as_json or None, file=sys.stderr) as bar:
@@ -85,7 +112,7 @@ def train_command(
                 bar.set_postfix(loss=f"{loss:.4f}")
                 bar.update(1)
 
-            run = train(job, out, key, checkpoint_every, device, tamper_spec, on_step, task=task)
+            run = train(job, out, key, checkpoint_every, device, tamper_spec, on_step, task=task, initial=initial)
     except (JobSpecError, RunError, StateError, ValueError, UnsupportedOperator, TraceError, FileFormatError) as error:
         fail(str(error))
         return

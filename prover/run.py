@@ -268,13 +268,16 @@ def train(
     tamper: Tamper | None = None,
     on_step: Callable[[int, float], None] | None = None,
     task: Task | None = None,
+    initial: dict[str, torch.Tensor] | None = None,
 ) -> Run:
     """Train `job` reproducibly into the new directory `out`: checkpoints, roots, signed commitment.
 
     Everything is written into a hidden sibling directory first and renamed into place at the end,
     so a failure (an unsupported operator, an interrupt) leaves no partial run behind. Without a
     `key`, a fresh one is created and kept in the run as `worker.key` (owner-only permissions).
-    `task` is the job's task (checked against its digest); without one, a built-in preset's."""
+    `task` is the job's task (checked against its digest); without one, a built-in preset's.
+    `initial` is s_0 from elsewhere (the job maker's, or any run's first checkpoint: whoever wrote it,
+    its root is checked against the job's), for tasks whose own initialisation is not portable."""
     task = resolve_task(job, task)
     target = Path(out)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
@@ -289,7 +292,7 @@ def train(
         if key is None:
             key = load_or_create_key(run / "worker.key")
         try:
-            _train_into(run, job, task, key, checkpoint_every, device, tamper, on_step)
+            _train_into(run, job, task, key, checkpoint_every, device, tamper, on_step, initial)
         except UnsupportedOperator as error:
             raise _explain_unsupported(job, task, error) from error
         if target.exists():
@@ -323,9 +326,15 @@ def _train_into(
     device: str,
     tamper: Tamper | None,
     on_step: Callable[[int, float], None] | None,
+    initial: dict[str, torch.Tensor] | None = None,
 ) -> None:
     primitives_for = get_primitives_for()
     session = Session(job, task, device)
+    if initial is not None:
+        try:
+            session.load_state(initial)
+        except StateError as error:
+            raise RunError(f"the initial state does not fit the job: {error}") from error
     check_initial_state(job, session)
     committer = Committer(run, checkpoint_every, job.steps)
     timing = StepTiming()
@@ -370,8 +379,9 @@ def check_initial_state(job: JobSpec, session: Session) -> None:
     """Refuse to train from an s_0 other than the job's (the task and data were checked by the session)."""
     root = compute_state_root(compute_state_digests(session.state_tensors()))
     if root.hex() != job.initial:
-        raise RunError("s_0 computed here is not the job's initial state (its root differs): the task's own "
-                       "initialisation is not portable to this machine; set protocol_init = True in the task")
+        raise RunError("s_0 is not the job's initial state (its root differs): the task's own initialisation "
+                       "is not portable to this machine; train from the job's s_0 (--initial, e.g. another run's "
+                       "checkpoints/step-00000000.safetensors) or set protocol_init = True in the task")
 
 
 def restore_session(run: Run, step: int, device: str = "cpu", task: Task | None = None) -> Session:

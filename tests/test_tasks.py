@@ -288,3 +288,40 @@ def test_presets_are_task_files_found_by_digest() -> None:
     assert found is not None and found.digest.hex() == job.task
     with pytest.raises(TaskError, match="sizes"):
         preset_source("mlp", "sgd", "tiny")
+
+
+TORCH_INIT_TASK = TINY_TASK.replace("protocol_init = True", "protocol_init = False")
+
+
+def test_a_job_whose_s0_this_machine_cannot_draw_trains_from_a_shipped_s0(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The task keeps torch's own initialisation; another machine drawing other bits (emulated by
+    another generator seed) refuses the job, and trains it bit for bit from the job's s_0 file, which
+    any party may hand over: its root is checked."""
+    import protocol.session
+
+    path = tmp_path / "torch_init.py"
+    path.write_text(TORCH_INIT_TASK)
+    task = load_task(path)
+    job = make_job(task, 3, 4)
+    first = train(job, tmp_path / "first", checkpoint_every=2, task=task)
+    shipped = tmp_path / "first" / "checkpoints" / "step-00000000.safetensors"
+
+    drawn_elsewhere = torch.manual_seed
+    monkeypatch.setattr(protocol.session.torch, "manual_seed", lambda seed: drawn_elsewhere(seed + 1))
+    with pytest.raises(RunError, match="--initial"):
+        train(job, tmp_path / "refused", task=task)
+    from prover.run import read_checkpoint
+
+    second = train(job, tmp_path / "second", checkpoint_every=2, task=task, initial=read_checkpoint(shipped))
+    assert second.chain_root == first.chain_root
+
+    cli = CliRunner().invoke(main, [
+        "train", "--job", str(tmp_path / "first" / "run.json"), "--task", str(path), "--initial", str(shipped),
+        "--out", str(tmp_path / "third"), "--json",
+    ])
+    assert cli.exit_code == 0, cli.output
+    assert json.loads(cli.output.strip().splitlines()[-1])["chain_root"] == first.chain_root.hex()
+    wrong = first.path / "checkpoints" / "step-00000002.safetensors"  # s_2 is not s_0
+    refused = CliRunner().invoke(main, ["train", "--job", str(first.path / "run.json"), "--task", str(path),
+                                        "--initial", str(wrong), "--out", str(tmp_path / "fourth")])
+    assert refused.exit_code == 2 and "s_0" in refused.output
