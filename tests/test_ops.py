@@ -166,8 +166,8 @@ def test_every_node_of_a_real_step_re_executes_from_the_reference(
     with inputs rebuilt from their hashed ancestors through derived (view) operators. With async_bytes
     0, every output is hashed on the worker thread, racing the in-place writes that follow it."""
     import protocol.recording
-    from protocol.encoding import decode_tensor
-    from protocol.trace import DERIVED, compute_derivation, compute_derived_value, is_derived
+    from protocol.trace import is_derived
+    from tests.referee_replay import assert_nodes_re_execute
 
     run = load_run(request.getfixturevalue(fixture))
     if async_bytes is not None:
@@ -178,25 +178,8 @@ def test_every_node_of_a_real_step_re_executes_from_the_reference(
     if async_bytes is not None:
         assert trace.nodes == synchronous.nodes
     names = sorted(trace.state_before, key=str.encode)
-    structures = [node.structure for node in trace.nodes]
-    derived = 0
-    for node in trace.nodes:
-        if is_derived(node.structure):
-            derived += 1
-            assert all(d in (None, DERIVED) for d in node.digests)
-            continue
-        inputs = []
-        for ref in node.structure.inputs:
-            base, chain = compute_derivation(structures, ref)
-            if base[0] == "c":
-                value = decode_tensor(bytes.fromhex(base[1]))
-            else:
-                digest = trace.state_before[names[base[1]]] if base[0] == "s" else trace.nodes[base[1]].digests[base[2]]
-                assert digest is not None and len(digest) == 32
-                value = tensors[bytes(digest)].contiguous().clone()  # as the referee decodes it
-            inputs.append(compute_derived_value(structures, chain, value))
-        outputs = execute(node.structure.op, node.structure.args, inputs)
-        assert tuple(None if o is None else compute_digest(o) for o in outputs) == node.digests, node.structure.op
+    assert_nodes_re_execute(trace.nodes, [trace.state_before[name] for name in names], tensors)
+    derived = sum(1 for node in trace.nodes if is_derived(node.structure))
     assert derived >= len(trace.nodes) // 5  # views, transposes and detaches: a quarter of the nodes or more
 
 

@@ -20,6 +20,7 @@ from protocol.ops.prims import REFERENCE
 from protocol.recording import ReproducibleMode, RngContext
 from prover.fast import FAST
 from prover.run import get_primitives_for
+from tests.referee_replay import assert_nodes_re_execute
 from tests.test_ops import matrices, run_op, same_bits
 
 aten = torch.ops.aten
@@ -591,10 +592,8 @@ def test_a_model_with_these_activations_and_losses_trains_reproducibly() -> None
 def test_every_node_of_a_traced_zoo_step_re_executes_from_the_reference() -> None:
     """What the referee does: each node of a step traced with the fast primitives, re-executed from
     the reference definitions on its recorded inputs, gives the recorded digests."""
-    from protocol.encoding import compute_digest, decode_tensor
-    from protocol.ops import execute
+    from protocol.encoding import compute_digest
     from protocol.recording import Recorder
-    from protocol.trace import compute_derivation, compute_derived_value, is_derived
 
     torch.manual_seed(0)
     model = _Zoo()
@@ -610,24 +609,7 @@ def test_every_node_of_a_traced_zoo_step_re_executes_from_the_reference() -> Non
         _zoo_loss(model, x, y, torch.tensor([0, 1, 2, -100, 1]), 0.0).backward()
         optimizer.step()
     recorder.finish()
-    structures = [node.structure for node in recorder.nodes]
-    checked = set()
-    for node in recorder.nodes:
-        if is_derived(node.structure):
-            continue
-        inputs = []
-        for ref in node.structure.inputs:
-            base, chain = compute_derivation(structures, ref)
-            if base[0] == "c":
-                value = decode_tensor(bytes.fromhex(base[1]))
-            else:
-                digest = before[base[1]] if base[0] == "s" else recorder.nodes[base[1]].digests[base[2]]
-                assert digest is not None
-                value = recorder.tensors[bytes(digest)].contiguous().clone()
-            inputs.append(compute_derived_value(structures, chain, value))
-        outputs = execute(node.structure.op, node.structure.args, inputs)
-        assert tuple(None if o is None else compute_digest(o) for o in outputs) == node.digests, node.structure.op
-        checked.add(node.structure.op)
+    checked = assert_nodes_re_execute(recorder.nodes, before, recorder.tensors)
     assert {"aten::softplus_backward.default", "aten::elu_backward.default", "aten::var.correction", "aten::silu_backward.default"} <= checked
 
 

@@ -20,17 +20,18 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from protocol.encoding import compute_digest, decode_tensor
+from protocol.encoding import compute_digest
 from protocol.ops import UnsupportedOperator, execute, is_supported
 from protocol.ops.attention import compute_shifted_exp
 from protocol.ops.canonical import canonicalize_call
 from protocol.ops.prims import REFERENCE, Primitives
 from protocol.ops.random import compute_bernoulli
 from protocol.recording import Recorder, ReproducibleMode, RngContext
-from protocol.trace import DERIVED, TraceNode, compute_derivation, compute_derived_value, is_derived
+from protocol.trace import TraceNode
 from protocol.types import Root
 from prover.fast import FAST
 from prover.run import get_primitives_for
+from tests.referee_replay import assert_nodes_re_execute
 
 aten = torch.ops.aten
 FLASH = aten._scaled_dot_product_flash_attention_for_cpu.default
@@ -450,23 +451,7 @@ def test_every_node_of_a_gpt_step_re_executes_from_the_reference(dropout: float)
     math_route = {"aten::_safe_softmax.default", "aten::bernoulli_.float", "aten::tril.default"}
     flash_route = {f"{FLASH_NAME}.default", f"{FLASH_NAME}_backward.default"}
     assert ops >= (math_route if dropout else flash_route)
-    structures = [node.structure for node in nodes]
-    for node in nodes:
-        if is_derived(node.structure):
-            assert all(d in (None, DERIVED) for d in node.digests)
-            continue
-        inputs = []
-        for ref in node.structure.inputs:
-            base, chain = compute_derivation(structures, ref)
-            if base[0] == "c":
-                value = decode_tensor(bytes.fromhex(base[1]))
-            else:
-                digest = state_digests[names[base[1]]] if base[0] == "s" else nodes[base[1]].digests[base[2]]
-                assert digest is not None
-                value = tensors[bytes(digest)].contiguous().clone()
-            inputs.append(compute_derived_value(structures, chain, value))
-        outputs = execute(node.structure.op, node.structure.args, inputs)
-        assert tuple(None if o is None else compute_digest(o) for o in outputs) == node.digests, node.structure.op
+    assert_nodes_re_execute(nodes, [state_digests[name] for name in names], tensors)
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.1], ids=["no dropout", "dropout"])

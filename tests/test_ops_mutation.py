@@ -20,14 +20,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from protocol.encoding import compute_digest, decode_tensor
+from protocol.encoding import compute_digest
 from protocol.ops import UnsupportedOperator, execute, is_supported
 from protocol.ops.canonical import canonicalize_call, get_mutation
 from protocol.ops.prims import REFERENCE, Primitives
 from protocol.recording import Recorder, ReproducibleMode, RngContext
-from protocol.trace import DERIVED, TraceNode, compute_derivation, compute_derived_value, is_derived
+from protocol.trace import TraceNode
 from protocol.types import Root
 from prover.fast import FAST
+from tests.referee_replay import assert_nodes_re_execute
 
 aten = torch.ops.aten
 
@@ -393,22 +394,7 @@ def test_every_node_of_a_batch_norm_step_re_executes_from_the_reference(optimize
     ops = {s.op for s in structures}
     assert "aten::native_batch_norm.default" in ops and "aten::native_batch_norm_backward.default" in ops
     assert not foreach or any(op.startswith("aten::_foreach_") for op in ops)
-    for node in nodes:
-        if is_derived(node.structure):
-            assert all(d in (None, DERIVED) for d in node.digests)
-            continue
-        inputs = []
-        for ref in node.structure.inputs:
-            base, chain = compute_derivation(structures, ref)
-            if base[0] == "c":
-                value = decode_tensor(bytes.fromhex(base[1]))
-            else:
-                digest = state_digests[names[base[1]]] if base[0] == "s" else nodes[base[1]].digests[base[2]]
-                assert digest is not None and len(digest) == 32
-                value = tensors[bytes(digest)].contiguous().clone()
-            inputs.append(compute_derived_value(structures, chain, value))
-        outputs = execute(node.structure.op, node.structure.args, inputs)
-        assert tuple(None if o is None else compute_digest(o) for o in outputs) == node.digests, node.structure.op
+    assert_nodes_re_execute(nodes, [state_digests[name] for name in names], tensors)
     batch_norm = next(n for n in nodes if n.structure.op == "aten::native_batch_norm.default")
     assert len(batch_norm.structure.outputs) == 5
 

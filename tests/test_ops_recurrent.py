@@ -20,15 +20,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from protocol.encoding import compute_digest, decode_tensor
+from protocol.encoding import compute_digest
 from protocol.ops import UnsupportedOperator, execute
 from protocol.ops.canonical import canonicalize_call
 from protocol.ops.prims import REFERENCE, Primitives
 from protocol.recording import Recorder, ReproducibleMode, RngContext
 from protocol.rnn import protocol_rnn
-from protocol.trace import DERIVED, TraceNode, compute_derivation, compute_derived_value, is_derived
+from protocol.trace import TraceNode
 from protocol.types import Root
 from prover.fast import FAST
+from tests.referee_replay import assert_nodes_re_execute
 
 aten = torch.ops.aten
 LSTM_MODE = 2
@@ -368,28 +369,6 @@ def _traced_lm_step(skeleton: bool, gru: bool) -> tuple[list[TraceNode], dict[st
     return recorder.nodes, digests, recorder.tensors, names
 
 
-def _re_execute_every_node(nodes: list[TraceNode], state_digests: dict[str, Root], tensors: dict[bytes, torch.Tensor], names: list[str]) -> None:
-    """What the referee does, for every node: re-executed from the reference primitives on inputs
-    rebuilt from their recorded producers, it gives its recorded digests."""
-    structures = [node.structure for node in nodes]
-    for node in nodes:
-        if is_derived(node.structure):
-            assert all(d in (None, DERIVED) for d in node.digests)
-            continue
-        inputs = []
-        for ref in node.structure.inputs:
-            base, chain = compute_derivation(structures, ref)
-            if base[0] == "c":
-                value = decode_tensor(bytes.fromhex(base[1]))
-            else:
-                digest = state_digests[names[base[1]]] if base[0] == "s" else nodes[base[1]].digests[base[2]]
-                assert digest is not None and len(digest) == 32
-                value = tensors[bytes(digest)].contiguous().clone()
-            inputs.append(compute_derived_value(structures, chain, value))
-        outputs = execute(node.structure.op, node.structure.args, inputs)
-        assert tuple(None if o is None else compute_digest(o) for o in outputs) == node.digests, node.structure.op
-
-
 @pytest.mark.parametrize("gru", [False, True], ids=["lstm", "lstm-gru"])
 def test_every_node_of_a_recurrent_step_re_executes_from_the_reference(gru: bool) -> None:
     """The cell math splits gate products into chunks: views of one storage that share no element,
@@ -397,7 +376,7 @@ def test_every_node_of_a_recurrent_step_re_executes_from_the_reference(gru: bool
     nodes, state_digests, tensors, names = _traced_lm_step(skeleton=False, gru=gru)
     ops = {node.structure.op for node in nodes}
     assert "aten::mkldnn_rnn_layer.default" not in ops and "aten::sigmoid.default" in ops
-    _re_execute_every_node(nodes, state_digests, tensors, names)
+    assert_nodes_re_execute(nodes, [state_digests[name] for name in names], tensors)
 
 
 def test_skeleton_of_an_lstm_step_equals_its_real_trace() -> None:

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from protocol.encoding import compute_digest, decode_tensor
-from protocol.ops import OpKind, execute, get_definition
+from protocol.ops import OpKind, get_definition
 from protocol.recording import Tamper
 from protocol.session import make_job
-from protocol.trace import DERIVED, compute_derivation, compute_derived_value, is_derived
+from protocol.trace import is_derived
 from prover.run import Run, load_run, regenerate_trace, train
 from prover.task import Task, load_task
+from tests.referee_replay import assert_nodes_re_execute
 from verifier.dispute import dispute_runs, verify_dispute_transcript
 from verifier.referee import TraceReferee
 
@@ -92,20 +92,4 @@ def test_every_node_of_a_real_step_re_executes_from_the_reference(zoo: tuple[Tas
     tensors: dict[bytes, torch.Tensor] = {}
     trace = regenerate_trace(run, 1, tensors=tensors, task=task)
     names = sorted(trace.state_before, key=str.encode)
-    structures = [node.structure for node in trace.nodes]
-    for node in trace.nodes:
-        if is_derived(node.structure):
-            assert all(d in (None, DERIVED) for d in node.digests)
-            continue
-        inputs = []
-        for ref in node.structure.inputs:
-            base, chain = compute_derivation(structures, ref)
-            if base[0] == "c":
-                value = decode_tensor(bytes.fromhex(base[1]))
-            else:
-                digest = trace.state_before[names[base[1]]] if base[0] == "s" else trace.nodes[base[1]].digests[base[2]]
-                assert digest is not None
-                value = tensors[bytes(digest)].contiguous().clone()
-            inputs.append(compute_derived_value(structures, chain, value))
-        outputs = execute(node.structure.op, node.structure.args, inputs)
-        assert tuple(None if o is None else compute_digest(o) for o in outputs) == node.digests, node.structure.op
+    assert_nodes_re_execute(trace.nodes, [trace.state_before[name] for name in names], tensors)
