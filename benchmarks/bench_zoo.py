@@ -64,17 +64,10 @@ PAUSE_SECONDS = 0.1  # between one side's turn and the other's: the idle side's 
 
 def write_task_copy(file: str, settings: dict[str, str], folder: Path) -> Path:
     """The task file with its `NAME = ...` lines set (the way the presets are made)."""
-    lines = (TASK_FOLDER / f"{file}.py").read_text(encoding="utf-8").splitlines(keepends=True)
-    missing = dict(settings)
-    for i, line in enumerate(lines):
-        name = line.split(" = ", 1)[0]
-        if name in missing and line.startswith(f"{name} = "):
-            comment = line.split("#", 1)[1] if "#" in line else "\n"
-            lines[i] = f'{name} = "{missing.pop(name)}"  #{comment}'
-    if missing:
-        raise ValueError(f"{file}.py has no {', '.join(missing)} line")
+    from prover.presets import compute_task_variant
+
     path = folder / f"{file}.py"
-    path.write_text("".join(lines), encoding="utf-8")
+    path.write_bytes(compute_task_variant(TASK_FOLDER / f"{file}.py", settings))
     return path
 
 

@@ -28,19 +28,23 @@ def preset_source(model: str, optimizer: str, size: str = "small") -> bytes:
         raise TaskError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     if size not in SIZES[model]:
         raise TaskError(f"the {model} comes in sizes {', '.join(SIZES[model])}, not {size!r}")
-    path = TASKS / f"{model}.py"
+    return compute_task_variant(TASKS / f"{model}.py", {"OPTIMIZER": optimizer, "SIZE": size})
+
+
+def compute_task_variant(path: Path, settings: dict[str, str]) -> bytes:
+    """A task file's bytes with its `NAME = "…"` lines set to `settings` (comments kept)."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     except OSError as error:
-        raise TaskError(f"the preset task file {path} is missing: {error}") from error
-    settings = {"OPTIMIZER": optimizer, "SIZE": size}
+        raise TaskError(f"the task file {path} is missing: {error}") from error
+    missing = dict(settings)
     for i, line in enumerate(lines):
         name = line.split(" = ", 1)[0]
-        if name in settings and line.startswith(f"{name} = "):
+        if name in missing and line.startswith(f"{name} = "):
             comment = line.split("#", 1)[1] if "#" in line else "\n"
-            lines[i] = f'{name} = "{settings.pop(name)}"  #{comment}'
-    if settings:
-        raise TaskError(f"the preset task file {path} has no {', '.join(settings)} line")
+            lines[i] = f'{name} = "{missing.pop(name)}"  #{comment}'
+    if missing:
+        raise TaskError(f"the task file {path} has no {', '.join(missing)} line")
     return "".join(lines).encode()
 
 
