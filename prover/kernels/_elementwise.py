@@ -39,6 +39,7 @@ CONSTANTS = np.array([f32(b) for group in _LAYOUT for b in group], dtype=np.floa
 assert CONSTANTS.shape[0] == 50, "the kernels below index this layout"
 
 _NAN_BITS = np.int32(CANONICAL_NAN_BITS)
+_ZERO = np.float32(0.0)
 _ONE = np.float32(1.0)
 _TWO = np.float32(2.0)
 _HALF = np.float32(0.5)
@@ -92,8 +93,13 @@ def _nan_if(condition, y):
 def _exp_core(x, e):
     """The reference's exp core; e = the 11 exp constants."""
     high, low, log2e, magic, ln2_high, ln2_low, c0, c1, c2, c3, c4 = e
+    # At or below the low clamp the reference's result is exactly +0.0 (0.97 * 2**-150 rounds to
+    # zero). Those lanes (a causal mask's -inf, mostly) compute from 0.0 instead and select +0.0: the
+    # same bits without subnormal arithmetic, which costs the processor microcode assists.
+    dead = x <= low
     xc = x if x < high else high
     xc = xc if xc > low else low
+    xc = _ZERO if dead else xc
     t = (xc * log2e + magic) - magic
     r = xc - t * ln2_high
     r = r - t * ln2_low
@@ -107,7 +113,8 @@ def _exp_core(x, e):
     n2 = n - n1
     s1 = _float((n1 + 127) << 23)
     s2 = _float((n2 + 127) << 23)
-    return (y * s1) * s2
+    result = (y * s1) * s2
+    return _ZERO if dead else result
 
 
 @njit(inline="always")
