@@ -28,6 +28,7 @@ from protocol.ops import OpKind, flatten_outputs, get_definition
 from protocol.ops.canonical import (
     Mutation,
     bind_arguments,
+    bind_call,
     canonicalize_call,
     compute_written_outputs,
     compute_written_positions,
@@ -476,11 +477,14 @@ class ReproducibleMode(TorchDispatchMode):
         if name in PASS_THROUGH or name in READS:
             return func(*args, **kwargs)
         definition = get_definition(name)
-        if self.recorder is None and definition.kind is OpKind.NATIVE:
-            # Training: a native operator needs neither its canonical form nor a record.
+        if self.recorder is None and definition.kind is not OpKind.RANDOM:
+            # Training: nothing records the call, so it needs no canonical form.
             mutation = get_mutation(func)
-            if mutation.self_only or not mutation.writes:
-                return self._finish_native(func(*args, **kwargs), mutation.self_only)
+            if definition.kind is OpKind.NATIVE:
+                if mutation.self_only or not mutation.writes:
+                    return self._finish(func(*args, **kwargs), None, mutation.self_only)
+            else:
+                return self._run_defined(func, definition, mutation, args, kwargs)
         call = canonicalize_call(func, args, kwargs)
         if definition.kind is OpKind.RANDOM:
             bound = bind_arguments(call.args, call.inputs)
@@ -526,14 +530,38 @@ class ReproducibleMode(TorchDispatchMode):
             self.recorder.record(name, call.args, call.inputs, outputs, written, refs)
         return result
 
-    def _finish_native(self, result: Any, in_place: bool) -> Any:
-        """The bookkeeping every node gets, for a native operator run while training."""
-        outputs: tuple[torch.Tensor | None, ...] = (result,) if in_place else flatten_outputs(result)
+    def _finish(self, result: Any, outputs: tuple[torch.Tensor | None, ...] | None, first_written: bool) -> Any:
+        """The bookkeeping every node gets while training (no recorder): tamper, count, keep alive."""
+        if outputs is None:
+            outputs = (result,) if first_written else flatten_outputs(result)
         if self.tamper is not None and self.node_count == self.tamper.node:
-            result, outputs = self._apply_tamper(in_place, result, outputs)
+            result, outputs = self._apply_tamper(first_written, result, outputs)
         self.node_count += 1
         self.outputs_alive.extend(out for out in outputs if out is not None)
         return result
+
+    def _run_defined(self, func: Any, definition: Any, mutation: Mutation, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """A DEFINED operator while training: bound straight from the call (`bind_call`), the same
+        values its canonical form would give, so training and tracing compute the same bits."""
+        bound, first = bind_call(func, args, kwargs)
+        where = first if first is not None else torch.device(kwargs.get("device") or "cpu")
+        prims = self.primitives_for(where)
+        if mutation.self_only:
+            value = definition.compute(prims, bound)
+            target = args[0]
+            if value is not target:
+                target.copy_(value)
+            return self._finish(target, None, True)
+        if mutation.writes:
+            result = process_writes(mutation, definition.compute(prims, bound), bound)
+            returned = flatten_outputs(result)
+            outputs = returned + compute_written_outputs(mutation, bound)
+            written = compute_written_positions(mutation, len(returned), len(outputs))
+            return self._finish(result, outputs, 0 in written)
+        result = definition.compute(prims, bound)
+        if first is None and isinstance(result, torch.Tensor) and result.device != where:
+            result = result.to(where)  # a factory: computed on the CPU, placed where the call asked
+        return self._finish(result, None, False)
 
     def _run_writing(
         self, func: Any, name: str, definition: Any, mutation: Mutation, call: Any, args: tuple[Any, ...], kwargs: dict[str, Any], skeleton: bool
