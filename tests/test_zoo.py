@@ -1,7 +1,8 @@
 """The model zoo of examples/tasks/, end to end at test size: for every task, the chain root is the
 same on 1 and 2 threads and in another process; a cheat at a random operator of a random step loses
 the dispute at that step and node, and the transcript verifies; the referee's reference
-re-execution of every node of a real step reproduces the recorded digests."""
+re-execution of every node of a real step reproduces the recorded digests, and its skeleton (replayed
+or from a hint) equals the real step's structure."""
 
 from __future__ import annotations
 
@@ -93,3 +94,7 @@ def test_every_node_of_a_real_step_re_executes_from_the_reference(zoo: tuple[Tas
     trace = regenerate_trace(run, 1, tensors=tensors, task=task)
     names = sorted(trace.state_before, key=str.encode)
     assert_nodes_re_execute(trace.nodes, [trace.state_before[name] for name in names], tensors)
+    # the referee's skeleton, from meta tensors alone, is the real step's structure node for node
+    referee = TraceReferee(run.job, task)
+    assert referee.get_skeleton(1) == trace.skeleton
+    assert referee.get_skeleton(1, (trace.hint, trace.hint)) == trace.skeleton
