@@ -27,7 +27,7 @@ from verifier.referee import TraceReferee
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS = REPO / "examples" / "tasks"
-ZOO = ["resnet", "gpt", "llama", "rnn", "tabular", "hf_llama", "hf_gpt2"]
+ZOO = ["resnet", "gpt", "llama", "rnn", "tabular", "hf_llama", "hf_gpt2", "hf_bert"]
 STEPS = 3
 
 
