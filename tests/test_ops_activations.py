@@ -229,20 +229,22 @@ def test_special_values() -> None:
     assert _bits_list([_value(aten.linalg_vector_norm.default, torch.tensor([-1e-45, 1e-45]), math.inf)]) == _bits_list([1e-45])
 
 
-def test_integer_selection_runs_natively_and_floats_other_than_float32_are_unsupported() -> None:
+def test_integer_selection_runs_natively_16_bit_floats_widen_and_float64_is_unsupported() -> None:
     idx = torch.tensor([-3, 0, 7, 12])
     assert _value(aten.clamp.default, idx, 0, 9) == [0, 0, 7, 9]
     assert _value(aten.maximum.default, idx, torch.tensor(5)) == [5, 5, 7, 12]
     assert _value(aten.prod.default, torch.tensor([-3, 2, 7])) == -42
     (small,) = run_op(aten.prod.dim_int, torch.tensor([[3, 5]], dtype=torch.int32), 1, dtype=torch.int32)
     assert small is not None and small.dtype == torch.int32 and small.tolist() == [15]
-    for func, args in [
-        (aten.sigmoid.default, (torch.zeros(3, dtype=torch.float64),)),
-        (aten.mse_loss.default, (torch.zeros(3, dtype=torch.float16), torch.zeros(3, dtype=torch.float16))),
-        (aten.var.correction, (torch.zeros(3, dtype=torch.bfloat16),)),
-    ]:
-        with pytest.raises(UnsupportedOperator, match="dtype"):
-            run_op(func, *args)
+    with pytest.raises(UnsupportedOperator, match="dtype"):
+        run_op(aten.sigmoid.default, torch.zeros(3, dtype=torch.float64))
+    # 16-bit floats are the float32 definition on widened operands, each output rounded once
+    x = torch.linspace(-3, 3, 7)
+    for func, dtype in [(aten.mse_loss.default, torch.float16), (aten.var.correction, torch.bfloat16)]:
+        args = (x.to(dtype), x.flip(0).to(dtype)) if func is aten.mse_loss.default else (x.to(dtype),)
+        (narrow,) = run_op(func, *args)
+        (wide,) = run_op(func, *(a.float() for a in args))
+        assert narrow is not None and wide is not None and narrow.dtype == dtype and same_bits(narrow, wide.to(dtype))
     with pytest.raises(UnsupportedOperator, match="ord"):
         run_op(aten.linalg_vector_norm.default, torch.ones(3), 3)
 

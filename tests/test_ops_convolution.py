@@ -261,14 +261,15 @@ def test_unbatched_input_and_conv3d() -> None:
         torch.testing.assert_close(mine, leaf.grad, rtol=1e-5, atol=1e-5)
 
 
-def test_other_dtypes_are_unsupported() -> None:
+def test_float64_is_unsupported_and_16_bit_floats_widen() -> None:
     x, weight = torch.randn(1, 2, 5, 5, dtype=torch.float64), torch.randn(2, 2, 3, 3, dtype=torch.float64)
     with pytest.raises(UnsupportedOperator, match="dtype"):
         _run(aten.convolution.default, x, weight, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1)
     with pytest.raises(UnsupportedOperator, match="dtype"):
         _run(aten.max_pool2d_with_indices.default, x, [2, 2])
-    with pytest.raises(UnsupportedOperator, match="dtype"):
-        _run(aten.avg_pool2d.default, x.half(), [2, 2])
+    (half,) = _run(aten.avg_pool2d.default, x.float().half(), [2, 2])  # 16-bit: widened, rounded once
+    (wide,) = _run(aten.avg_pool2d.default, x.float().half().float(), [2, 2])
+    assert half is not None and wide is not None and half.dtype == torch.float16 and torch.equal(half, wide.half())
 
 
 # --- pooling --------------------------------------------------------------------------------------

@@ -83,10 +83,65 @@ class DuplicateDefinition(RuntimeError):
     """Two modules define the same operator: one of them would silently replace the other."""
 
 
+LOW_PRECISION = (torch.bfloat16, torch.float16)
+
+
+def _is_low(value: Any) -> bool:
+    if isinstance(value, Tensor):
+        return value.dtype in LOW_PRECISION
+    return isinstance(value, list) and any(isinstance(v, Tensor) and v.dtype in LOW_PRECISION for v in value)
+
+
+def _upcast(value: Any) -> Any:
+    if isinstance(value, Tensor):
+        return value.float() if value.dtype in LOW_PRECISION else value
+    if isinstance(value, list):
+        return [_upcast(v) for v in value]
+    return value
+
+
+def _output_dtypes(name: str, bound: dict[str, Any]) -> list[torch.dtype | None]:
+    """The dtypes torch gives the operator's outputs for these inputs (its meta kernel)."""
+    from protocol.ops.canonical import resolve_op
+
+    def meta(value: Any) -> Any:
+        if isinstance(value, Tensor):
+            return torch.empty_strided(value.shape, value.stride(), dtype=value.dtype, device="meta")
+        if isinstance(value, list):
+            return [meta(v) for v in value]
+        return value
+
+    func = resolve_op(name)
+    positional = [meta(bound.get(a.name)) for a in func._schema.arguments if not a.kwarg_only]
+    keyword = {a.name: meta(bound.get(a.name)) for a in func._schema.arguments if a.kwarg_only and bound.get(a.name) is not None}
+    result = func(*positional, **keyword)
+    flat = [result] if isinstance(result, Tensor) else list(result or ())
+    return [out.dtype if isinstance(out, Tensor) else None for out in flat]
+
+
+def _with_low_precision(name: str, compute: Callable[[Primitives, dict[str, Any]], Outputs]) -> Callable[[Primitives, dict[str, Any]], Outputs]:
+    """bfloat16 and float16 operands, by definition: each is widened to float32 (exactly), the
+    float32 definition runs, and every output torch gives a 16-bit dtype is rounded to it once
+    (round to nearest, ties to even). Float32 calls go straight through."""
+
+    def computed(prims: Primitives, bound: dict[str, Any]) -> Outputs:
+        if not any(_is_low(value) for value in bound.values()):
+            return compute(prims, bound)
+        result = compute(prims, {key: _upcast(value) for key, value in bound.items()})
+        dtypes = _output_dtypes(name, bound)
+        if isinstance(result, Tensor):
+            return result.to(dtypes[0]) if dtypes and dtypes[0] in LOW_PRECISION else result
+        rounded = [out.to(dtype) if isinstance(out, Tensor) and dtype in LOW_PRECISION else out
+                   for out, dtype in zip(result, dtypes, strict=False)]
+        return type(result)(rounded)
+
+    return computed
+
+
 def _register(name: str, kind: OpKind, compute: Callable[[Primitives, dict[str, Any]], Outputs] | None = None) -> None:
     if name in OPS:
         raise DuplicateDefinition(f"{name} is defined twice")
-    OPS[name] = OpDefinition(name, kind, compute)
+    OPS[name] = OpDefinition(name, kind, None if compute is None else _with_low_precision(name, compute))
 
 
 for _short in NATIVE_OPS.split():
