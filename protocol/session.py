@@ -83,8 +83,10 @@ class Session:
         if task.build_scheduler is not None:
             with protocol_math():  # a scheduler computes the first learning rate when it is made
                 self.scheduler = _call(task, "build_scheduler", task.build_scheduler, self.optimizer)
-            if not hasattr(self.scheduler, "step"):
-                raise TaskError(f"task {task.name}: build_scheduler returned an object without step()")
+            if not callable(getattr(self.scheduler, "step", None)) or _needs_arguments(self.scheduler.step):
+                raise TaskError(f"task {task.name}: the scheduler must step without arguments, once per step "
+                                "(schedules driven by a metric, like ReduceLROnPlateau, are not supported)")
+        self._normalise_learning_rates()
         self.data = {name: t.to(target) for name, t in task.data().items()}
         self.accumulation = task.accumulation_steps
         self.seed = torch.tensor(job.seed, dtype=torch.int64, device=self.device)
@@ -107,6 +109,13 @@ class Session:
             entry = self.optimizer.state.get(param, {})
             for key, value in entry.items():
                 yield f"optim/{self.param_names[id(param)]}/{key}", value
+
+    def _normalise_learning_rates(self) -> None:
+        """Every group's learning rate as a Python float: an int from the task (`lr=1`) would be
+        recorded as an int argument by a fresh session and as a float by a restored one."""
+        for group in self.optimizer.param_groups:
+            if not isinstance(group["lr"], torch.Tensor):
+                group["lr"] = float(group["lr"])
 
     def _learning_rates(self) -> dict[str, torch.Tensor]:
         rates = {}
@@ -166,6 +175,8 @@ class Session:
         self.batch = self._place(tensors["batch"])
         if self.seed.device.type != "meta" and int(self.seed) != self.job.seed:
             raise StateError(f"state seed {int(self.seed)} is not the job's seed {self.job.seed}")
+        if self.step.device.type != "meta" and not 0 <= int(self.step) <= self.job.steps:
+            raise StateError(f"state step {int(self.step)} is outside the job's steps 0…{self.job.steps}")
         self._restore_schedule(tensors)
 
     def _restore_schedule(self, tensors: dict[str, torch.Tensor]) -> None:
@@ -176,6 +187,7 @@ class Session:
                 warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()": intended
                 for _ in range(int(self.step)):
                     self.scheduler.step()
+                    self._normalise_learning_rates()
         for index, group in enumerate(self.optimizer.param_groups):
             recorded = tensors[f"lr/{index}"]
             if recorded.device.type == "meta":
@@ -231,10 +243,22 @@ class Session:
         if self.scheduler is not None:
             with protocol_math():
                 self.scheduler.step()
+            self._normalise_learning_rates()
         self.step = self.step + 1
         self.batch = self._draw_batch()
         assert total is not None
         return total
+
+
+def _needs_arguments(function: Any) -> bool:
+    """Whether calling `function()` would lack a required argument."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in parameters)
 
 
 def _call(task: Task, what: str, function: Any, *args: Any) -> Any:

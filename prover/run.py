@@ -336,6 +336,7 @@ def _train_into(
         except StateError as error:
             raise RunError(f"the initial state does not fit the job: {error}") from error
     check_initial_state(job, session)
+    check_judgeable(job, task, initial)
     committer = Committer(run, checkpoint_every, job.steps)
     timing = StepTiming()
     try:
@@ -382,6 +383,30 @@ def check_initial_state(job: JobSpec, session: Session) -> None:
         raise RunError("s_0 is not the job's initial state (its root differs): the task's own initialisation "
                        "is not portable to this machine; train from the job's s_0 (--initial, e.g. another run's "
                        "checkpoints/step-00000000.safetensors) or set protocol_init = True in the task")
+
+
+def check_judgeable(job: JobSpec, task: Task, initial: dict[str, torch.Tensor] | None = None) -> None:
+    """Refuse a task whose step 0 the referee could not rebuild: its skeleton, computed from shapes
+    alone on meta tensors as the referee does, must be the real step's structure node for node. A
+    step that reads tensor values (`.item()`, `if x.any()`), holds tensors outside its state, or
+    decomposes by device (torch.autocast casts CPU tensors only) fails here, before anything is
+    committed, rather than in a dispute."""
+    real = Session(job, task)
+    if initial is not None:
+        real.load_state(initial)
+    structure = record_step(real, skeleton=True).skeleton  # the real step, structures recorded
+    try:
+        skeleton = record_step(Session(job, task, meta=True), skeleton=True).skeleton
+    except Exception as error:  # whatever the task's code raises on shapes alone
+        raise RunError(f"the referee could not rebuild step 0 of task {task.name} from shapes alone "
+                       f"({type(error).__name__}: {error}); a step that reads tensor values (.item(), if x.any()) "
+                       "or keeps tensors outside its state cannot be judged") from error
+    if skeleton != structure:
+        first = next((i for i, (a, b) in enumerate(zip(skeleton.nodes, structure.nodes, strict=False)) if a != b),
+                     min(len(skeleton.nodes), len(structure.nodes)))
+        where = structure.nodes[first].op if first < len(structure.nodes) else "the end of the step"
+        raise RunError(f"task {task.name}: step 0 rebuilt from shapes alone differs from the real step at node {first} "
+                       f"({where}); the step's operators depend on the device or on tensor values, so it cannot be judged")
 
 
 def restore_session(run: Run, step: int, device: str = "cpu", task: Task | None = None) -> Session:

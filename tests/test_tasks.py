@@ -325,3 +325,46 @@ def test_a_job_whose_s0_this_machine_cannot_draw_trains_from_a_shipped_s0(tmp_pa
     refused = CliRunner().invoke(main, ["train", "--job", str(first.path / "run.json"), "--task", str(path),
                                         "--initial", str(wrong), "--out", str(tmp_path / "fourth")])
     assert refused.exit_code == 2 and "s_0" in refused.output
+
+
+def test_a_step_the_referee_cannot_rebuild_is_refused_before_anything_is_committed(tmp_path: Path) -> None:
+    """A forward that reads a tensor's value (.item()) has no skeleton on meta tensors."""
+    path = tmp_path / "reads.py"
+    path.write_text(TINY_TASK.replace("return F.cross_entropy(model(batch[\"x\"]), batch[\"y\"])",
+                                      "return F.cross_entropy(model(batch[\"x\"]) / batch[\"x\"].abs().sum().item(), batch[\"y\"])"))
+    task = load_task(path)
+    with pytest.raises(RunError, match="cannot be judged"):
+        train(make_job(task, 2, 0), tmp_path / "run", task=task)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reads.py"]
+
+
+def test_metric_driven_schedulers_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "plateau.py"
+    path.write_text(TINY_TASK.replace("torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)",
+                                      "torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)"))
+    task = load_task(path)
+    with pytest.raises(TaskError, match="without arguments"):
+        make_job(task, 2, 0)
+
+
+def test_an_integer_learning_rate_gives_one_graph_fresh_restored_and_judged(tmp_path: Path) -> None:
+    """lr=1 (an int) is recorded as the float 1.0 by a fresh session, a restored one and the referee."""
+    path = tmp_path / "int_lr.py"
+    path.write_text(TINY_TASK.replace("lr=0.1", "lr=1"))
+    task = load_task(path)
+    run = train(make_job(task, 3, 0), tmp_path / "run", checkpoint_every=3, task=task)
+    trace = regenerate_trace(run, 1, task=task)
+    referee = TraceReferee(run.job, task)
+    assert referee.get_skeleton(1) == trace.skeleton == TraceReferee(run.job, task).get_skeleton(1, (trace.hint, trace.hint))
+
+
+def test_a_hostile_step_counter_in_a_shipped_state_is_refused_at_once(tmp_path: Path, tiny_task_file: Path) -> None:
+    from prover.run import read_checkpoint
+
+    task = load_task(tiny_task_file)
+    job = make_job(task, 2, 0)
+    first = train(job, tmp_path / "first", task=task)
+    state = read_checkpoint(first.path / "checkpoints" / "step-00000000.safetensors")
+    state["step"] = torch.tensor(10**12)
+    with pytest.raises(RunError, match="outside the job's steps"):
+        train(job, tmp_path / "second", task=task, initial=state)
