@@ -193,7 +193,7 @@ class Session:
             if recorded.device.type == "meta":
                 continue
             value = float(recorded)
-            if self.scheduler is not None and self.step.device.type != "meta" and group["lr"] != value:
+            if self.scheduler is not None and self.step.device.type != "meta" and float(group["lr"]).hex() != value.hex():
                 raise StateError(f"lr/{index} is {value!r} but the task's schedule gives {group['lr']!r} at step {int(self.step)}")
             group["lr"] = value
 
@@ -309,7 +309,7 @@ def make_job(task: Task, steps: int, seed: int, batch_size: int | None = None, p
         "initial": "0" * 64,  # provisional: s_0 is computed from the other fields below
         "steps": steps,
         "seed": seed,
-        "batch_size": batch_size or task.batch_size or 32,
+        "batch_size": batch_size if batch_size is not None else task.batch_size or 32,
         "torch_version": torch.__version__.split("+")[0],
         "posting": posting,
     }

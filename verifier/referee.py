@@ -117,7 +117,11 @@ class TraceReferee:
             self._meta = Session(self.job, self.task, meta=True)
         while int(self._meta.step) <= step:
             current = int(self._meta.step)
-            self._skeletons[current] = record_step(self._meta, skeleton=True).skeleton
+            try:
+                self._skeletons[current] = record_step(self._meta, skeleton=True).skeleton
+            except BaseException:
+                self._meta = None  # a step that failed half way: the next replay starts from s_0
+                raise
             self.replayed_steps += 1
         return self._skeletons[step]
 
