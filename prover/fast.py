@@ -2,7 +2,8 @@
 `protocol.ops.prims.Primitives` interface, plus the sequential segment sum of embedding gradients.
 
 Non-CPU tensors never reach this backend (see `prover.run.get_primitives_for`): other devices use the
-device-generic references, which define the same bits.
+device-generic references, which define the same bits. The kernels are float32 kernels; float64
+tensors go to the references too (`_float32_or_reference`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numba
 import numpy as np
 import torch
 
-from protocol.ops.prims import INV_SQRT_2PI, SQRT1_2
+from protocol.ops.prims import INV_SQRT_2PI, REFERENCE, SQRT1_2
 from protocol.ops.random import MUL1, MUL2, compute_stream_key
 from prover import kernels
 from prover.kernels import trigonometry
@@ -88,39 +89,63 @@ class FastPrimitives:
     """Primitives for CPU float32 tensors; bit-equal to `protocol.ops.prims.REFERENCE`."""
 
     def mm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if a.dtype != torch.float32:
+            return REFERENCE.mm(a, b)
         return kernels.mm(a, b)
 
     def bmm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if a.dtype != torch.float32:
+            return REFERENCE.bmm(a, b)
         return kernels.bmm(a, b)
 
     def rowsum(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32:
+            return REFERENCE.rowsum(x)
         return kernels.rowsum(x)
 
     def rowmax(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32:
+            return REFERENCE.rowmax(x)
         return kernels.rowmax(x)
 
     def exp(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32:
+            return REFERENCE.exp(x)
         return kernels.exp(x)
 
     def log(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32:
+            return REFERENCE.log(x)
         return kernels.log(x)
 
     def tanh(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32:
+            return REFERENCE.tanh(x)
         return kernels.tanh(x)
 
     def erf(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32:
+            return REFERENCE.erf(x)
         return kernels.erf(x)
 
     def sqrt(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32:
+            return REFERENCE.sqrt(x)
         return kernels.sqrt(x)
 
     def sin(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32:
+            return REFERENCE.sin(x)
         return trigonometry.sin(x)
 
     def cos(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32:
+            return REFERENCE.cos(x)
         return trigonometry.cos(x)
 
     def rsqrt(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32:
+            return REFERENCE.rsqrt(x)
         return kernels.rsqrt(x)
 
     def bernoulli(
@@ -133,11 +158,15 @@ class FastPrimitives:
         return torch.from_numpy(out).reshape(shape).to(dtype)
 
     def gelu(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32:
+            return REFERENCE.gelu(x)
         out = np.empty(x.numel(), dtype=np.float32)
         _gelu(_flat32(x), out, CONSTANTS)
         return torch.from_numpy(out).reshape(x.shape)
 
     def gelu_backward(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32:
+            return REFERENCE.gelu_backward(grad, x)
         grad = grad.expand(torch.broadcast_shapes(grad.shape, x.shape))
         x = x.expand(grad.shape)
         out = np.empty(x.numel(), dtype=np.float32)
@@ -145,6 +174,8 @@ class FastPrimitives:
         return torch.from_numpy(out).reshape(x.shape)
 
     def segment_sum(self, values: torch.Tensor, segments: torch.Tensor, count: int) -> torch.Tensor:
+        if values.dtype != torch.float32:
+            return REFERENCE.segment_sum(values, segments, count)
         out = np.zeros((count, values.shape[1]), dtype=np.float32)
         _segment_sum(
             np.ascontiguousarray(values.detach().numpy(), dtype=np.float32),

@@ -229,15 +229,19 @@ def test_special_values() -> None:
     assert _bits_list([_value(aten.linalg_vector_norm.default, torch.tensor([-1e-45, 1e-45]), math.inf)]) == _bits_list([1e-45])
 
 
-def test_integer_selection_runs_natively_16_bit_floats_widen_and_float64_is_unsupported() -> None:
+def test_integer_selection_runs_natively_16_bit_floats_widen_float64_is_defined_complex_is_not() -> None:
     idx = torch.tensor([-3, 0, 7, 12])
     assert _value(aten.clamp.default, idx, 0, 9) == [0, 0, 7, 9]
     assert _value(aten.maximum.default, idx, torch.tensor(5)) == [5, 5, 7, 12]
     assert _value(aten.prod.default, torch.tensor([-3, 2, 7])) == -42
     (small,) = run_op(aten.prod.dim_int, torch.tensor([[3, 5]], dtype=torch.int32), 1, dtype=torch.int32)
     assert small is not None and small.dtype == torch.int32 and small.tolist() == [15]
+    x64 = torch.linspace(-30, 30, 61, dtype=torch.float64)
+    (y64,) = run_op(aten.sigmoid.default, x64)  # float64: the same steps, each rounding to float64
+    assert y64 is not None and y64.dtype == torch.float64
+    torch.testing.assert_close(y64, torch.sigmoid(x64), rtol=1e-15, atol=1e-300)
     with pytest.raises(UnsupportedOperator, match="dtype"):
-        run_op(aten.sigmoid.default, torch.zeros(3, dtype=torch.float64))
+        run_op(aten.sigmoid.default, torch.zeros(3, dtype=torch.complex64))
     # 16-bit floats are the float32 definition on widened operands, each output rounded once
     x = torch.linspace(-3, 3, 7)
     for func, dtype in [(aten.mse_loss.default, torch.float16), (aten.var.correction, torch.bfloat16)]:
@@ -363,6 +367,7 @@ def test_losses_and_statistics_are_close_to_torch(x: torch.Tensor, data: st.Data
     t = torch.where(torch.isfinite(t), t, torch.zeros(())).clamp(-1e4, 1e4)
     probability = torch.sigmoid(t / 100)
     weight, pos_weight = t[0].abs() / 1e4, g[-1].abs() / 1e4 + 0.5
+    factors = x / 1e4 + 1  # in (0, 2]: a product of 40 cannot overflow float32
     checks = [
         ((aten.mse_loss.default, x, t, 1), lambda: F.mse_loss(x.double(), t.double())),
         ((aten.smooth_l1_loss.default, x, t, 2, 0.5), lambda: F.smooth_l1_loss(x.double(), t.double(), reduction="sum", beta=0.5)),
@@ -375,7 +380,7 @@ def test_losses_and_statistics_are_close_to_torch(x: torch.Tensor, data: st.Data
         ((aten.std.correction, x, [0]), lambda: x.double().std(0) if x.shape[0] > 1 else torch.full((x.shape[1],), math.nan, dtype=torch.float64)),
         ((aten.linalg_vector_norm.default, x, 2), lambda: torch.linalg.vector_norm(x.double())),
         ((aten.linalg_vector_norm.default, x, 1, [1]), lambda: torch.linalg.vector_norm(x.double(), 1, [1])),
-        ((aten.prod.dim_int, x / 1e3 + 1, 1), lambda: (x.double() / 1e3 + 1).prod(1)),
+        ((aten.prod.dim_int, factors, 1), lambda: factors.double().prod(1)),
         ((aten.logsumexp.default, x, [1]), lambda: x.double().logsumexp(1)),
         ((aten.xlogy.Tensor, probability, x.abs()), lambda: torch.xlogy(probability.double(), x.double().abs())),
         (

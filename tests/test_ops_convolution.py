@@ -261,12 +261,15 @@ def test_unbatched_input_and_conv3d() -> None:
         torch.testing.assert_close(mine, leaf.grad, rtol=1e-5, atol=1e-5)
 
 
-def test_float64_is_unsupported_and_16_bit_floats_widen() -> None:
+def test_float64_is_defined_mixed_dtypes_are_not_and_16_bit_floats_widen() -> None:
     x, weight = torch.randn(1, 2, 5, 5, dtype=torch.float64), torch.randn(2, 2, 3, 3, dtype=torch.float64)
-    with pytest.raises(UnsupportedOperator, match="dtype"):
-        _run(aten.convolution.default, x, weight, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1)
-    with pytest.raises(UnsupportedOperator, match="dtype"):
-        _run(aten.max_pool2d_with_indices.default, x, [2, 2])
+    (y,) = _run(aten.convolution.default, x, weight, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1)
+    assert y is not None and y.dtype == torch.float64
+    torch.testing.assert_close(y, torch.nn.functional.conv2d(x, weight), rtol=1e-13, atol=1e-13)
+    pooled, _ = _run(aten.max_pool2d_with_indices.default, x, [2, 2])
+    assert pooled is not None and torch.equal(pooled, torch.nn.functional.max_pool2d(x, 2))
+    with pytest.raises(UnsupportedOperator, match="mixed dtypes"):
+        _run(aten.convolution.default, x, weight.float(), None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1)
     (half,) = _run(aten.avg_pool2d.default, x.float().half(), [2, 2])  # 16-bit: widened, rounded once
     (wide,) = _run(aten.avg_pool2d.default, x.float().half().float(), [2, 2])
     assert half is not None and wide is not None and half.dtype == torch.float16 and torch.equal(half, wide.half())

@@ -27,7 +27,8 @@ from verifier.referee import TraceReferee
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS = REPO / "examples" / "tasks"
-ZOO = ["resnet", "gpt", "llama", "rnn", "tabular", "hf_llama", "hf_gpt2", "hf_bert"]
+ZOO = ["resnet", "gpt", "llama", "rnn", "tabular", "float64", "hf_llama", "hf_gpt2", "hf_bert"]
+FLOAT_CODES = (1, 2)  # float32 and float64 outputs: a fault there can reach the loss
 STEPS = 3
 
 
@@ -69,7 +70,7 @@ def test_a_cheat_at_a_random_operator_loses_at_that_step_and_node(zoo: tuple[Tas
     nodes = TraceReferee(run.job, task).get_skeleton(step).nodes
     candidates = [
         j for j, node in enumerate(nodes)
-        if not is_derived(node) and node.outputs and node.outputs[0] is not None and node.outputs[0].dtype == 1
+        if not is_derived(node) and node.outputs and node.outputs[0] is not None and node.outputs[0].dtype in FLOAT_CODES
         and get_definition(node.op).kind is OpKind.DEFINED
     ]
     rng.shuffle(candidates)

@@ -45,7 +45,7 @@ from protocol.ops.table import (
     UnsupportedOperator,
     _as_rows,
     _register,
-    _require_float32,
+    _require_float,
     _scalar,
     defines,
 )
@@ -160,7 +160,7 @@ def _loss_grad(grad: Tensor, numel: int, reduction: int) -> Tensor:
 def _sigmoid(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # the sigmoid pair's first element (module docstring)
     x = a["self"]
-    _require_float32("aten::sigmoid", x)
+    _require_float("aten::sigmoid", x)
     return _canonical(compute_sigmoid_pair(prims, x)[0])
 
 
@@ -168,7 +168,7 @@ def _sigmoid(prims: Primitives, a: dict[str, Any]) -> Outputs:
 def _sigmoid_backward(_: Primitives, a: dict[str, Any]) -> Outputs:
     # fl(fl(grad * fl(1 - y)) * y), y the forward output
     grad, y = a["grad_output"], a["output"]
-    _require_float32("aten::sigmoid_backward", grad, y)
+    _require_float("aten::sigmoid_backward", grad, y)
     return _canonical((grad * (_scalar(1.0, y) - y)) * y)
 
 
@@ -176,7 +176,7 @@ def _sigmoid_backward(_: Primitives, a: dict[str, Any]) -> Outputs:
 def _silu(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # fl(x * sigmoid(x))
     x = a["self"]
-    _require_float32("aten::silu", x)
+    _require_float("aten::silu", x)
     return _canonical(x * compute_sigmoid_pair(prims, x)[0])
 
 
@@ -184,7 +184,7 @@ def _silu(prims: Primitives, a: dict[str, Any]) -> Outputs:
 def _silu_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # s, c = sigmoid pair of x; fl(grad * fl(s * fl(1 + fl(x * c))))  (d/dx x·s = s·(1 + x·(1 - s)))
     grad, x = a["grad_output"], a["self"]
-    _require_float32("aten::silu_backward", grad, x)
+    _require_float("aten::silu_backward", grad, x)
     s, c = compute_sigmoid_pair(prims, x)
     return _canonical(grad * (s * (_scalar(1.0, x) + x * c)))
 
@@ -193,7 +193,7 @@ def _silu_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
 def _softplus(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # z = fl(x * beta); x where z > float32(threshold), else fl(softplus(z) / beta)  (torch's threshold rule)
     x, beta = a["self"], a["beta"]
-    _require_float32("aten::softplus", x)
+    _require_float("aten::softplus", x)
     z = _times(x, beta)
     return _canonical(torch.where(z > _scalar(a["threshold"], x), x, _over(compute_softplus(prims, z), beta)))
 
@@ -202,7 +202,7 @@ def _softplus(prims: Primitives, a: dict[str, Any]) -> Outputs:
 def _softplus_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # z = fl(x * beta); grad where z > float32(threshold), else fl(grad * sigmoid(z))
     grad, x = a["grad_output"], a["self"]
-    _require_float32("aten::softplus_backward", grad, x)
+    _require_float("aten::softplus_backward", grad, x)
     z = _times(x, a["beta"])
     sigmoid = compute_sigmoid_pair(prims, z)[0]
     return _canonical(torch.where(z > _scalar(a["threshold"], x), grad, grad * sigmoid))
@@ -221,7 +221,7 @@ def _elu_coefficients(a: dict[str, Any], like: Tensor) -> tuple[Tensor, float, f
 def _elu(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # fl(x * scale) where x > 0, else fl(expm1(fl(x * input_scale)) * negcoef)
     x = a["self"]
-    _require_float32("aten::elu", x)
+    _require_float("aten::elu", x)
     negcoef, scale, input_scale = _elu_coefficients(a, x)
     negative = compute_expm1(prims, _times(x, input_scale)) * negcoef
     return _canonical(torch.where(x > 0, _times(x, scale), negative))
@@ -232,7 +232,7 @@ def _elu_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # from the input x:  x > 0: fl(grad * scale); else fl(grad * fl(fl(negcoef * input_scale) * exp(fl(x * input_scale))))
     # from the result y: y > 0: fl(grad * scale); else fl(grad * fl(fl(y + negcoef) * input_scale))
     grad, v = a["grad_output"], a["self_or_result"]
-    _require_float32("aten::elu_backward", grad, v)
+    _require_float("aten::elu_backward", grad, v)
     negcoef, scale, input_scale = _elu_coefficients(a, v)
     if a["is_result"]:
         slope = _times(v + negcoef, input_scale)
@@ -251,7 +251,7 @@ def _celu(prims: Primitives, a: dict[str, Any]) -> Outputs:
 def _leaky_relu(_: Primitives, a: dict[str, Any]) -> Outputs:
     # x where x > 0, else fl(x * negative_slope)
     x = a["self"]
-    _require_float32("aten::leaky_relu", x)
+    _require_float("aten::leaky_relu", x)
     return _canonical(torch.where(x > 0, x, x * _scalar(a["negative_slope"], x)))
 
 
@@ -259,7 +259,7 @@ def _leaky_relu(_: Primitives, a: dict[str, Any]) -> Outputs:
 def _leaky_relu_backward(_: Primitives, a: dict[str, Any]) -> Outputs:
     # grad where x > 0, else fl(grad * negative_slope)  (x the input, or the result: same sign)
     grad, x = a["grad_output"], a["self"]
-    _require_float32("aten::leaky_relu_backward", grad, x)
+    _require_float("aten::leaky_relu_backward", grad, x)
     return _canonical(torch.where(x > 0, grad, grad * _scalar(a["negative_slope"], grad)))
 
 
@@ -267,7 +267,7 @@ def _leaky_relu_backward(_: Primitives, a: dict[str, Any]) -> Outputs:
 def _hardtanh(_: Primitives, a: dict[str, Any]) -> Outputs:
     # clamp(x, min_val, max_val)
     x = a["self"]
-    _require_float32("aten::hardtanh", x)
+    _require_float("aten::hardtanh", x)
     return _clamp_values(x, _scalar(a["min_val"], x), _scalar(a["max_val"], x))
 
 
@@ -275,7 +275,7 @@ def _hardtanh(_: Primitives, a: dict[str, Any]) -> Outputs:
 def _hardtanh_backward(_: Primitives, a: dict[str, Any]) -> Outputs:
     # +0 where x <= min_val or x >= max_val, else grad
     grad, x = a["grad_output"], a["self"]
-    _require_float32("aten::hardtanh_backward", grad, x)
+    _require_float("aten::hardtanh_backward", grad, x)
     outside = (x <= _scalar(a["min_val"], x)) | (x >= _scalar(a["max_val"], x))
     return _canonical(torch.where(outside, torch.zeros((), dtype=grad.dtype, device=grad.device), grad))
 
@@ -284,7 +284,7 @@ def _hardtanh_backward(_: Primitives, a: dict[str, Any]) -> Outputs:
 def _hardsigmoid(_: Primitives, a: dict[str, Any]) -> Outputs:
     # fl(clamp(fl(x + 3), 0, 6) / 6)
     x = a["self"]
-    _require_float32("aten::hardsigmoid", x)
+    _require_float("aten::hardsigmoid", x)
     relu6 = _clamp_values(x + _scalar(3.0, x), _scalar(0.0, x), _scalar(6.0, x))
     return _canonical(relu6 / _scalar(6.0, x))
 
@@ -293,7 +293,7 @@ def _hardsigmoid(_: Primitives, a: dict[str, Any]) -> Outputs:
 def _hardsigmoid_backward(_: Primitives, a: dict[str, Any]) -> Outputs:
     # fl(grad / 6) where -3 < x < 3, else +0
     grad, x = a["grad_output"], a["self"]
-    _require_float32("aten::hardsigmoid_backward", grad, x)
+    _require_float("aten::hardsigmoid_backward", grad, x)
     inside = (x > _scalar(-3.0, x)) & (x < _scalar(3.0, x))
     return _canonical(torch.where(inside, grad / _scalar(6.0, grad), torch.zeros((), dtype=grad.dtype, device=grad.device)))
 
@@ -302,7 +302,7 @@ def _hardsigmoid_backward(_: Primitives, a: dict[str, Any]) -> Outputs:
 def _hardswish(_: Primitives, a: dict[str, Any]) -> Outputs:
     # fl(fl(x * clamp(fl(x + 3), 0, 6)) / 6)
     x = a["self"]
-    _require_float32("aten::hardswish", x)
+    _require_float("aten::hardswish", x)
     relu6 = _clamp_values(x + _scalar(3.0, x), _scalar(0.0, x), _scalar(6.0, x))
     return _canonical((x * relu6) / _scalar(6.0, x))
 
@@ -311,7 +311,7 @@ def _hardswish(_: Primitives, a: dict[str, Any]) -> Outputs:
 def _hardswish_backward(_: Primitives, a: dict[str, Any]) -> Outputs:
     # +0 where x < -3; fl(grad * fl(fl(x / 3) + 0.5)) where x <= 3; else grad  (torch's branches)
     grad, x = a["grad_output"], a["self"]
-    _require_float32("aten::hardswish_backward", grad, x)
+    _require_float("aten::hardswish_backward", grad, x)
     middle = grad * (x / _scalar(3.0, x) + _scalar(0.5, x))
     result = torch.where(x <= _scalar(3.0, x), middle, grad)
     return _canonical(torch.where(x < _scalar(-3.0, x), torch.zeros((), dtype=grad.dtype, device=grad.device), result))
@@ -321,7 +321,7 @@ def _hardswish_backward(_: Primitives, a: dict[str, Any]) -> Outputs:
 def _mish(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # fl(x * tanh(softplus(x)))
     x = a["self"]
-    _require_float32("aten::mish", x)
+    _require_float("aten::mish", x)
     return _canonical(x * prims.tanh(compute_softplus(prims, x)))
 
 
@@ -329,7 +329,7 @@ def _mish(prims: Primitives, a: dict[str, Any]) -> Outputs:
 def _mish_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # t = tanh(softplus(x)), s = sigmoid(x): fl(grad * fl(t + fl(fl(x * s) * fl(1 - fl(t * t)))))
     grad, x = a["grad_output"], a["self"]
-    _require_float32("aten::mish_backward", grad, x)
+    _require_float("aten::mish_backward", grad, x)
     t = prims.tanh(compute_softplus(prims, x))
     s = compute_sigmoid_pair(prims, x)[0]
     return _canonical(grad * (t + (x * s) * (_scalar(1.0, x) - t * t)))
@@ -339,7 +339,7 @@ def _mish_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
 def _log_sigmoid_forward(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # e = exp(-|x|); output = fl(min(x, 0) - log1p(e)) = -softplus(-x); buffer = e (as torch's CPU kernel)
     x = a["self"]
-    _require_float32("aten::log_sigmoid_forward", x)
+    _require_float("aten::log_sigmoid_forward", x)
     e = prims.exp(-torch.abs(x))
     negative = torch.where(x < 0, x, torch.zeros((), dtype=x.dtype, device=x.device))
     return _canonical(negative - compute_log1p(prims, e)), _canonical(e)
@@ -349,7 +349,7 @@ def _log_sigmoid_forward(prims: Primitives, a: dict[str, Any]) -> Outputs:
 def _log_sigmoid_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # fl(grad * (1 - sigmoid(x))), the complement from the sigmoid pair of x (the buffer is not read)
     grad, x = a["grad_output"], a["self"]
-    _require_float32("aten::log_sigmoid_backward", grad, x)
+    _require_float("aten::log_sigmoid_backward", grad, x)
     return _canonical(grad * compute_sigmoid_pair(prims, x)[1])
 
 
@@ -362,7 +362,7 @@ def _glu_halves(x: Tensor, dim: int) -> tuple[Tensor, Tensor]:
 def _glu(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # x = [u, v] halves along dim: fl(u * sigmoid(v))
     x, dim = a["self"], a["dim"]
-    _require_float32("aten::glu", x)
+    _require_float("aten::glu", x)
     u, v = _glu_halves(x, dim)
     return _canonical(u * compute_sigmoid_pair(prims, v)[0])
 
@@ -371,7 +371,7 @@ def _glu(prims: Primitives, a: dict[str, Any]) -> Outputs:
 def _glu_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # s, c = sigmoid pair of v: [fl(grad * s), fl(fl(fl(grad * u) * s) * c)] along dim
     grad, x, dim = a["grad_output"], a["self"], a["dim"]
-    _require_float32("aten::glu_backward", grad, x)
+    _require_float("aten::glu_backward", grad, x)
     u, v = _glu_halves(x, dim)
     s, c = compute_sigmoid_pair(prims, v)
     return _canonical(torch.cat([grad * s, ((grad * u) * s) * c], dim=dim))
@@ -381,7 +381,7 @@ def _glu_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
 def _prelu(_: Primitives, a: dict[str, Any]) -> Outputs:
     # x where x > 0, else fl(weight * x)  (weight broadcast as given)
     x, weight = a["self"], a["weight"]
-    _require_float32("aten::_prelu_kernel", x, weight)
+    _require_float("aten::_prelu_kernel", x, weight)
     return _canonical(torch.where(x > 0, x, weight * x))
 
 
@@ -390,7 +390,7 @@ def _prelu_backward(_: Primitives, a: dict[str, Any]) -> Outputs:
     # grad_input = grad where x > 0, else fl(weight * grad); grad_weight = +0 where x > 0, else fl(x * grad)
     # (both of the broadcast shape; autograd sums grad_weight down to the weight's shape)
     grad, x, weight = a["grad_output"], a["self"], a["weight"]
-    _require_float32("aten::_prelu_kernel_backward", grad, x, weight)
+    _require_float("aten::_prelu_kernel_backward", grad, x, weight)
     positive = x > 0
     zero = torch.zeros((), dtype=grad.dtype, device=grad.device)
     return _canonical(torch.where(positive, grad, weight * grad)), _canonical(torch.where(positive, zero, x * grad))
@@ -405,7 +405,7 @@ def _sgn(_: Primitives, a: dict[str, Any]) -> Outputs:
     x = a["self"]
     if _is_exact_dtype(x):
         return torch.sgn(x)
-    _require_float32("aten::sgn", x)
+    _require_float("aten::sgn", x)
     one, zero = _scalar(1.0, x), torch.zeros((), dtype=x.dtype, device=x.device)
     return torch.where(x > 0, one, torch.where(x < 0, -one, zero)).expand(x.shape).contiguous()
 
@@ -438,7 +438,7 @@ def _clamp_bounds(name: str, a: dict[str, Any], low_key: str | None, high_key: s
     if _is_exact_dtype(x) and _is_integer_bound(low) and _is_integer_bound(high):
         return torch.clamp(x, low, high)  # integers: exact whatever the order
     bounds = [b for b in (low, high) if isinstance(b, Tensor)]
-    _require_float32(name, x, *bounds)
+    _require_float(name, x, *bounds)
 
     def as_tensor(bound: Any) -> Tensor | None:
         return bound if bound is None or isinstance(bound, Tensor) else _scalar(bound, x)
@@ -467,7 +467,7 @@ def _broadcast_pair(name: str, a: dict[str, Any]) -> tuple[Tensor, Tensor] | Non
     x, y = a["self"], a["other"]
     if _is_exact_dtype(x) and _is_exact_dtype(y):
         return None
-    _require_float32(name, x, y)
+    _require_float(name, x, y)
     shape = torch.broadcast_shapes(x.shape, y.shape)
     return x.expand(shape), y.expand(shape)
 
@@ -498,7 +498,7 @@ def _minimum(_: Primitives, a: dict[str, Any]) -> Outputs:
 def _reciprocal(_: Primitives, a: dict[str, Any]) -> Outputs:
     # fl(1 / x): ±0 → ±inf, ±inf → ±0
     x = a["self"]
-    _require_float32("aten::reciprocal", x)
+    _require_float("aten::reciprocal", x)
     return _canonical(_scalar(1.0, x) / x)
 
 
@@ -506,7 +506,7 @@ def _reciprocal(_: Primitives, a: dict[str, Any]) -> Outputs:
 def _log1p(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # compute_log1p (module docstring): -1 → -inf, below -1 → NaN
     x = a["self"]
-    _require_float32("aten::log1p", x)
+    _require_float("aten::log1p", x)
     return _canonical(compute_log1p(prims, x))
 
 
@@ -514,13 +514,13 @@ def _log1p(prims: Primitives, a: dict[str, Any]) -> Outputs:
 def _expm1(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # compute_expm1 (module docstring): -inf → -1, large x → +inf
     x = a["self"]
-    _require_float32("aten::expm1", x)
+    _require_float("aten::expm1", x)
     return _canonical(compute_expm1(prims, x))
 
 
 def _xlogy(prims: Primitives, x: Tensor, y: Tensor) -> Tensor:
     """fl(x * log(y)); +0 where x == 0 (even for y = 0 or inf); NaN where y is NaN (as torch)."""
-    _require_float32("aten::xlogy", x, y)
+    _require_float("aten::xlogy", x, y)
     product = x * prims.log(y.expand(torch.broadcast_shapes(x.shape, y.shape)).contiguous())
     zero = torch.zeros((), dtype=x.dtype, device=x.device)
     result = torch.where(x == 0, zero, product)
@@ -549,7 +549,7 @@ def _xlogy_scalar_self(prims: Primitives, a: dict[str, Any]) -> Outputs:
 def _mse_loss(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # d = fl(x - t); loss = fl(d * d), reduced (module docstring)
     x, t = a["self"], a["target"]
-    _require_float32("aten::mse_loss", x, t)
+    _require_float("aten::mse_loss", x, t)
     d = x - t
     return _canonical(_reduce_loss(prims, d * d, a["reduction"]))
 
@@ -558,7 +558,7 @@ def _mse_loss(prims: Primitives, a: dict[str, Any]) -> Outputs:
 def _mse_loss_backward(_: Primitives, a: dict[str, Any]) -> Outputs:
     # g = fl(grad * 2) (then fl(g / float32(n)) for mean); fl(fl(x - t) * g)
     grad, x, t = a["grad_output"], a["self"], a["target"]
-    _require_float32("aten::mse_loss_backward", grad, x, t)
+    _require_float("aten::mse_loss_backward", grad, x, t)
     d = x - t
     g = _loss_grad(grad * _scalar(2.0, grad), d.numel(), a["reduction"])
     return _canonical(d * g)
@@ -573,7 +573,7 @@ def _check_beta(name: str, beta: float) -> None:
 def _smooth_l1_loss(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # z = |fl(x - t)|; fl(fl(fl(z * z) * 0.5) / beta) where z < beta, else fl(z - fl(beta * 0.5)); reduced
     x, t, beta = a["self"], a["target"], a["beta"]
-    _require_float32("aten::smooth_l1_loss", x, t)
+    _require_float("aten::smooth_l1_loss", x, t)
     _check_beta("aten::smooth_l1_loss", beta)
     z = torch.abs(x - t)
     b, half = _scalar(beta, z), _scalar(0.5, z)
@@ -586,7 +586,7 @@ def _smooth_l1_loss_backward(_: Primitives, a: dict[str, Any]) -> Outputs:
     # d = fl(x - t), g = grad (fl(grad / float32(n)) for mean):
     # -g where d <= -beta, g where d >= beta, else fl(fl(d / beta) * g)
     grad, x, t, beta = a["grad_output"], a["self"], a["target"], a["beta"]
-    _require_float32("aten::smooth_l1_loss_backward", grad, x, t)
+    _require_float("aten::smooth_l1_loss_backward", grad, x, t)
     _check_beta("aten::smooth_l1_loss_backward", beta)
     d = x - t
     g = _loss_grad(grad, d.numel(), a["reduction"]).expand(d.shape)
@@ -599,7 +599,7 @@ def _smooth_l1_loss_backward(_: Primitives, a: dict[str, Any]) -> Outputs:
 def _huber_loss(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # z = |fl(x - t)|; fl(fl(z * z) * 0.5) where z < delta, else fl(delta * fl(z - fl(delta * 0.5))); reduced
     x, t, delta = a["self"], a["target"], a["delta"]
-    _require_float32("aten::huber_loss", x, t)
+    _require_float("aten::huber_loss", x, t)
     _check_beta("aten::huber_loss", delta)
     z = torch.abs(x - t)
     c, half = _scalar(delta, z), _scalar(0.5, z)
@@ -612,7 +612,7 @@ def _huber_loss_backward(_: Primitives, a: dict[str, Any]) -> Outputs:
     # d = fl(x - t), g = grad (fl(grad / float32(n)) for mean):
     # fl(-delta * g) where d < -delta, fl(delta * g) where d > delta, else fl(d * g)
     grad, x, t, delta = a["grad_output"], a["self"], a["target"], a["delta"]
-    _require_float32("aten::huber_loss_backward", grad, x, t)
+    _require_float("aten::huber_loss_backward", grad, x, t)
     _check_beta("aten::huber_loss_backward", delta)
     d = x - t
     g = _loss_grad(grad, d.numel(), a["reduction"]).expand(d.shape)
@@ -629,7 +629,7 @@ def _bce_with_logits(prims: Primitives, a: dict[str, Any]) -> Outputs:
     #   linear = -fl(pt * x) where x < 0, else fl(fl(1 - t) * x)
     #   loss = fl(linear + fl(lw * L)) (fl(linear + L) without pos_weight); fl(loss * weight); reduced
     x, t, weight, pos_weight = a["self"], a["target"], a["weight"], a["pos_weight"]
-    _require_float32("aten::binary_cross_entropy_with_logits", x, t, weight, pos_weight)
+    _require_float("aten::binary_cross_entropy_with_logits", x, t, weight, pos_weight)
     one = _scalar(1.0, x)
     tail = compute_log1p(prims, prims.exp(-torch.abs(x)))
     pt = t if pos_weight is None else pos_weight * t
@@ -654,7 +654,7 @@ def _binary_cross_entropy(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # lx = max(log(x), -100); lx1 = max(log1p(-x), -100)   (max by selection; NaN stays NaN)
     # loss = fl(fl(fl(t - 1) * lx1) - fl(t * lx)); fl(loss * weight); reduced
     x, t, weight = a["self"], a["target"], a["weight"]
-    _require_float32("aten::binary_cross_entropy", x, t, weight)
+    _require_float("aten::binary_cross_entropy", x, t, weight)
     floor = _scalar(LOG_FLOOR, x)
     log_x = _clamp_values(prims.log(x), floor, None)
     log_1mx = _clamp_values(compute_log1p(prims, -x), floor, None)
@@ -668,7 +668,7 @@ def _binary_cross_entropy(prims: Primitives, a: dict[str, Any]) -> Outputs:
 def _binary_cross_entropy_backward(_: Primitives, a: dict[str, Any]) -> Outputs:
     # g = grad (fl(grad / float32(n)) for mean); fl(fl(g * fl(x - t)) / max(fl(fl(1 - x) * x), 1e-12)); fl(· * weight)
     grad, x, t, weight = a["grad_output"], a["self"], a["target"], a["weight"]
-    _require_float32("aten::binary_cross_entropy_backward", grad, x, t, weight)
+    _require_float("aten::binary_cross_entropy_backward", grad, x, t, weight)
     g = _loss_grad(grad, x.numel(), a["reduction"])
     denominator = _clamp_values((_scalar(1.0, x) - x) * x, _scalar(BCE_EPSILON, x), None)
     result = (g * (x - t)) / denominator
@@ -708,7 +708,7 @@ def _moments(prims: Primitives, name: str, a: dict[str, Any]) -> tuple[Tensor, T
     """(var, mean) per row, two passes: mean = fl(rowsum(x) / float32(n)); c = fl(x - mean);
     var = fl(rowsum(fl(c * c)) / float32(max(n - correction, 0)))  (correction 1 when not given)."""
     x = a["self"]
-    _require_float32(name, x)
+    _require_float(name, x)
     rows, shape = _reduce_rows(x, a["dim"], a["keepdim"])
     n = rows.shape[1]
     correction = 1 if a["correction"] is None else a["correction"]
@@ -750,7 +750,7 @@ def _vector_norm(prims: Primitives, a: dict[str, Any]) -> Outputs:
     x, ord = a["self"], a["ord"]
     if a.get("dtype") is not None and a["dtype"] != x.dtype:
         x = x.to(a["dtype"])
-    _require_float32("aten::linalg_vector_norm", x)
+    _require_float("aten::linalg_vector_norm", x)
     rows, shape = _reduce_rows(x, a["dim"], a["keepdim"])
     magnitudes = torch.abs(rows)
     if ord == 2:
@@ -772,7 +772,7 @@ def _vector_norm(prims: Primitives, a: dict[str, Any]) -> Outputs:
 def _logsumexp(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # per row: m = rowmax(x), 0 where m is ±inf; fl(log(rowsum(exp(fl(x - m)))) + m); -inf for no elements
     x = a["self"]
-    _require_float32("aten::logsumexp", x)
+    _require_float("aten::logsumexp", x)
     rows, shape = _reduce_rows(x, a["dim"], a["keepdim"])
     if rows.shape[1] == 0:
         return shape(torch.full((rows.shape[0],), -math.inf, dtype=x.dtype, device=x.device))
@@ -802,7 +802,7 @@ def _prod(name: str, x: Tensor, dim: Any, keepdim: bool, dtype: Any) -> Tensor:
         return torch.prod(x, dtype=dtype) if dim is None else torch.prod(x, dim, keepdim, dtype=dtype)
     if dtype is not None and dtype != x.dtype:
         x = x.to(dtype)
-    _require_float32(name, x)
+    _require_float(name, x)
     rows, shape = _reduce_rows(x, dim, keepdim)
     return _canonical(shape(compute_rowprod(rows)))
 

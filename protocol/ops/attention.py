@@ -64,7 +64,7 @@ from protocol.ops.table import (
     UnsupportedOperator,
     _last_dim_rows,
     _register,
-    _require_float32,
+    _require_float,
     _scalar,
     defines,
 )
@@ -118,7 +118,7 @@ class _Shapes:
 
 def _get_shapes(name: str, query: Tensor, key: Tensor, value: Tensor) -> _Shapes:
     """Check the [B,H,L,E], [B,Hk,S,E], [B,Hk,S,Ev] contract (H a multiple of Hk) and read the sizes."""
-    _require_float32(name, query, key, value)
+    _require_float(name, query, key, value)
     if query.dim() != 4 or key.dim() != 4 or value.dim() != 4:
         raise UnsupportedOperator(name, "query, key and value must be 4-D [B, heads, T, dim]")
     B, H, L, E = query.shape
@@ -208,7 +208,7 @@ def compute_attention_probabilities(prims: Primitives, name: str, a: dict[str, A
     """q', k', the scores with masks added and their safe softmax p (the module docstring's sequence)."""
     query, key, mask = a["query"], a["key"], a["attn_mask"]
     if mask is not None:
-        _require_float32(name, mask)
+        _require_float(name, mask)
     if a["dropout_p"] != 0:
         raise UnsupportedOperator(name, f"dropout_p {a['dropout_p']} (SDPA takes the math route for dropout)")
     if n.L == 0 or n.S == 0 or n.E == 0:
@@ -257,7 +257,7 @@ def _flash_attention_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # (grad_query, grad_key, grad_value) of the module docstring; `out` and `logsumexp` are not read
     query, value, grad = a["query"], a["value"], a["grad_out"]
     n = _get_shapes(FLASH_BACKWARD, query, a["key"], value)
-    _require_float32(FLASH_BACKWARD, grad)
+    _require_float(FLASH_BACKWARD, grad)
     if tuple(grad.shape) != (n.B, n.H, n.L, n.Ev):
         raise UnsupportedOperator(FLASH_BACKWARD, f"grad_out shape {tuple(grad.shape)}")
     forward = compute_attention_probabilities(prims, FLASH_BACKWARD, a, n)
@@ -285,7 +285,7 @@ def _safe_softmax(prims: Primitives, a: dict[str, Any]) -> Outputs:
     x = a["self"]
     if a["dtype"] is not None and a["dtype"] != x.dtype:
         raise UnsupportedOperator("aten::_safe_softmax", f"dtype conversion to {a['dtype']}")
-    _require_float32("aten::_safe_softmax", x)
+    _require_float("aten::_safe_softmax", x)
     rows, restore = _last_dim_rows(x, a["dim"])
     if rows.shape[1] == 0:
         return restore(rows.clone())

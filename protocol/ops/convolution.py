@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from protocol.ops.prims import Primitives
-from protocol.ops.table import Outputs, Tensor, UnsupportedOperator, _require_float32, defines
+from protocol.ops.table import Outputs, Tensor, UnsupportedOperator, _require_float, defines
 
 WEIGHT_GRAD_CHUNK_ROWS = 2048
 """Rows (output positions, batch-major) per sequential chunk of a weight gradient's contraction.
@@ -295,7 +295,7 @@ def _convolution(prims: Primitives, a: dict[str, Any]) -> Outputs:
     reach the dispatcher as separate pad operators)."""
     name = "aten::convolution"
     x, weight, bias = a["input"], a["weight"], a["bias"]
-    _require_float32(name, x, weight, bias)
+    _require_float(name, x, weight, bias)
     nd = weight.dim() - 2
     if nd < 1:
         raise UnsupportedOperator(name, f"weight of {weight.dim()} dims")
@@ -331,7 +331,7 @@ def _convolution_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
     gradient, and grad_weight is `_conv_weight_grad` with the roles of input and gradient swapped."""
     name = "aten::convolution_backward"
     grad, x, weight = a["grad_output"], a["input"], a["weight"]
-    _require_float32(name, grad, x, weight)
+    _require_float(name, grad, x, weight)
     mask = a["output_mask"]
     nd = weight.dim() - 2
     stride, padding, dilation, _ = _conv_arguments(a, nd)
@@ -455,7 +455,7 @@ def _max_pool2d(prims: Primitives, a: dict[str, Any]) -> Outputs:
     with no position inside the input (possible with dilation) gives -inf and, as torch does, the
     index of its first row and first column that are not negative."""
     x = a["self"]
-    _require_float32("aten::max_pool2d_with_indices", x)
+    _require_float("aten::max_pool2d_with_indices", x)
     x4, unbatched = _planes(x)
     n, c, h, w = x4.shape
     kernel, stride, padding, dilation, out = _max_pool_geometry(x4, a)
@@ -487,7 +487,7 @@ def _max_pool2d_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
     one at a time in ascending (oh, ow) (`segment_sum`); indices outside [0, H*W) are dropped.
     The window arguments of max_pool2d_with_indices_backward are not needed: the indices say it all."""
     grad, x, indices = a["grad_output"], a["self"], a["indices"]
-    _require_float32("aten::max_pool2d_with_indices_backward", grad, x)
+    _require_float("aten::max_pool2d_with_indices_backward", grad, x)
     x4, unbatched = _planes(x)
     n, c, h, w = x4.shape
     idx = indices.reshape(n * c, -1).to(torch.int64)
@@ -539,7 +539,7 @@ def _avg_pool2d(prims: Primitives, a: dict[str, Any]) -> Outputs:
     The window's KH*KW positions in row-major order, +0.0 where outside the input, summed by the
     pairwise `rowsum`; the divisor as in `_avg_pool_divisors`."""
     x = a["self"]
-    _require_float32("aten::avg_pool2d", x)
+    _require_float("aten::avg_pool2d", x)
     x4, unbatched = _planes(x)
     n, c = x4.shape[:2]
     kernel, stride, padding, out, divisors = _avg_pool_geometry(x4, a)
@@ -555,7 +555,7 @@ def _avg_pool2d_backward(_: Primitives, a: dict[str, Any]) -> Outputs:
     share = fl(grad_output / divisor); grad_input[i] = +0.0 + the shares of the windows covering i,
     added one at a time in row-major order of the window position (kh, kw) that covers i."""
     grad, x = a["grad_output"], a["self"]
-    _require_float32("aten::avg_pool2d_backward", grad, x)
+    _require_float("aten::avg_pool2d_backward", grad, x)
     x4, unbatched = _planes(x)
     grad4 = _planes(grad)[0]
     kernel, stride, padding, out, divisors = _avg_pool_geometry(x4, a)
@@ -601,7 +601,7 @@ def _adaptive_avg_pool2d(prims: Primitives, a: dict[str, Any]) -> Outputs:
     values in row-major order of a KH x KW grid (KH, KW the longest window sides; +0.0 past the
     window's end) are summed by the pairwise `rowsum`; count is the window's true size."""
     x = a["self"]
-    _require_float32("aten::_adaptive_avg_pool2d", x)
+    _require_float("aten::_adaptive_avg_pool2d", x)
     x4, unbatched = _planes(x)
     n, c, h, w = x4.shape
     out = _expand(a["output_size"], 2)
@@ -623,7 +623,7 @@ def _adaptive_avg_pool2d_backward(prims: Primitives, a: dict[str, Any]) -> Outpu
     share = fl(grad_output / count); grad_input[i] = +0.0 + the shares of the windows containing i,
     added one at a time in ascending (oh, ow) (`segment_sum`)."""
     grad, x = a["grad_output"], a["self"]
-    _require_float32("aten::_adaptive_avg_pool2d_backward", grad, x)
+    _require_float("aten::_adaptive_avg_pool2d_backward", grad, x)
     x4, unbatched = _planes(x)
     grad4 = _planes(grad)[0]
     n, c, h, w = x4.shape
@@ -648,7 +648,7 @@ def _adaptive_max_pool2d(prims: Primitives, a: dict[str, Any]) -> Outputs:
     grid (positions past the window's end are never chosen): the first NaN if the window has one,
     else the first position equal to the window's maximum, as `_max_pool2d`."""
     x = a["self"]
-    _require_float32("aten::adaptive_max_pool2d", x)
+    _require_float("aten::adaptive_max_pool2d", x)
     x4, unbatched = _planes(x)
     n, c, h, w = x4.shape
     out = _expand(a["output_size"], 2)
@@ -680,7 +680,7 @@ def _im2col(_: Primitives, a: dict[str, Any]) -> Outputs:
     """self [N, C, H, W] (or [C, H, W]) → [N, C*KH*KW, OH*OW]: exact data movement (+0.0 on padding),
     rows in (c, kh, kw) order, columns in (oh, ow) order."""
     x = a["self"]
-    _require_float32("aten::im2col", x)
+    _require_float("aten::im2col", x)
     x4, unbatched = _planes(x)
     n, c = x4.shape[:2]
     kernel, dilation, padding, stride = _im2col_geometry(a)
@@ -696,7 +696,7 @@ def _col2im(_: Primitives, a: dict[str, Any]) -> Outputs:
     position is +0.0 plus the columns' values that land on it, added one at a time in row-major
     order of the kernel offset (kh, kw) (`_fold`)."""
     cols = a["self"]
-    _require_float32("aten::col2im", cols)
+    _require_float("aten::col2im", cols)
     unbatched = cols.dim() == 2
     cols3 = cols.unsqueeze(0) if unbatched else cols
     kernel, dilation, padding, stride = _im2col_geometry(a)
@@ -735,7 +735,7 @@ def _pad_forward(mode: str, dims: int) -> Any:
     def compute(_: Primitives, a: dict[str, Any]) -> Outputs:
         """self [*, *S] → [*, *S_padded]: each position copies its source (exact data movement)."""
         x = a["self"]
-        _require_float32(f"aten::{mode}_pad{dims}d", x)
+        _require_float(f"aten::{mode}_pad{dims}d", x)
         sources = _pad_sources(tuple(x.shape[-dims:]), list(a["padding"]), mode)[0]
         for d, index in enumerate(sources):
             x = x.index_select(x.dim() - dims + d, index)
@@ -750,7 +750,7 @@ def _pad_backward(mode: str, dims: int) -> Any:
         +0.0 plus the gradients of the output positions copying it, added one at a time in ascending
         row-major order of the output position (`segment_sum`)."""
         grad, x = a["grad_output"], a["self"]
-        _require_float32(f"aten::{mode}_pad{dims}d_backward", grad, x)
+        _require_float(f"aten::{mode}_pad{dims}d_backward", grad, x)
         sizes = tuple(x.shape[-dims:])
         sources, out = _pad_sources(sizes, list(a["padding"]), mode)
         flat = torch.zeros((), dtype=torch.int64)

@@ -23,7 +23,7 @@ import torch
 
 from protocol.ops.canonical import resolve_op
 from protocol.ops.prims import Primitives
-from protocol.ops.table import OPS, OpKind, Outputs, UnsupportedOperator, _register, _require_float32, _scalar
+from protocol.ops.table import OPS, OpKind, Outputs, UnsupportedOperator, _register, _require_float, _scalar
 
 Tensor = torch.Tensor
 Compute = Callable[[Primitives, dict[str, Any]], Outputs]
@@ -203,7 +203,7 @@ def compute_batch_norm(
     """
     x, weight, bias = a["input"], a["weight"], a["bias"]
     running_mean, running_var = a.get("running_mean"), a.get("running_var")
-    _require_float32("aten::native_batch_norm", x, weight, bias, running_mean, running_var)
+    _require_float("aten::native_batch_norm", x, weight, bias, running_mean, running_var)
     rows = _channel_rows(x)
     n = rows.shape[1]
     if training:
@@ -264,7 +264,7 @@ def _batch_norm_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
     grad_weight = rowsum(fl(g * xhat)); grad_bias = rowsum(g); `* weight` is skipped without a weight;
     each output only when output_mask asks for it."""
     grad, x, weight = a["grad_out"], a["input"], a["weight"]
-    _require_float32("aten::native_batch_norm_backward", grad, x, weight)
+    _require_float("aten::native_batch_norm_backward", grad, x, weight)
     mask = a["output_mask"]
     rows, grads = _channel_rows(x), _channel_rows(grad)
     n = rows.shape[1]

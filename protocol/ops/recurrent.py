@@ -49,7 +49,7 @@ from typing import Any
 import torch
 
 from protocol.ops.prims import Primitives
-from protocol.ops.table import Outputs, UnsupportedOperator, _require_float32, _scalar, defines
+from protocol.ops.table import Outputs, UnsupportedOperator, _require_float, _scalar, defines
 from protocol.semantics.floats import canonicalize_nan
 
 Tensor = torch.Tensor
@@ -137,7 +137,7 @@ def _get_layer(name: str, a: dict[str, Any], weights: tuple[str, str, str, str])
     if a["batch_sizes"]:
         raise UnsupportedOperator(name, "packed sequences (batch_sizes)")
     w_ih, w_hh, b_ih, b_hh = (a[key] for key in weights)
-    _require_float32(name, a["input"], w_ih, w_hh, b_ih, b_hh)
+    _require_float(name, a["input"], w_ih, w_hh, b_ih, b_hh)
     if a["input"].dim() != 3:
         raise UnsupportedOperator(name, f"input of {a['input'].dim()} dimensions (expected [T, B, I])")
     bias = b_ih + b_hh if a["has_biases"] else None  # fl(b_ih + b_hh)
@@ -169,7 +169,7 @@ def _mkldnn_rnn_layer(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # (output, hy, cy, workspace): see the module docstring; workspace is empty uint8.
     name = "aten::mkldnn_rnn_layer"
     layer = _get_layer(name, a, ("weight0", "weight1", "weight2", "weight3"))
-    _require_float32(name, a["hx_"], a["cx_"])
+    _require_float(name, a["hx_"], a["cx_"])
     output, hy, cy = compute_lstm_layer(prims, layer, a["input"], a["hx_"], a["cx_"])
     workspace = torch.empty((0,), dtype=torch.uint8, device=output.device)
     return canonicalize_nan(output), canonicalize_nan(hy), canonicalize_nan(cy), workspace
@@ -297,7 +297,7 @@ def _mkldnn_rnn_layer_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
     layer = _get_layer(name, a, ("weight1", "weight2", "weight3", "weight4"))
     hx, cx, output = a["hx_"], a["cx_tmp"], a["output"]
     grad_output, grad_hy, grad_cy = a["grad_output"], a["grad_hy"], a["grad_cy"]
-    _require_float32(name, hx, cx, output, grad_output, grad_hy, grad_cy)
+    _require_float(name, hx, cx, output, grad_output, grad_hy, grad_cy)
     grad_input, grad_w_ih, grad_w_hh, grad_bias, grad_hx, grad_cx = _lstm_layer_backward(
         prims, layer, a["input"], hx, cx, output, grad_output, grad_hy, grad_cy
     )

@@ -179,10 +179,19 @@ def _scalar(value: Any, like: Tensor) -> Tensor:
     return torch.tensor(value, dtype=dtype, device=like.device)
 
 
-def _require_float32(name: str, *tensors: Tensor | None) -> None:
-    for tensor in tensors:
-        if tensor is not None and tensor.dtype != torch.float32:
-            raise UnsupportedOperator(name, f"dtype {tensor.dtype} (only float32 is defined)")
+FLOAT_DTYPES = (torch.float32, torch.float64)
+"""The dtypes every definition is written for: the same steps, each rounding to the operands' dtype."""
+
+
+def _require_float(name: str, *tensors: Tensor | None) -> None:
+    """UnsupportedOperator unless the tensor operands are all float32 or all float64 (16-bit operands
+    never get here: `_with_low_precision` widens them to float32 first)."""
+    dtypes = {tensor.dtype for tensor in tensors if tensor is not None}
+    for dtype in dtypes:
+        if dtype not in FLOAT_DTYPES:
+            raise UnsupportedOperator(name, f"dtype {dtype} (float32, float64, bfloat16 and float16 are defined)")
+    if len(dtypes) > 1:
+        raise UnsupportedOperator(name, f"operands of mixed dtypes {sorted(str(d) for d in dtypes)}")
 
 
 def _as_rows(x: Tensor, dims: list[int]) -> tuple[Tensor, list[int]]:
@@ -296,10 +305,10 @@ def _pow_scalar(_: Primitives, a: dict[str, Any]) -> Outputs:
 
 
 def _through_primitive(name: str) -> Callable[[Primitives, dict[str, Any]], Outputs]:
-    """The operator aten::<name> is the primitive of the same name, on float32 only."""
+    """The operator aten::<name> is the primitive of the same name, on float32 or float64."""
 
     def compute(prims: Primitives, a: dict[str, Any]) -> Outputs:
-        _require_float32(f"aten::{name}", a["self"])
+        _require_float(f"aten::{name}", a["self"])
         result: Tensor = getattr(prims, name)(a["self"])
         return result
 
@@ -324,7 +333,7 @@ GELU_CUBIC = 0.044715
 @defines("gelu.default", "gelu_.default")
 def _gelu(prims: Primitives, a: dict[str, Any]) -> Outputs:
     x = a["self"]
-    _require_float32("aten::gelu", x)
+    _require_float("aten::gelu", x)
     half, one = _scalar(0.5, x), _scalar(1.0, x)
     if a["approximate"] == "tanh":
         # fl(fl(x*0.5) * fl(1 + tanh(fl(sqrt(2/pi) * fl(x + fl(0.044715 * fl(fl(x*x)*x)))))))
@@ -336,7 +345,7 @@ def _gelu(prims: Primitives, a: dict[str, Any]) -> Outputs:
 @defines("gelu_backward.default")
 def _gelu_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
     grad, x = a["grad_output"], a["self"]
-    _require_float32("aten::gelu_backward", grad, x)
+    _require_float("aten::gelu_backward", grad, x)
     half, one = _scalar(0.5, x), _scalar(1.0, x)
     if a["approximate"] == "tanh":
         # d/dx of 0.5x(1+tanh(u)), u = c(x + k x^3): 0.5(1+t) + 0.5x(1-t^2) c (1 + 3k x^2)
@@ -354,20 +363,20 @@ def _gelu_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
 
 @defines("mm.default")
 def _mm(prims: Primitives, a: dict[str, Any]) -> Outputs:
-    _require_float32("aten::mm", a["self"], a["mat2"])
+    _require_float("aten::mm", a["self"], a["mat2"])
     return prims.mm(a["self"], a["mat2"])
 
 
 @defines("bmm.default")
 def _bmm(prims: Primitives, a: dict[str, Any]) -> Outputs:
-    _require_float32("aten::bmm", a["self"], a["mat2"])
+    _require_float("aten::bmm", a["self"], a["mat2"])
     return prims.bmm(a["self"], a["mat2"])
 
 
 @defines("addmm.default")
 def _addmm(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # fl(fl(beta * self) + fl(alpha * mm(mat1, mat2))), each scalar product skipped when it is 1.
-    _require_float32("aten::addmm", a["self"], a["mat1"], a["mat2"])
+    _require_float("aten::addmm", a["self"], a["mat1"], a["mat2"])
     product = prims.mm(a["mat1"], a["mat2"])
     if a["alpha"] != 1:
         product = product * _scalar(a["alpha"], product)
@@ -389,7 +398,7 @@ def _sum_dims(prims: Primitives, a: dict[str, Any]) -> Outputs:
         # modulo 2**64 whatever the order): torch's own kernel is the definition.
         dims = a["dim"] or list(range(x.dim()))
         return torch.sum(x, dim=dims, keepdim=a["keepdim"]) if x.dim() else torch.sum(x)
-    _require_float32("aten::sum", x)
+    _require_float("aten::sum", x)
     return _reduce(prims.rowsum, x, a["dim"], a["keepdim"])
 
 
@@ -416,7 +425,7 @@ def _mean_all(prims: Primitives, a: dict[str, Any]) -> Outputs:
 
 @defines("amax.default")
 def _amax(prims: Primitives, a: dict[str, Any]) -> Outputs:
-    _require_float32("aten::amax", a["self"])
+    _require_float("aten::amax", a["self"])
     return _reduce(prims.rowmax, a["self"], a["dim"], a["keepdim"])
 
 
@@ -433,7 +442,7 @@ def _softmax_rows(prims: Primitives, rows: Tensor) -> tuple[Tensor, Tensor, Tens
 @defines("_softmax.default")
 def _softmax(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # fl(e / s) with z, e, s as in _softmax_rows
-    _require_float32("aten::_softmax", a["self"])
+    _require_float("aten::_softmax", a["self"])
     rows, restore = _last_dim_rows(a["self"], a["dim"])
     _, exps, sums = _softmax_rows(prims, rows)
     return restore(exps / sums.unsqueeze(1))
@@ -442,7 +451,7 @@ def _softmax(prims: Primitives, a: dict[str, Any]) -> Outputs:
 @defines("_log_softmax.default")
 def _log_softmax(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # fl(z - log(s))
-    _require_float32("aten::_log_softmax", a["self"])
+    _require_float("aten::_log_softmax", a["self"])
     rows, restore = _last_dim_rows(a["self"], a["dim"])
     shifted, _, sums = _softmax_rows(prims, rows)
     return restore(shifted - prims.log(sums).unsqueeze(1))
@@ -451,7 +460,7 @@ def _log_softmax(prims: Primitives, a: dict[str, Any]) -> Outputs:
 @defines("_softmax_backward_data.default")
 def _softmax_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # fl(y * fl(g - rowsum(fl(g * y))))
-    _require_float32("aten::_softmax_backward_data", a["grad_output"], a["output"])
+    _require_float("aten::_softmax_backward_data", a["grad_output"], a["output"])
     grads, restore = _last_dim_rows(a["grad_output"], a["dim"])
     outputs, _ = _last_dim_rows(a["output"], a["dim"])
     dots = prims.rowsum(grads * outputs).unsqueeze(1)
@@ -461,7 +470,7 @@ def _softmax_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
 @defines("_log_softmax_backward_data.default")
 def _log_softmax_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # fl(g - fl(exp(y) * rowsum(g)))
-    _require_float32("aten::_log_softmax_backward_data", a["grad_output"], a["output"])
+    _require_float("aten::_log_softmax_backward_data", a["grad_output"], a["output"])
     grads, restore = _last_dim_rows(a["grad_output"], a["dim"])
     outputs, _ = _last_dim_rows(a["output"], a["dim"])
     return restore(grads - prims.exp(outputs) * prims.rowsum(grads).unsqueeze(1))
@@ -477,7 +486,7 @@ def _nll_loss_forward(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # picked[i] = -self[i, target[i]] (0 where target == ignore_index); total_weight = count of the rest
     # mean: fl(rowsum(picked) / total_weight); sum: rowsum(picked); none: picked
     x, target = a["self"], a["target"]
-    _require_float32("aten::nll_loss_forward", x)
+    _require_float("aten::nll_loss_forward", x)
     if a["weight"] is not None:
         raise UnsupportedOperator("aten::nll_loss_forward", "class weights")
     x2 = x if x.dim() == 2 else x.unsqueeze(0)
@@ -499,7 +508,7 @@ def _nll_loss_forward(prims: Primitives, a: dict[str, Any]) -> Outputs:
 def _nll_loss_backward(_: Primitives, a: dict[str, Any]) -> Outputs:
     # grad_input[i, target[i]] = fl(-grad / total_weight) (mean), -grad (sum), -grad[i] (none); else 0
     grad, x, target = a["grad_output"], a["self"], a["target"]
-    _require_float32("aten::nll_loss_backward", x, grad)
+    _require_float("aten::nll_loss_backward", x, grad)
     if a["weight"] is not None:
         raise UnsupportedOperator("aten::nll_loss_backward", "class weights")
     x2 = x if x.dim() == 2 else x.unsqueeze(0)
@@ -526,7 +535,7 @@ def _layer_norm(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # mean = fl(rowsum(x) / n); xc = fl(x - mean); var = fl(rowsum(fl(xc*xc)) / n)
     # rstd = rsqrt(fl(var + float32(eps))); y = fl(fl(fl(xc * rstd) * weight) + bias)
     x, weight, bias = a["input"], a["weight"], a["bias"]
-    _require_float32("aten::native_layer_norm", x, weight, bias)
+    _require_float("aten::native_layer_norm", x, weight, bias)
     k = len(a["normalized_shape"])
     lead = list(x.shape[: x.dim() - k])
     n = math.prod(x.shape[x.dim() - k :])
@@ -557,7 +566,7 @@ def _layer_norm_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # grad_weight = column sums of fl(grad * xhat); grad_bias = column sums of grad
     grad, x, mean, rstd = a["grad_out"], a["input"], a["mean"], a["rstd"]
     weight, mask = a["weight"], a["output_mask"]
-    _require_float32("aten::native_layer_norm_backward", grad, x, weight)
+    _require_float("aten::native_layer_norm_backward", grad, x, weight)
     k = len(a["normalized_shape"])
     n = math.prod(x.shape[x.dim() - k :])
     rows = x.contiguous().reshape(-1, n)
@@ -585,7 +594,7 @@ def _layer_norm_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
 def _embedding_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # grad_weight[v] = sequential sum, in position order, of grad rows whose index is v (padding skipped)
     grad, indices = a["grad_output"], a["indices"]
-    _require_float32("aten::embedding_dense_backward", grad)
+    _require_float("aten::embedding_dense_backward", grad)
     if a["scale_grad_by_freq"]:
         raise UnsupportedOperator("aten::embedding_dense_backward", "scale_grad_by_freq")
     width = grad.shape[-1]

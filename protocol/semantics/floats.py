@@ -1,11 +1,11 @@
-"""Float32 conventions shared by every reference operator.
+"""Float conventions shared by every reference operator (float32, and float64 where noted).
 
 The references are written with torch operations that are correctly rounded elementwise on every
 device (add, sub, mul, div, comparisons, `where`, integer ops on bit patterns), one rounding per
 operation, never fused. This module holds what they share:
 
-- Every NaN a reference operator returns is the canonical quiet NaN, bits 0x7FC00000, whatever NaN
-  payloads or signs went in: NaN propagation rules differ between processors, so payloads would
+- Every NaN a reference operator returns is the canonical quiet NaN of its dtype, bits 0x7FC00000
+  (float32) or 0x7FF8000000000000 (float64), whatever NaN payloads or signs went in: NaN propagation rules differ between processors, so payloads would
   otherwise make equal computations hash differently.
 - Constants are given as float32 bit patterns (`f32`), so a port reads exactly the same values.
 - Operands are checked up front (`require_float32`); a bad operand raises `OperandError`.
@@ -19,6 +19,11 @@ import torch
 
 CANONICAL_NAN_BITS = 0x7FC00000
 """Bit pattern of the one NaN reference operators return (positive sign, quiet, zero payload)."""
+CANONICAL_NAN64_BITS = 0x7FF8000000000000
+"""The same NaN as a float64."""
+FLOAT_DTYPES = (torch.float32, torch.float64)
+"""The dtypes the structural references (matrix products, reductions) are defined for."""
+_INT_VIEW = {torch.float32: torch.int32, torch.float64: torch.int64}
 
 FLOAT32_MAX_BITS = 0x7F7FFFFF
 """Bit pattern of the largest finite float32, (2 - 2**-23) * 2**127."""
@@ -49,6 +54,21 @@ def require_float32(x: object, name: str, ndim: int | None = None) -> torch.Tens
     return x
 
 
+def require_float(x: object, name: str, ndim: int | None = None) -> torch.Tensor:
+    """`x` if it is a float32 or float64 tensor of rank `ndim` (any rank when None); else OperandError."""
+    if isinstance(x, torch.Tensor) and x.dtype == torch.float64:
+        if ndim is not None and x.dim() != ndim:
+            raise OperandError(f"{name} must have rank {ndim}, got shape {tuple(x.shape)}")
+        return x
+    return require_float32(x, name, ndim)
+
+
+def require_same_dtype(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
+    """OperandError unless both tensors have one dtype."""
+    if a.dtype != b.dtype:
+        raise OperandError(f"{names} must have one dtype, got {a.dtype} and {b.dtype}")
+
+
 def require_same_device(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
     """OperandError unless both tensors live on the same device."""
     if a.device != b.device:
@@ -65,15 +85,18 @@ def constant(bits: int, like: torch.Tensor) -> torch.Tensor:
 
 
 def canonicalize_nan(x: torch.Tensor) -> torch.Tensor:
-    """x with every NaN replaced by the canonical quiet NaN (bits 0x7FC00000)."""
+    """x with every NaN replaced by its dtype's canonical quiet NaN (0x7FC00000 for float32)."""
+    if x.dtype == torch.float64:
+        nan = torch.tensor(CANONICAL_NAN64_BITS, dtype=torch.int64, device=x.device).view(torch.float64)
+        return torch.where(x != x, nan, x)
     return torch.where(x != x, constant(CANONICAL_NAN_BITS, x), x)
 
 
 def as_bits(x: torch.Tensor) -> torch.Tensor:
-    """The int32 bit patterns of a float32 tensor (a reinterpretation, no copy of values)."""
-    return x.contiguous().view(torch.int32)
+    """The bit patterns of a float32 (int32) or float64 (int64) tensor; a reinterpretation."""
+    return x.contiguous().view(_INT_VIEW.get(x.dtype, torch.int32))
 
 
 def from_bits(bits: torch.Tensor) -> torch.Tensor:
-    """The float32 tensor whose bit patterns are the given int32 tensor."""
-    return bits.contiguous().view(torch.float32)
+    """The float32 (from int32) or float64 (from int64) tensor with the given bit patterns."""
+    return bits.contiguous().view(torch.float64 if bits.dtype == torch.int64 else torch.float32)

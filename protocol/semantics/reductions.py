@@ -15,7 +15,8 @@ rowargmax — an int64 index: the first NaN of the row if it has one; otherwise 
 with x[i] == rowmax (== compares +0.0 and -0.0 equal, so the first zero of either sign wins).
     n = 0 is an OperandError.
 
-Every NaN result is the canonical NaN 0x7FC00000.
+Every NaN result is the canonical NaN 0x7FC00000. float64 rows reduce by the same steps in float64
+(bits(·) their 64-bit patterns, NaN 0x7FF8000000000000).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from protocol.semantics.floats import (
     as_bits,
     canonicalize_nan,
     from_bits,
-    require_float32,
+    require_float,
 )
 
 
@@ -41,14 +42,14 @@ def compute_padded_length(n: int) -> int:
 
 def reference_rowsum(x: torch.Tensor) -> torch.Tensor:
     """Sum of each row by the halving tree (module docstring); x [R,n] float32 → [R] float32."""
-    require_float32(x, "x", 2)
+    require_float(x, "x", 2)
     rows, n = x.shape
     if n == 0:
-        return torch.zeros(rows, dtype=torch.float32, device=x.device)
+        return torch.zeros(rows, dtype=x.dtype, device=x.device)
     if n == 1:
         return canonicalize_nan(x[:, 0].clone())
     size = compute_padded_length(n)
-    padding = torch.zeros((rows, size - n), dtype=torch.float32, device=x.device)  # +0.0
+    padding = torch.zeros((rows, size - n), dtype=x.dtype, device=x.device)  # +0.0
     y = torch.cat([x, padding], dim=1)
     while size > 1:
         half = size // 2
@@ -67,12 +68,12 @@ def compute_max2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def reference_rowmax(x: torch.Tensor) -> torch.Tensor:
     """Maximum of each row under max2 (module docstring); x [R,n] float32, n >= 1 → [R] float32."""
-    require_float32(x, "x", 2)
+    require_float(x, "x", 2)
     rows, n = x.shape
     if n == 0:
         raise OperandError("rowmax of an empty row is undefined (n = 0)")
     size = compute_padded_length(n)
-    padding = torch.full((rows, size - n), float("-inf"), dtype=torch.float32, device=x.device)
+    padding = torch.full((rows, size - n), float("-inf"), dtype=x.dtype, device=x.device)
     y = torch.cat([x, padding], dim=1)
     while size > 1:
         half = size // 2
@@ -83,7 +84,7 @@ def reference_rowmax(x: torch.Tensor) -> torch.Tensor:
 
 def reference_rowargmax(x: torch.Tensor) -> torch.Tensor:
     """Index of each row's maximum (first NaN, else first element equal to rowmax); → [R] int64."""
-    require_float32(x, "x", 2)
+    require_float(x, "x", 2)
     rows, n = x.shape
     if n == 0:
         raise OperandError("rowargmax of an empty row is undefined (n = 0)")

@@ -31,6 +31,7 @@ import math
 
 import torch
 
+from protocol.semantics import float64
 from protocol.semantics.floats import CANONICAL_NAN_BITS, from_bits, require_float32
 
 TWO_OVER_PI = float.fromhex("0x1.45f306dc9c883p-1")  # 2/pi rounded to float64
@@ -78,10 +79,14 @@ def compute_sincos(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def reference_sin(x: torch.Tensor) -> torch.Tensor:
-    """sin elementwise, float32 → float32 (see the module docstring)."""
+    """sin elementwise, float32 → float32 (see the module docstring); float64 by `float64.reference_sin64`."""
+    if isinstance(x, torch.Tensor) and x.dtype == torch.float64:
+        return float64.reference_sin64(x)
     return compute_sincos(x)[0]
 
 
 def reference_cos(x: torch.Tensor) -> torch.Tensor:
-    """cos elementwise, float32 → float32 (see the module docstring)."""
+    """cos elementwise, float32 → float32 (see the module docstring); float64 by `float64.reference_cos64`."""
+    if isinstance(x, torch.Tensor) and x.dtype == torch.float64:
+        return float64.reference_cos64(x)
     return compute_sincos(x)[1]
