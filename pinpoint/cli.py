@@ -228,6 +228,8 @@ def dispute_command(
         click.echo(f"loser    {party['role']}  {party['run']}  {party['key'][:16]}")
     click.echo(f"step     {summary['step']}   {summary['tree']} leaf {summary['index']}   op {summary['op']}")
     click.echo(f"reason   {summary['reason']}: {summary['detail']}")
+    for failure in summary["failures"]:
+        click.echo(f"silent   {failure['role']} could not answer query {failure['seq']}: {failure['error']}")
     rounds = summary["rounds"]
     click.echo(f"rounds   {rounds['chain']} over steps + {rounds['trace']} inside the step = {rounds['total']}")
     click.echo(f"bytes    {summary['bytes']} ({summary['bytes_without_tensors']} without tensors)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -18,18 +19,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocol.game.constants import GameConfig
-from protocol.game.enums import ROLES, Pair
+from protocol.game.enums import ROLES, Pair, Role
 from protocol.game.evidence import Evidence, EvidenceRequest, LeafDispute, MissingEvidence, StepStructure
 from protocol.game.interfaces import Referee
-from protocol.game.messages import SignedMove
+from protocol.game.messages import SignedMove, compute_message_json
 from protocol.game.rules import create_game, get_next_deadline, get_owing_roles, process_clock, process_move
 from protocol.game.state import GameSetup, GameState, Verdict
 from protocol.game.transcript import Transcript, TranscriptEvent
 from protocol.types import Root, Seconds, StepIndex
-from verifier.game.strategy import Strategy
+from verifier.game.strategy import Send, Strategy
 from verifier.game.transcript import write_transcript
 
 Observer = Callable[[GameState, GameState | None], None]
+MAX_FAILURE_TEXT = 2_000  # characters of a party's error kept in its failure record
 """Called as observer(state, previous) after game creation (previous None) and after every event."""
 
 
@@ -71,6 +73,41 @@ class TimedReferee:
 
 
 @dataclass(frozen=True)
+class PartyFailure:
+    """A party that could not produce its answer to query `seq`: its code raised, or it returned something
+    that is not a message. The driver delivers nothing for it, so the rules decide its silence on its clock."""
+
+    role: Role
+    seq: int
+    error: str  # the exception's type and message, one line
+
+    def to_json(self) -> dict[str, Any]:
+        return {"role": self.role.value, "seq": self.seq, "error": self.error}
+
+
+def describe_failure(error: BaseException) -> str:
+    text = " ".join(f"{type(error).__name__}: {error}".split())
+    return text if len(text) <= MAX_FAILURE_TEXT else text[: MAX_FAILURE_TEXT - 1] + "…"
+
+
+def compute_party_actions(strategy: Strategy, state: GameState, role: Role) -> tuple[list[Send], PartyFailure | None]:
+    """What `strategy` sends in answer to the current query, or its failure. Every failure to produce an
+    answer (missing, corrupt or inconsistent data, a bug, a malformed return value) is that party's
+    silence: the game never aborts because one party cannot answer."""
+    try:
+        actions = list(strategy.compute_actions(state, role))
+        for action in actions:
+            if not isinstance(action, Send) or not isinstance(action.message, SignedMove):
+                raise TypeError(f"a strategy returns Sends of SignedMoves, got {type(action).__name__}")
+            compute_message_json(action.message)  # a message the rules cannot even encode is no answer
+            if not isinstance(action.delay, int | float) or not math.isfinite(action.delay):
+                raise TypeError(f"a delay is a finite number of seconds, got {action.delay!r}")
+        return actions, None
+    except Exception as error:  # the party's failure is its silence, whatever raised
+        return [], PartyFailure(role, state.seq, describe_failure(error))
+
+
+@dataclass(frozen=True)
 class GameResult:
     """A finished game: its verdict, final state and transcript, and where the wall-clock time went."""
 
@@ -80,6 +117,7 @@ class GameResult:
     referee_seconds: float  # inside referee calls
     strategy_seconds: float  # inside both strategies (regenerating steps, building and signing answers)
     total_seconds: float
+    failures: tuple[PartyFailure, ...] = ()  # queries a party could not answer (it was silent instead)
 
 
 def play_game(worker: Strategy, challenger: Strategy, referee: Referee, config: GameConfig, *,
@@ -104,14 +142,17 @@ def play_game(worker: Strategy, challenger: Strategy, referee: Referee, config: 
     pending: list[tuple[float, int, SignedMove]] = []  # (arrival time, order of sending, message)
     order = itertools.count()
     asked = -1  # the last query the strategies were asked about
+    failures: list[PartyFailure] = []
     while state.verdict is None:
         if state.seq != asked:
             asked = state.seq
             for role, strategy in zip(ROLES, strategies, strict=True):
                 if role in get_owing_roles(state):
                     clock = time.perf_counter()
-                    actions = strategy.compute_actions(state, role)
+                    actions, failure = compute_party_actions(strategy, state, role)
                     strategy_seconds += time.perf_counter() - clock
+                    if failure is not None:
+                        failures.append(failure)
                     for action in actions:
                         arrival = state.round_started_at + max(0.0, float(action.delay))
                         heapq.heappush(pending, (arrival, next(order), action.message))
@@ -134,4 +175,5 @@ def play_game(worker: Strategy, challenger: Strategy, referee: Referee, config: 
     transcript = Transcript(setup, state.game_id, tuple(events), state.verdict)
     if transcript_path is not None:
         write_transcript(transcript_path, transcript)
-    return GameResult(state.verdict, state, transcript, timed.seconds, strategy_seconds, time.perf_counter() - start)
+    return GameResult(state.verdict, state, transcript, timed.seconds, strategy_seconds, time.perf_counter() - start,
+                      tuple(failures))

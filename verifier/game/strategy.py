@@ -71,16 +71,22 @@ class Strategy(Protocol):
 class HonestStrategy:
     """Answers every query truthfully from its provider, within `delay` simulated seconds."""
 
-    def __init__(self, provider: TraceProvider, key: Ed25519PrivateKey, delay: float = DEFAULT_DELAY) -> None:
+    def __init__(self, provider: TraceProvider, key: Ed25519PrivateKey, delay: float = DEFAULT_DELAY,
+                 commitment: SignedRunCommitment | None = None) -> None:
+        """`commitment`: the run commitment this party already signed (e.g. registered on a ledger); by
+        default one is made from the provider's chain tree."""
         self.provider = provider
         self.key = key
         self.delay = Seconds(float(delay))
+        self.commitment = commitment
 
     @property
     def public_key(self) -> PublicKeyBytes:
         return get_public_key_bytes(self.key)
 
     def get_run_commitment(self) -> SignedRunCommitment:
+        if self.commitment is not None:
+            return self.commitment
         provider = self.provider
         commitment = RunCommitment(provider.get_job_id(), provider.get_steps(), provider.get_chain_tree().root,
                                    self.public_key)
