@@ -55,7 +55,7 @@ from protocol.merkle import MerkleTree, compute_height
 from protocol.signing import private_key_from_bytes, private_key_to_bytes
 from protocol.types import Root, Seconds, StepIndex
 from verifier.game.providers import EditedProvider, append_leaf, edit_leaf, flip_byte
-from verifier.game.strategy import HonestStrategy, Send, Strategy
+from verifier.game.strategy import HonestStrategy, Send, Strategy, get_round_history
 
 
 def _random_root(rng: random.Random) -> Root:
@@ -337,7 +337,8 @@ class MalformedMessages(Deviant):
         move = self.compute_move(state, role)
         if move is None:
             return []
-        body = compute_message_json(sign_move(self.key, state.game_id, state.seq, role, move))["move"]
+        body = compute_message_json(sign_move(self.key, state.game_id, state.seq, role, move,
+                                                       prev=get_round_history(state, state.seq)))["move"]
         return [self.compute_send(state, role, compute_malformed_body(body, self.rng.randrange(6)))]
 
 
@@ -354,7 +355,8 @@ class Impersonator(Deviant):
     """Plays its lie, and also sends junk in its opponent's name (signed with its own key)."""
 
     def deviate(self, state: GameState, role: Role) -> Sequence[Send]:
-        fake = sign_move(self.key, state.game_id, state.seq, get_opponent(role), {"type": "nodes", "hashes": []})
+        fake = sign_move(self.key, state.game_id, state.seq, get_opponent(role), {"type": "nodes", "hashes": []},
+                         prev=get_round_history(state, state.seq))
         return [Send(fake, Seconds(self.delay / 2)), *super().deviate(state, role)]
 
 

@@ -4,7 +4,8 @@ The driver is the only part with a notion of time passing: it asks each strategy
 the messages they return in order of arrival (the query's time plus each message's delay), lets the
 clock run out when nobody speaks before a flag falls, and records every event. All decisions are the
 pure rules' (`protocol.game.rules`); wall-clock seconds spent in the strategies and in the referee are
-measured on the side.
+measured on the side. Every event is posted to the game's time source first, which gives it its time
+and a receipt. A party whose code fails to produce an answer is silent (`compute_party_actions`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from protocol.game.constants import GameConfig
 from protocol.game.enums import ROLES, Pair, Role
@@ -25,8 +26,10 @@ from protocol.game.interfaces import Referee
 from protocol.game.messages import SignedMove, compute_message_json
 from protocol.game.rules import create_game, get_next_deadline, get_owing_roles, process_clock, process_move
 from protocol.game.state import GameSetup, GameState, Verdict
+from protocol.game.timesource import TimeSource
 from protocol.game.transcript import Transcript, TranscriptEvent
 from protocol.types import Root, Seconds, StepIndex
+from verifier.game.clock import LocalTimeSource
 from verifier.game.strategy import Send, Strategy
 from verifier.game.transcript import write_transcript
 
@@ -122,20 +125,41 @@ class GameResult:
 
 def play_game(worker: Strategy, challenger: Strategy, referee: Referee, config: GameConfig, *,
               started_at: float = 0.0, context: Any = None, observer: Observer | None = None,
-              transcript_path: str | os.PathLike[str] | None = None, max_events: int = 100_000) -> GameResult:
+              transcript_path: str | os.PathLike[str] | None = None, max_events: int = 100_000,
+              dispute_id: bytes | None = None, time_source: TimeSource | Literal["local"] | None = "local",
+              ) -> GameResult:
     """Play one game to its verdict, on a simulated clock starting at `started_at` seconds; `context` (any
     JSON) is bound into the game id and the transcript, e.g. to say how to rebuild the referee. Writes the
     transcript to `transcript_path` when given. Raises GameSetupError when the run commitments cannot
-    start a game."""
+    start a game.
+
+    `dispute_id` is the id the dispute was issued when it was opened (a ledger's); by default a fresh
+    random nonce, so that no two games share an id. Every event is posted to `time_source`, whose
+    receipts the transcript carries: by default a `LocalTimeSource` with a fresh key; None plays without
+    a witness (the transcript then proves value verdicts, never timeouts)."""
     start = time.perf_counter()
     timed = TimedReferee(referee)
     strategies = (worker, challenger)
     strategy_seconds = 0.0
+    witness: TimeSource | None = LocalTimeSource() if time_source == "local" else time_source  # type: ignore[assignment]
     clock = time.perf_counter()
     setup = GameSetup(worker.get_run_commitment(), challenger.get_run_commitment(), config,
-                      Seconds(float(started_at)), context)
+                      Seconds(float(started_at)), context,
+                      dispute_id=os.urandom(32) if dispute_id is None else bytes(dispute_id),
+                      time_source=None if witness is None else witness.get_time_source_key())
     strategy_seconds += time.perf_counter() - clock
     state = create_game(setup)
+    if witness is not None:
+        witness.open_game(state.game_id, setup.started_at)
+
+    def stamp(body: dict[str, Any], requested: float) -> tuple[Seconds, bytes | None]:
+        """The event's time and receipt from the time source (the requested time when there is none)."""
+        if witness is None:
+            return Seconds(requested), None
+        stamped = witness.post_event(state.game_id, body, Seconds(requested))
+        if stamped.index != len(events) or stamped.prev != state.history:
+            raise DriverError(f"the time source stamped event {stamped.index} after another history than the game's")
+        return stamped.at, stamped.receipt
     if observer is not None:
         observer(state, None)
     events: list[TranscriptEvent] = []
@@ -161,12 +185,15 @@ def play_game(worker: Strategy, challenger: Strategy, referee: Referee, config: 
         previous = state
         if pending and pending[0][0] < deadline:
             arrival, _, message = heapq.heappop(pending)
-            at = Seconds(max(arrival, state.now))
+            at, receipt = stamp({"message": compute_message_json(message)}, max(arrival, state.now))
+            if at >= deadline:
+                raise DriverError(f"the time source stamped a message at {at}, after a flag fell at {deadline}")
             state = process_move(state, message, at, timed)
-            events.append(TranscriptEvent(at, message))
+            events.append(TranscriptEvent(at, message, receipt))
         else:
-            state = process_clock(state, deadline)
-            events.append(TranscriptEvent(deadline, None))
+            at, receipt = stamp({"clock": True}, deadline)
+            state = process_clock(state, at)
+            events.append(TranscriptEvent(at, None, receipt))
         if observer is not None:
             observer(state, previous)
         if len(events) > max_events:
