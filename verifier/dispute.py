@@ -26,6 +26,7 @@ from protocol.game.commitments import SignedRunCommitment
 from protocol.game.constants import GameConfig
 from protocol.game.enums import Outcome, Role
 from protocol.game.interfaces import TraceProvider
+from protocol.game.timesource import TimeSource
 from protocol.job import JobSpec, JobSpecError, compute_job_id
 from protocol.signing import get_public_key_bytes
 from prover.presets import resolve_task
@@ -164,6 +165,9 @@ class DisputeReport:
             "bytes": verdict.bytes_total,
             "bytes_without_tensors": verdict.bytes_without_tensors,
             "failures": [self._failure(failure) for failure in self.result.failures],
+            "dispute_id": bytes(self.result.transcript.setup.dispute_id).hex(),
+            "time_source": None if self.result.transcript.setup.time_source is None
+            else bytes(self.result.transcript.setup.time_source).hex(),
             "referee_seconds": self.result.referee_seconds,
             "referee_meta_steps": self.referee_meta_steps,
             "seconds": self.seconds,
@@ -179,11 +183,16 @@ def dispute_runs(
     transcript_path: str | os.PathLike[str] | None = None,
     on_progress: Callable[[str], None] | None = None,
     task: Task | None = None,
+    dispute_id: bytes | None = None,
+    time_source: TimeSource | None = None,
 ) -> DisputeReport:
     """Play the dispute game between two runs of one job; optionally write the transcript.
 
     `task` is the user's task file for the job (checked against its digest); without it, the job
-    must be a built-in preset. Nothing from either run directory is executed."""
+    must be a built-in preset. Nothing from either run directory is executed. `dispute_id` is the id the
+    dispute was issued when it was opened (a ledger's; default: a fresh random nonce) and `time_source`
+    the witness of the game's times (a ledger; default: a local one with a fresh key, named in the
+    transcript)."""
     start = time.perf_counter()
     parties = (load_party(worker_run, task, _prefix(on_progress, "worker")),
                load_party(challenger_run, task, _prefix(on_progress, "challenger")))
@@ -202,7 +211,8 @@ def dispute_runs(
     referee = TraceReferee(job, task)
     strategies = [HonestStrategy(party.provider, key, commitment=party.commitment)
                   for party, key in zip(parties, keys, strict=True)]
-    result = play_game(strategies[0], strategies[1], referee, make_game_config(arity), context={"job": job.to_json()})
+    result = play_game(strategies[0], strategies[1], referee, make_game_config(arity), context={"job": job.to_json()},
+                       dispute_id=dispute_id, time_source="local" if time_source is None else time_source)
     report.result = result
     verdict = result.verdict
     if verdict.tree is not None and verdict.tree.value == "ops" and verdict.step is not None and verdict.index is not None:
@@ -223,9 +233,11 @@ def _prefix(on_progress: Callable[[str], None] | None, role: str) -> Callable[[s
     return lambda message: on_progress(f"{role}: {message}")
 
 
-def verify_dispute_transcript(path: str | os.PathLike[str], task: Task | None = None) -> VerificationResult:
+def verify_dispute_transcript(path: str | os.PathLike[str], task: Task | None = None,
+                              time_source: bytes | None = None) -> VerificationResult:
     """Re-check a transcript's verdict offline, rebuilding the referee from the job it binds and the
-    user's task for it (a built-in preset when `task` is None)."""
+    user's task for it (a built-in preset when `task` is None); `time_source` pins the one key trusted to
+    witness its times (default: the one it names, which the result reports)."""
     try:
         value = read_transcript_json(path)
         job = JobSpec.from_json(value["setup"]["context"]["job"])
@@ -235,4 +247,4 @@ def verify_dispute_transcript(path: str | os.PathLike[str], task: Task | None = 
         referee = TraceReferee(job, resolve_task(job, task))
     except TaskError as error:
         return VerificationResult(False, f"cannot judge the transcript's job: {error}")
-    return verify_transcript(value, referee)
+    return verify_transcript(value, referee, time_source=time_source)
