@@ -228,28 +228,38 @@ def dispute_command(
         click.echo(f"loser    {party['role']}  {party['run']}  {party['key'][:16]}")
     click.echo(f"step     {summary['step']}   {summary['tree']} leaf {summary['index']}   op {summary['op']}")
     click.echo(f"reason   {summary['reason']}: {summary['detail']}")
+    for failure in summary["failures"]:
+        click.echo(f"silent   {failure['role']} could not answer query {failure['seq']}: {failure['error']}")
     rounds = summary["rounds"]
     click.echo(f"rounds   {rounds['chain']} over steps + {rounds['trace']} inside the step = {rounds['total']}")
     click.echo(f"bytes    {summary['bytes']} ({summary['bytes_without_tensors']} without tensors)")
     click.echo(f"seconds  referee {summary['referee_seconds']:.3f}, total {summary['seconds']:.2f}")
+    click.echo(f"game     dispute {summary['dispute_id'][:16]}, times witnessed by time source {summary['time_source']}")
 
 
 @main.command("verify-transcript")
 @click.argument("transcript", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--task", "task_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help=TASK_HELP)
+@click.option("--time-source", "time_source", default=None,
+              help="hex public key: the only time source trusted to witness timeouts (default: the one the transcript names, reported)")
 @click.option("--json", "as_json", is_flag=True)
-def verify_transcript_command(transcript: Path, task_path: Path | None, as_json: bool) -> None:
+def verify_transcript_command(transcript: Path, task_path: Path | None, time_source: str | None, as_json: bool) -> None:
     """Re-check a dispute transcript's verdict offline, trusting no referee. Exit 1 when invalid."""
     from verifier.dispute import verify_dispute_transcript
 
     try:
         task = user_task(task_path)
-    except TaskError as error:
+        trusted = None if time_source is None else bytes.fromhex(time_source)
+    except (TaskError, ValueError) as error:
         fail(str(error))
         return
-    result = verify_dispute_transcript(transcript, task)
+    if trusted is not None and len(trusted) != 32:
+        fail("--time-source is the 64 hex digits of an Ed25519 public key")
+        return
+    result = verify_dispute_transcript(transcript, task, trusted)
     if as_json:
-        click.echo(json.dumps({"valid": result.valid, "reason": result.reason}))
+        click.echo(json.dumps({"valid": result.valid, "reason": result.reason,
+                               "time_source": None if result.time_source is None else result.time_source.hex()}))
     else:
         click.echo(("valid: " if result.valid else "INVALID: ") + result.reason)
     sys.exit(0 if result.valid else 1)

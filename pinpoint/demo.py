@@ -7,7 +7,9 @@ bond and plays the real dispute game against the cheater's run; the verdict slas
 pays the challenger and refunds the user. Honest workers are paid once their challenge windows close.
 
 Every economic step is a signed transaction applied by `pinpoint.ledger.Ledger` (one SQLite
-transaction each); the verdict enters the ledger as the dispute game's outcome.
+transaction each); the ledger issues the dispute its id and is the game's time source (every move is
+stamped by it, and the transcript carries its receipts); the verdict enters the ledger as the dispute
+game's outcome.
 """
 
 from __future__ import annotations
@@ -182,11 +184,13 @@ class Demo:
                 self.log(f"{challenger.label} re-executed job {job.ledger_id}: DISAGREES, opens a dispute")
                 self.send(challenger, "open_dispute", job_id=job.ledger_id)
                 job.disputed_by = challenger.label
+                dispute_id = self.ledger.issue_dispute_id(job.ledger_id)  # one game, one id, issued by the ledger
                 report = dispute_runs(
                     job.run, own, worker_key=self.folder / "keys" / f"{job.worker.label}.key",
                     challenger_key=self.folder / "keys" / f"{challenger.label}.key",
                     transcript_path=self.folder / f"transcript-job-{job.ledger_id}.json",
                     on_progress=lambda message: self.log(f"  {message}"),
+                    dispute_id=dispute_id, time_source=self.ledger,  # every move stamped by the ledger
                 )
                 job.verdict = report.to_json()
                 winner, losers = job.verdict["winner"], job.verdict["loser"]

@@ -16,9 +16,18 @@ state of the last committed entry. If the write itself fails, the in-memory stat
 the database before the error is raised, so memory never runs ahead of disk.
 
 Schema (format "pinpoint-ledger/1"):
-    meta(key, value)                 format, created_with
+    meta(key, value)                 format, created_with, time_source_key (hex of the receipt key's seed)
     log(seq, action)                 seq = 1, 2, ...; action = canonical JSON of encode_action(...)
     snapshots(seq, state, root)      state after entry `seq` (seq 0 = genesis), root = hex SHA-256
+    dispute_ids(number, dispute_id, job)            every dispute id issued, numbered from 0
+    games(game_id, next_index, history, last_at)    a game's log at its time source: what comes next
+    game_events(game_id, idx, at, event, receipt)   every event stamped, with its receipt
+
+The ledger is also the time source of the dispute games it opens (`protocol.game.timesource`): it
+issues each dispute a unique id, stamps each event of a game with its time and a signed receipt, and
+keeps one log per game whose (game, index) rows are unique, so it can never fork a game. Its clock is
+simulated seconds, like its epochs: an event is stamped at the time its poster asks for, never earlier
+than the game's last event; a deployment stamps with block time instead.
 
 A database that cannot be read, has the wrong format, fails SQLite's quick check, holds a snapshot
 whose root does not match, or a log entry that no longer applies raises `LedgerCorrupt`.
@@ -30,10 +39,13 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
+
+import blake3
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol.economy import (
     Action,
@@ -52,7 +64,24 @@ from protocol.economy import (
     encode_state,
 )
 from protocol.economy.codec import StateEncodingError
-from protocol.signing import compute_canonical_json
+from protocol.game.timesource import (
+    GameLog,
+    Stamp,
+    TimeSourceError,
+    compute_event_json,
+    compute_opened_log,
+    compute_stamp,
+)
+from protocol.signing import (
+    compute_canonical_json,
+    generate_private_key,
+    get_public_key_bytes,
+    private_key_from_bytes,
+    private_key_to_bytes,
+)
+from protocol.types import PublicKeyBytes, Root, Seconds
+
+_T = TypeVar("_T")
 
 LEDGER_FORMAT = "pinpoint-ledger/1"
 """The value of meta.format; a different value is refused rather than misread."""
@@ -68,6 +97,15 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, action TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, state TEXT NOT NULL, root TEXT NOT NULL);
 """
+
+_TIME_SOURCE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS dispute_ids (number INTEGER PRIMARY KEY, dispute_id TEXT NOT NULL UNIQUE, job INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS games (game_id TEXT PRIMARY KEY, next_index INTEGER NOT NULL, history TEXT NOT NULL, last_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS game_events (game_id TEXT NOT NULL, idx INTEGER NOT NULL, at REAL NOT NULL, event TEXT NOT NULL,
+                                        receipt TEXT NOT NULL, PRIMARY KEY (game_id, idx));
+"""
+
+DISPUTE_ID_DOMAIN = b"pinpoint/v1/dispute-id\n"
 
 
 class LedgerError(Exception):
@@ -122,6 +160,7 @@ class Ledger:
         self.trust_unsigned = trust_unsigned
         self.snapshot_every = snapshot_every
         self.check_each = check_each
+        self._receipt_key: Ed25519PrivateKey | None = None  # read (or made) on first use as a time source
 
     # -- opening --------------------------------------------------------------------------------
 
@@ -267,6 +306,78 @@ class Ledger:
                 self._conn.execute("ROLLBACK")
             raise LedgerWriteError(f"{self.path}: snapshot not written: {exc}") from exc
 
+    # -- the time source of dispute games --------------------------------------------------------
+
+    def _time_source_key(self) -> Ed25519PrivateKey:
+        if self._receipt_key is None:
+            self._receipt_key = _ensure_time_source(self._conn, self.path)
+        return self._receipt_key
+
+    def get_time_source_key(self) -> PublicKeyBytes:
+        return get_public_key_bytes(self._time_source_key())
+
+    def issue_dispute_id(self, job_id: int) -> bytes:
+        """A dispute id never issued before by this ledger (nor by any other: its key is in it), for a
+        dispute opened on job `job_id`; durable once returned."""
+        key = bytes(self.get_time_source_key()).hex()
+
+        def issue() -> bytes:
+            number = self._conn.execute("SELECT COUNT(*) FROM dispute_ids").fetchone()[0]
+            body = {"ledger": key, "job": int(job_id), "number": int(number)}
+            dispute_id = blake3.blake3(DISPUTE_ID_DOMAIN + compute_canonical_json(body)).digest()
+            self._conn.execute("INSERT INTO dispute_ids VALUES (?, ?, ?)", (number, dispute_id.hex(), int(job_id)))
+            return dispute_id
+
+        return self._write(issue, "dispute id not issued")
+
+    def open_game(self, game_id: bytes, started_at: Seconds) -> None:
+        """Start the log of a game (at most once per game id)."""
+        log = compute_opened_log(game_id, started_at)
+
+        def insert() -> None:
+            try:
+                self._conn.execute("INSERT INTO games VALUES (?, ?, ?, ?)",
+                                   (bytes(game_id).hex(), log.index, bytes(log.history).hex(), float(log.last_at)))
+            except sqlite3.IntegrityError as exc:
+                raise TimeSourceError(f"game {bytes(game_id).hex()[:16]} is already open: one game, one log") from exc
+
+        self._write(insert, "game not opened")
+
+    def post_event(self, game_id: bytes, body: dict[str, Any], requested_at: Seconds) -> Stamp:
+        """Stamp the next event of an open game and keep it with its receipt, in one SQLite transaction."""
+        key = self._time_source_key()
+
+        def stamp() -> Stamp:
+            row = self._conn.execute("SELECT next_index, history, last_at FROM games WHERE game_id = ?",
+                                     (bytes(game_id).hex(),)).fetchone()
+            if row is None:
+                raise TimeSourceError(f"no open game {bytes(game_id).hex()[:16]}")
+            log = GameLog(bytes(game_id), int(row[0]), Root(bytes.fromhex(row[1])), Seconds(float(row[2])))
+            stamped, after = compute_stamp(key, log, body, requested_at)
+            event = compute_canonical_json(compute_event_json(stamped.at, body)).decode()
+            self._conn.execute("INSERT INTO game_events VALUES (?, ?, ?, ?, ?)",
+                               (bytes(game_id).hex(), stamped.index, float(stamped.at), event, bytes(stamped.receipt).hex()))
+            self._conn.execute("UPDATE games SET next_index = ?, history = ?, last_at = ? WHERE game_id = ?",
+                               (after.index, bytes(after.history).hex(), float(after.last_at), bytes(game_id).hex()))
+            return stamped
+
+        return self._write(stamp, "event not stamped")
+
+    def _write(self, work: Callable[[], _T], what: str) -> _T:
+        """Run `work` inside one SQLite write transaction: all of it is durable, or none of it."""
+        self._time_source_key()  # its tables exist from then on
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            result = work()
+            self._conn.execute("COMMIT")
+            return result
+        except BaseException as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise LedgerWriteError(f"{self.path}: {what}: {exc}") from exc
+            raise
+
     def _reload(self) -> None:
         self._state, self._sequence = _recover(self._conn, self.path)
 
@@ -282,6 +393,27 @@ class Ledger:
         self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _ensure_time_source(conn: sqlite3.Connection, path: Path) -> Ed25519PrivateKey:
+    """The ledger's receipt key and its games' tables, made on first use (a ledger of before keeps working)."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in _TIME_SOURCE_SCHEMA.strip().split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        row = conn.execute("SELECT value FROM meta WHERE key = 'time_source_key'").fetchone()
+        if row is None:
+            key = generate_private_key()
+            conn.execute("INSERT INTO meta VALUES ('time_source_key', ?)", (private_key_to_bytes(key).hex(),))
+        else:
+            key = private_key_from_bytes(bytes.fromhex(row[0]))
+        conn.execute("COMMIT")
+        return key
+    except (sqlite3.Error, ValueError) as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise LedgerCorrupt(f"{path}: cannot set up the time source: {exc}") from exc
 
 
 def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:

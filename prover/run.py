@@ -220,6 +220,28 @@ class Run:
         return compute_chain_tree(self.roots)
 
 
+def load_run_commitment(path: str | os.PathLike[str]) -> tuple[JobSpec, SignedRunCommitment]:
+    """A run's claim alone: its job (run.json) and its signed run commitment for that job, validly signed.
+    What a party stands behind in a dispute even when the rest of its directory is missing or corrupt."""
+    run = Path(path)
+    try:
+        meta = read_json(run / "run.json", "run.json")
+        job = JobSpec.from_json(meta["job"])
+        signed = parse_signed_run_commitment_json(read_json(run / "commitment.json", "commitment.json"))
+    except (FileFormatError, JobSpecError) as error:
+        raise RunError(str(error)) from error
+    except ParseError as error:
+        raise RunError(f"{run}/commitment.json is malformed: {error}") from error
+    except (KeyError, TypeError, ValueError) as error:
+        raise RunError(f"{run} is malformed: {error}") from error
+    body = signed.commitment
+    if (body.job_id, body.steps) != (compute_job_id(job), job.steps):
+        raise RunError(f"{run}/commitment.json is not a commitment to the job of {run}/run.json")
+    if not is_valid_run_commitment(signed):
+        raise RunError(f"{run}/commitment.json has a bad signature")
+    return job, signed
+
+
 def load_run(path: str | os.PathLike[str]) -> Run:
     """Load and check a run directory: files present, job id, chain root and signature consistent."""
     run = Path(path)

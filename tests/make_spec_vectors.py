@@ -42,6 +42,7 @@ from protocol.game.messages import (
 )
 from protocol.game.rules import compute_game_id, compute_history
 from protocol.game.state import GameSetup
+from protocol.game.timesource import RECEIPT_KIND, compute_receipt_statement, sign_receipt
 from protocol.hint import compute_layout_digest, compute_state_layout, compute_structure_hint
 from protocol.job import JobSpec, compute_data_root, compute_job_id, compute_task_digest
 from protocol.merkle import EMPTY, compute_subtree_root, compute_tree, hash_leaf, hash_node
@@ -55,7 +56,12 @@ from protocol.ops.random import (
     compute_stream_key,
     compute_uniform,
 )
-from protocol.signing import compute_canonical_json, compute_signing_payload, private_key_from_bytes
+from protocol.signing import (
+    compute_canonical_json,
+    compute_signing_payload,
+    get_public_key_bytes,
+    private_key_from_bytes,
+)
 from protocol.state import compute_chain_tree, compute_state_leaf, compute_state_tree
 from protocol.trace import DERIVED, NodeStructure, OutputMeta, TraceNode, compute_trace_root, encode_node
 from protocol.types import Root, SignatureBytes
@@ -226,6 +232,8 @@ def build_job() -> dict[str, Any]:
 
 SEED_KEY = bytes(range(32))
 SECOND_KEY = bytes(range(32, 64))
+TIME_SOURCE_KEY = bytes(range(64, 96))
+DISPUTE_ID = bytes([0x11] * 32)
 
 
 def build_signing(job: dict[str, Any], state: dict[str, Any], trace: dict[str, Any], hint: str) -> dict[str, Any]:
@@ -244,14 +252,17 @@ def build_signing(job: dict[str, Any], state: dict[str, Any], trace: dict[str, A
     trace_body = compute_trace_commitment_json(trace_commitment)
     other = private_key_from_bytes(SECOND_KEY)
     other_run = RunCommitment(job_id, 10, Root(bytes(32)), other.public_key().public_bytes_raw())  # type: ignore[arg-type]
-    setup = GameSetup(signed, sign_run_commitment(other, other_run), MINIMAL, 1000.5)  # type: ignore[arg-type]
+    witness = private_key_from_bytes(TIME_SOURCE_KEY)
+    setup = GameSetup(signed, sign_run_commitment(other, other_run), MINIMAL, 1000.5,  # type: ignore[arg-type]
+                      dispute_id=DISPUTE_ID, time_source=get_public_key_bytes(witness))
     game_id = compute_game_id(setup)
     nodes = NodesReveal((EMPTY, Root(bytes(32))))
-    move = sign_move(key, game_id, 0, Role.WORKER, nodes)
+    move = sign_move(key, game_id, 0, Role.WORKER, nodes, prev=game_id)
     evidence = EvidenceSupply((TensorItem(Root(bytes(32)), bytes.fromhex("50505431")),))
-    evidence_statement = compute_move_statement(game_id, 5, "worker", compute_move_json(evidence))
-    history = compute_history(game_id, {"at": 1001.25, "message": {"seq": 0, "sender": "worker", "move":
-                                                                     move.move, "signature": move.signature.hex()}})
+    evidence_statement = compute_move_statement(game_id, bytes(32), 5, "worker", compute_move_json(evidence))
+    event = {"at": 1001.25, "message": {"seq": 0, "sender": "worker", "move": move.move, "signature": move.signature.hex()}}
+    history = compute_history(game_id, event)
+    receipt = compute_receipt_statement(game_id, 0, event, game_id)
     return {
         "seed": SEED_KEY.hex(),
         "public_key": public.hex(),
@@ -269,10 +280,13 @@ def build_signing(job: dict[str, Any], state: dict[str, Any], trace: dict[str, A
             "challenger_seed": SECOND_KEY.hex(),
             "setup": compute_canonical_json(_setup_json(setup)).decode(),
             "id": game_id.hex(),
-            "move_statement": statement(GAME_MOVE_KIND, compute_move_statement(game_id, 0, "worker", move.move)),
+            "time_source_seed": TIME_SOURCE_KEY.hex(),
+            "move_statement": statement(GAME_MOVE_KIND, compute_move_statement(game_id, game_id, 0, "worker", move.move)),
             "move_signature": SignatureBytes(move.signature).hex(),
             "evidence_statement": compute_canonical_json(evidence_statement).decode(),
             "history_1": history.hex(),
+            "receipt_statement": statement(RECEIPT_KIND, receipt),
+            "receipt_signature": bytes(sign_receipt(witness, game_id, 0, event, game_id)).hex(),
         },
     }
 

@@ -31,7 +31,13 @@ def test_demo_catches_the_cheater_and_keeps_the_books(tmp_path: Path) -> None:
     with Ledger.open(folder / "ledger.db") as ledger:
         check_invariants(ledger.state)
         assert is_supply_conserved(ledger.state)
+        witness = bytes(ledger.get_time_source_key()).hex()
+        stamped = ledger._conn.execute("SELECT COUNT(*) FROM game_events").fetchone()[0]
     transcripts = list(folder.glob("transcript-job-*.json"))
     assert len(transcripts) == 1
-    check = CliRunner().invoke(main, ["verify-transcript", str(transcripts[0])])
-    assert check.exit_code == 0, check.output
+    body = json.loads(transcripts[0].read_text())
+    assert body["setup"]["time_source"] == witness and len(body["events"]) == stamped  # the ledger stamped every move
+    check = CliRunner().invoke(main, ["verify-transcript", str(transcripts[0]), "--time-source", witness])
+    assert check.exit_code == 0 and witness in check.output, check.output
+    other = CliRunner().invoke(main, ["verify-transcript", str(transcripts[0]), "--time-source", "00" * 32])
+    assert other.exit_code == 1 and "trusted time source" in other.output

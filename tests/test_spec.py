@@ -500,16 +500,26 @@ def test_spec_game_statements() -> None:
     assert setup["worker"] == {"commitment": V["signing"]["run"]["body"], "signature": V["signing"]["run"]["signature"]}
     game_id = H(b"pinpoint/v1/game-id\n" + canonical(setup))
     assert game_id.hex() == g["id"]
+    witness = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(g["time_source_seed"]))
+    assert setup["time_source"] == witness.public_key().public_bytes_raw().hex()
+    assert setup["dispute_id"] == "11" * 32
     move = {"type": "nodes", "hashes": [EMPTY.hex(), bytes(32).hex()]}
-    payload = signing_payload("game-move", {"game_id": g["id"], "seq": 0, "sender": "worker", "move": move})
+    # the first query is asked at the start: the history is still the game id
+    payload = signing_payload("game-move", {"game_id": g["id"], "prev": g["id"], "seq": 0, "sender": "worker",
+                                            "move": move})
     assert payload == b"pinpoint/v1/game-move\n" + g["move_statement"].encode()
     assert key.sign(payload).hex() == g["move_signature"]
     data = "50505431"
     item = {"kind": "tensor", "digest": bytes(32).hex(), "data": {"blake3": H(canonical(data)).hex()}}
-    statement = {"game_id": g["id"], "seq": 5, "sender": "worker", "move": {"type": "evidence", "items": [item]}}
+    statement = {"game_id": g["id"], "prev": "00" * 32, "seq": 5, "sender": "worker",
+                 "move": {"type": "evidence", "items": [item]}}
     assert canonical(statement).decode() == g["evidence_statement"]
     event = {"at": 1001.25, "message": {"seq": 0, "sender": "worker", "move": move, "signature": g["move_signature"]}}
     assert H(b"pinpoint/v1/game-history\n" + game_id + canonical(event)).hex() == g["history_1"]
+    receipt = {"game_id": g["id"], "index": 0, "at": 1001.25, "event": H(canonical(event)).hex(), "prev": g["id"]}
+    payload = signing_payload("game-receipt", receipt)
+    assert payload == b"pinpoint/v1/game-receipt\n" + g["receipt_statement"].encode()
+    assert witness.sign(payload).hex() == g["receipt_signature"]
 
 
 def test_spec_trace() -> None:

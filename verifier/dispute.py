@@ -4,6 +4,11 @@ The first run is the worker's (the run under dispute), the second the challenger
 answers from its own run directory through an honest strategy (`RunTraceProvider` regenerates the
 disputed step from its checkpoints); the referee is `TraceReferee` for the job. The transcript binds
 the job spec as its context, so `verify_dispute_transcript` can rebuild the referee offline.
+
+A party stands behind its signed commitment, whatever became of the rest of its directory: a party
+that cannot answer a query (checkpoints deleted, corrupt, of another step, or that do not reproduce
+the roots it signed) is silent, and the rules decide against it on its clock. So a dispute between two
+commitments to one job always ends in a verdict that names the party and the reason.
 """
 
 from __future__ import annotations
@@ -17,15 +22,18 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from protocol.game.commitments import SignedRunCommitment
 from protocol.game.constants import GameConfig
 from protocol.game.enums import Outcome, Role
-from protocol.job import JobSpec, JobSpecError
+from protocol.game.interfaces import TraceProvider
+from protocol.game.timesource import TimeSource
+from protocol.job import JobSpec, JobSpecError, compute_job_id
 from protocol.signing import get_public_key_bytes
 from prover.presets import resolve_task
 from prover.provider import RunTraceProvider
-from prover.run import Run, RunError, load_or_create_key, load_run
+from prover.run import RunError, load_or_create_key, load_run, load_run_commitment
 from prover.task import Task, TaskError
-from verifier.game.driver import GameResult, play_game
+from verifier.game.driver import GameResult, PartyFailure, play_game
 from verifier.game.strategy import HonestStrategy
 from verifier.game.transcript import (
     VerificationResult,
@@ -51,15 +59,63 @@ def make_game_config(arity: int = 2) -> GameConfig:
     )
 
 
-def get_run_key(run: Run, key_path: str | os.PathLike[str] | None) -> Ed25519PrivateKey:
+def get_run_key(path: Path, worker_key: bytes, key_path: str | os.PathLike[str] | None) -> Ed25519PrivateKey:
     """The key that signed the run's commitment: `key_path`, else the run's own worker.key."""
-    path = Path(key_path) if key_path is not None else run.path / "worker.key"
-    if not path.exists():
-        raise RunError(f"no key for {run.path}: pass the key that signed its commitment")
-    key = load_or_create_key(path)
-    if get_public_key_bytes(key) != run.worker_key:
-        raise RunError(f"{path} is not the key that signed {run.path}/commitment.json")
+    key_file = Path(key_path) if key_path is not None else path / "worker.key"
+    if not key_file.exists():
+        raise RunError(f"no key for {path}: pass the key that signed its commitment")
+    key = load_or_create_key(key_file)
+    if get_public_key_bytes(key) != worker_key:
+        raise RunError(f"{key_file} is not the key that signed {path}/commitment.json")
     return key
+
+
+class UnavailableProvider:
+    """The `TraceProvider` of a party whose run directory cannot be loaded: it stands behind a signed
+    commitment but can answer nothing, so every query it is asked is its silence (see the driver)."""
+
+    def __init__(self, job: JobSpec, commitment: SignedRunCommitment, problem: str) -> None:
+        self.job = job
+        self.commitment = commitment
+        self.problem = problem
+
+    def get_job_id(self) -> bytes:
+        return self.commitment.commitment.job_id
+
+    def get_steps(self) -> int:
+        return self.commitment.commitment.steps
+
+    def _fail(self, *_: object) -> Any:
+        raise RunError(self.problem)
+
+    get_chain_tree = get_state_root = get_state_tree = get_state_leaf = _fail
+    get_trace_commitment = get_ops_tree = get_op_leaf = get_tensor = _fail
+
+
+@dataclass(frozen=True)
+class Party:
+    """One side of a dispute between run directories: what it signed, and what it answers from."""
+
+    path: Path
+    job: JobSpec
+    commitment: SignedRunCommitment
+    provider: TraceProvider
+    problem: str | None  # why its directory cannot be used, when it cannot
+
+
+def load_party(path: str | os.PathLike[str], task: Task | None, on_progress: Callable[[str], None] | None) -> Party:
+    """A party from its run directory. Only the job and the signed commitment must be readable (without
+    them there is no claim to dispute: RunError); any other missing, corrupt or inconsistent file makes a
+    party that will be silent when asked, and lose on its clock."""
+    job, commitment = load_run_commitment(path)
+    try:
+        run = load_run(path)
+        if run.commitment != commitment:
+            raise RunError(f"{path}: the run does not match its commitment")
+        provider: TraceProvider = RunTraceProvider(run, on_progress=on_progress, task=task)
+        return Party(Path(path), job, commitment, provider, None)
+    except (RunError, TaskError) as error:
+        return Party(Path(path), job, commitment, UnavailableProvider(job, commitment, str(error)), str(error))
 
 
 @dataclass
@@ -83,6 +139,9 @@ class DisputeReport:
         index = 0 if role is Role.WORKER else 1
         return {"role": role.value, "run": str(self.runs[index]), "key": self.keys[index].hex()}
 
+    def _failure(self, failure: PartyFailure) -> dict[str, Any]:
+        return {**failure.to_json(), "run": str(self.runs[0 if failure.role is Role.WORKER else 1])}
+
     def to_json(self) -> dict[str, Any]:
         if not self.disputed:
             return {"disputed": False, "winner": None, "loser": None, "reason": "nothing to dispute", "seconds": self.seconds}
@@ -105,6 +164,10 @@ class DisputeReport:
             "rounds": {"chain": verdict.rounds_chain, "trace": verdict.rounds_trace, "total": verdict.rounds_chain + verdict.rounds_trace},
             "bytes": verdict.bytes_total,
             "bytes_without_tensors": verdict.bytes_without_tensors,
+            "failures": [self._failure(failure) for failure in self.result.failures],
+            "dispute_id": bytes(self.result.transcript.setup.dispute_id).hex(),
+            "time_source": None if self.result.transcript.setup.time_source is None
+            else bytes(self.result.transcript.setup.time_source).hex(),
             "referee_seconds": self.result.referee_seconds,
             "referee_meta_steps": self.referee_meta_steps,
             "seconds": self.seconds,
@@ -120,27 +183,36 @@ def dispute_runs(
     transcript_path: str | os.PathLike[str] | None = None,
     on_progress: Callable[[str], None] | None = None,
     task: Task | None = None,
+    dispute_id: bytes | None = None,
+    time_source: TimeSource | None = None,
 ) -> DisputeReport:
     """Play the dispute game between two runs of one job; optionally write the transcript.
 
     `task` is the user's task file for the job (checked against its digest); without it, the job
-    must be a built-in preset. Nothing from either run directory is executed."""
+    must be a built-in preset. Nothing from either run directory is executed. `dispute_id` is the id the
+    dispute was issued when it was opened (a ledger's; default: a fresh random nonce) and `time_source`
+    the witness of the game's times (a ledger; default: a local one with a fresh key, named in the
+    transcript)."""
     start = time.perf_counter()
-    runs = (load_run(worker_run), load_run(challenger_run))
-    if runs[0].job_id != runs[1].job_id:
+    parties = (load_party(worker_run, task, _prefix(on_progress, "worker")),
+               load_party(challenger_run, task, _prefix(on_progress, "challenger")))
+    job = parties[0].job
+    if compute_job_id(job) != compute_job_id(parties[1].job):
         raise RunError("the two runs are of different jobs: there is nothing to dispute between them")
-    task = resolve_task(runs[0].job, task)
-    keys = (get_run_key(runs[0], worker_key), get_run_key(runs[1], challenger_key))
-    report = DisputeReport((runs[0].path, runs[1].path), (runs[0].worker_key, runs[1].worker_key), None, 0.0)
-    if runs[0].chain_root == runs[1].chain_root:
+    task = resolve_task(job, task)
+    keys = (get_run_key(parties[0].path, parties[0].commitment.commitment.worker_key, worker_key),
+            get_run_key(parties[1].path, parties[1].commitment.commitment.worker_key, challenger_key))
+    report = DisputeReport((parties[0].path, parties[1].path),
+                           tuple(bytes(p.commitment.commitment.worker_key) for p in parties),  # type: ignore[arg-type]
+                           None, 0.0)
+    if parties[0].commitment.commitment.chain_root == parties[1].commitment.commitment.chain_root:
         report.seconds = time.perf_counter() - start
         return report
-    referee = TraceReferee(runs[0].job, task)
-    strategies = [
-        HonestStrategy(RunTraceProvider(run, on_progress=_prefix(on_progress, role), task=task), key)
-        for run, key, role in zip(runs, keys, ("worker", "challenger"), strict=True)
-    ]
-    result = play_game(strategies[0], strategies[1], referee, make_game_config(arity), context={"job": runs[0].job.to_json()})
+    referee = TraceReferee(job, task)
+    strategies = [HonestStrategy(party.provider, key, commitment=party.commitment)
+                  for party, key in zip(parties, keys, strict=True)]
+    result = play_game(strategies[0], strategies[1], referee, make_game_config(arity), context={"job": job.to_json()},
+                       dispute_id=dispute_id, time_source="local" if time_source is None else time_source)
     report.result = result
     verdict = result.verdict
     if verdict.tree is not None and verdict.tree.value == "ops" and verdict.step is not None and verdict.index is not None:
@@ -161,9 +233,11 @@ def _prefix(on_progress: Callable[[str], None] | None, role: str) -> Callable[[s
     return lambda message: on_progress(f"{role}: {message}")
 
 
-def verify_dispute_transcript(path: str | os.PathLike[str], task: Task | None = None) -> VerificationResult:
+def verify_dispute_transcript(path: str | os.PathLike[str], task: Task | None = None,
+                              time_source: bytes | None = None) -> VerificationResult:
     """Re-check a transcript's verdict offline, rebuilding the referee from the job it binds and the
-    user's task for it (a built-in preset when `task` is None)."""
+    user's task for it (a built-in preset when `task` is None); `time_source` pins the one key trusted to
+    witness its times (default: the one it names, which the result reports)."""
     try:
         value = read_transcript_json(path)
         job = JobSpec.from_json(value["setup"]["context"]["job"])
@@ -173,4 +247,4 @@ def verify_dispute_transcript(path: str | os.PathLike[str], task: Task | None = 
         referee = TraceReferee(job, resolve_task(job, task))
     except TaskError as error:
         return VerificationResult(False, f"cannot judge the transcript's job: {error}")
-    return verify_transcript(value, referee)
+    return verify_transcript(value, referee, time_source=time_source)

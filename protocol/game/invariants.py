@@ -205,7 +205,14 @@ def _agreed_nodes_precede_the_difference(state: GameState) -> bool:
     return all((index + 1) << height <= first_difference for height, index, _ in position.agreed_nodes)
 
 
+def _one_history_per_query(state: GameState) -> bool:
+    return len(state.round_histories) == state.seq + 1 and (not state.round_histories
+                                                           or state.round_histories[0] == state.game_id)
+
+
 GAME_INVARIANTS: tuple[Invariant, ...] = (
+    Invariant("one-history-per-query", "an answer signs the history at which its query was asked, the first "
+              "query's being the game id: each query has exactly one", _one_history_per_query),
     Invariant("clocks-within-budget", "an answer is only accepted before its sender's flag falls, so no budget "
               "goes negative or grows", _clocks_within_budget),
     Invariant("time-ordered", "time is an input that never runs backwards; a round cannot start in the future",
@@ -277,7 +284,13 @@ def _accepted_messages_kept(before: GameState, after: GameState) -> bool:
     return [compute_canonical_json(m.move) for m in kept] == [compute_canonical_json(m.move) for m in before.accepted]
 
 
+def _round_histories_kept(before: GameState, after: GameState) -> bool:
+    return after.round_histories[: len(before.round_histories)] == before.round_histories
+
+
 TRANSITION_INVARIANTS: tuple[TransitionInvariant, ...] = (
+    TransitionInvariant("round-histories-kept", "what an answer signed stays the history of its query, so "
+                        "an equivocation is judged against the course the game took", _round_histories_kept),
     TransitionInvariant("verdict-is-final", "a verdict settles stakes; it can never be revised", _verdict_final),
     TransitionInvariant("history-advances", "every event is bound into the history digest, in time order",
                         _history_advances),

@@ -16,9 +16,11 @@ round's sequence number:
         {"kind": "tensor", "digest": hex32, "data": hex}
 
     envelope  {"seq": n, "sender": role, "move": body, "signature": hex}
-              the signature is Ed25519 over statement kind "game-move" of {game_id, seq, sender, move},
-              where a tensor item's data is replaced by {"blake3": digest of its canonical JSON};
-              the game id is signed but not sent: a message of another game fails the signature check
+              the signature is Ed25519 over statement kind "game-move" of {game_id, prev, seq, sender,
+              move}, where a tensor item's data is replaced by {"blake3": digest of its canonical JSON},
+              and prev is the game's history digest when query n was asked (the digest of every event
+              before it: a hash chain); the game id and prev are signed but not sent: a message of another
+              game, or of another course of this one, fails the signature check
 """
 
 from __future__ import annotations
@@ -270,10 +272,12 @@ class SignedMove:
     signature: bytes
 
 
-def compute_move_statement(game_id: bytes, seq: int, sender: str, move: Any) -> dict[str, Any]:
-    """The statement a move's signature covers: the move with each tensor item's data replaced by the
+def compute_move_statement(game_id: bytes, prev: bytes, seq: int, sender: str, move: Any) -> dict[str, Any]:
+    """The statement a move's signature covers: the game, the history digest `prev` at which its query was
+    asked, the query's number, the sender, and the move with each tensor item's data replaced by the
     BLAKE3 digest of its canonical JSON (`compute_signed_body`)."""
-    return {"game_id": bytes(game_id).hex(), "seq": seq, "sender": sender, "move": compute_signed_body(move)}
+    return {"game_id": bytes(game_id).hex(), "prev": bytes(prev).hex(), "seq": seq, "sender": sender,
+            "move": compute_signed_body(move)}
 
 
 def compute_signed_body(move: Any) -> Any:
@@ -292,20 +296,22 @@ def compute_signed_body(move: Any) -> Any:
     return dict(move, items=items)
 
 
-def sign_move(key: Ed25519PrivateKey, game_id: bytes, seq: int, sender: Role, move: Move | Any) -> SignedMove:
-    """Sign a move (a `Move`, or any JSON body) as `sender`'s answer to query `seq`."""
+def sign_move(key: Ed25519PrivateKey, game_id: bytes, seq: int, sender: Role, move: Move | Any, *,
+              prev: bytes) -> SignedMove:
+    """Sign a move (a `Move`, or any JSON body) as `sender`'s answer to query `seq`, asked when the game's
+    history digest was `prev` (`GameState.round_histories[seq]`)."""
     body = compute_move_json(move) if isinstance(move, NodesReveal | StatesReveal | TraceReveal | LeafReveal |
                                                   EvidenceSupply) else move
     if not is_json_value(body):
         raise MessageEncodingError("a move body must be a JSON value")
-    statement = compute_move_statement(game_id, seq, str(sender), body)
+    statement = compute_move_statement(game_id, prev, seq, str(sender), body)
     return SignedMove(seq, str(sender), body, sign_statement(key, GAME_MOVE_KIND, statement))
 
 
-def is_valid_move_signature(public_key: bytes, game_id: bytes, message: SignedMove) -> bool:
-    """True when `public_key` signed this envelope for game `game_id`; never raises."""
+def is_valid_move_signature(public_key: bytes, game_id: bytes, prev: bytes, message: SignedMove) -> bool:
+    """True when `public_key` signed this envelope for game `game_id` at history `prev`; never raises."""
     try:
-        statement = compute_move_statement(game_id, message.seq, message.sender, message.move)
+        statement = compute_move_statement(game_id, prev, message.seq, message.sender, message.move)
     except (TypeError, ValueError, AttributeError):
         return False
     return verify_statement(public_key, GAME_MOVE_KIND, statement, message.signature)

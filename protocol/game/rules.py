@@ -25,7 +25,10 @@ both lose, and a party that withheld evidence until the evidence rounds ran out 
 
 A party loses at once for a validly signed message that is malformed, fails a proof, contradicts its
 chain, or contradicts an earlier answer to the same query (equivocation), and when its clock runs out.
-A message not signed by the role it names is refused and recorded; it decides nothing.
+A move signs the game id and the history digest at which its query was asked (`round_histories`), so
+equivocation is proven only by two answers signed inside one game, in one course of it: an answer from
+another game, or from another course of this one, does not verify. A message not signed by the role it
+names (for this game and this history) is refused and recorded; it decides nothing.
 Invalid *calls* (a decided game, time running backwards, a message delivered after a flag fell) raise
 a `GameError` and leave the state as it was; `verify_*` style predicates here never raise.
 """
@@ -111,7 +114,7 @@ from protocol.merkle import (
     verify_inclusion,
 )
 from protocol.signing import SIGNATURE_DOMAIN, compute_canonical_json
-from protocol.types import PublicKeyBytes, Root, Seconds, StepIndex
+from protocol.types import DIGEST_SIZE, PublicKeyBytes, Root, Seconds, StepIndex
 
 GAME_ID_DOMAIN = SIGNATURE_DOMAIN + b"game-id\n"
 HISTORY_DOMAIN = SIGNATURE_DOMAIN + b"game-history\n"
@@ -145,7 +148,8 @@ class RefereeError(GameError):
 
 
 def compute_game_id(setup: GameSetup) -> bytes:
-    """BLAKE3 over the setup's canonical JSON; every message is signed under it."""
+    """BLAKE3 over the setup's canonical JSON (the dispute id, both commitments, the config, the start time,
+    the time source and the context); every message is signed under it."""
     return blake3.blake3(GAME_ID_DOMAIN + compute_canonical_json(compute_setup_json(setup))).digest()
 
 
@@ -222,11 +226,15 @@ def get_accepted_message(state: GameState, role: Role, seq: int) -> SignedMove |
 
 
 def get_rejection(state: GameState, message: SignedMove) -> Rejection | None:
-    """Why an envelope cannot be attributed to a role of this game, or None."""
+    """Why an envelope cannot be attributed to a role of this game, or None. An answer signs the history
+    at which its query was asked, so an answer to a query not yet asked cannot be checked: it is refused."""
     role = get_sender_role(message)
     if role is None:
         return Rejection.UNKNOWN_SENDER
-    if not is_valid_move_signature(state.keys[get_role_index(role)], state.game_id, message):
+    if message.seq > state.seq:
+        return Rejection.FUTURE_QUERY
+    prev = state.round_histories[message.seq]
+    if not is_valid_move_signature(state.keys[get_role_index(role)], state.game_id, prev, message):
         return Rejection.BAD_SIGNATURE
     return None
 
@@ -255,6 +263,10 @@ def create_game(setup: GameSetup) -> GameState:
         raise GameSetupError("started_at must be a finite float")
     if not is_json_value(setup.context):
         raise GameSetupError("context must be a JSON value")
+    if not isinstance(setup.dispute_id, bytes) or len(setup.dispute_id) != DIGEST_SIZE:
+        raise GameSetupError(f"dispute_id must be {DIGEST_SIZE} bytes")
+    if setup.time_source is not None and (not isinstance(setup.time_source, bytes) or len(setup.time_source) != 32):
+        raise GameSetupError("time_source must be a 32-byte Ed25519 public key or None")
     for role, signed in zip(ROLES, (setup.worker, setup.challenger), strict=True):
         if not is_valid_run_commitment(signed):
             raise GameSetupError(f"the {role}'s run commitment is not validly signed by its worker_key")
@@ -270,6 +282,7 @@ def create_game(setup: GameSetup) -> GameState:
     state = GameState(
         setup=setup, game_id=game_id, keys=(PublicKeyBytes(w.worker_key), PublicKeyBytes(c.worker_key)),
         now=setup.started_at, round_started_at=setup.started_at, clocks=(budget, budget), seq=-1, query=None,
+        round_histories=(),
         answers=(None, None), position=Position(), accepted=(), rejected=(), rounds_chain=0, rounds_trace=0,
         bytes_total=0, bytes_tensors=0, history=Root(game_id), verdict=None,
     )
@@ -332,8 +345,6 @@ def process_move(state: GameState, message: SignedMove, now: float, referee: Ref
         evidence = (compute_message_json(prior), message_json)
         return _process_loss(state, role, Reason.EQUIVOCATION,
                              f"the {role} signed two different answers to query {message.seq}", evidence)
-    if message.seq > state.seq:
-        return _process_rejection(state, message, Rejection.FUTURE_QUERY)
     if message.seq < state.seq or state.query is None:
         return _process_rejection(state, message, Rejection.CLOSED_QUERY)
     if isinstance(state.query, EvidenceQuery) and role is not state.position.supplier:
@@ -664,7 +675,7 @@ def _process_new_query(state: GameState, query: Query, position: Position) -> Ga
     phase = get_query_phase(query)
     return replace(
         state, query=query, position=position, seq=state.seq + 1, answers=(None, None),
-        round_started_at=state.now, rounds_chain=state.rounds_chain + (phase is Phase.CHAIN),
+        round_histories=state.round_histories + (state.history,), round_started_at=state.now, rounds_chain=state.rounds_chain + (phase is Phase.CHAIN),
         rounds_trace=state.rounds_trace + (phase is Phase.TRACE),
     )
 

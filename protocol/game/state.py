@@ -6,7 +6,7 @@ both parties, and anyone replaying a transcript, see the same state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from protocol.game.codec import (
@@ -34,13 +34,19 @@ from protocol.types import DIGEST_SIZE, PublicKeyBytes, Root, Seconds, StepIndex
 
 @dataclass(frozen=True)
 class GameSetup:
-    """Everything fixed before the first round; its canonical JSON hashes to the game id."""
+    """Everything fixed before the first round; its canonical JSON hashes to the game id, which every
+    move signs. One dispute is one game: `dispute_id` is issued once, when the dispute is opened (by the
+    ledger, or a fresh random nonce), so no two games share an id even between the same commitments."""
 
     worker: SignedRunCommitment
     challenger: SignedRunCommitment
-    config: GameConfig
+    config: GameConfig  # the arity and every other parameter
     started_at: Seconds  # the time the first query is asked
     context: Any = None  # JSON the game ignores but binds (e.g. how to rebuild the referee)
+    _: KW_ONLY
+    dispute_id: bytes  # 32 bytes, unique to this dispute
+    time_source: PublicKeyBytes | None = None  # the key whose receipts witness the game's times; None: no
+    # witness, and then a transcript can prove value verdicts but never a timeout
 
 
 @dataclass(frozen=True)
@@ -144,6 +150,8 @@ class GameState:
     clocks: Pair[Seconds]  # each party's remaining budget, as of the start of the current round
     seq: int  # sequence number of the current query (-1 before the first)
     query: Query | None  # None once decided
+    round_histories: tuple[Root, ...]  # the history digest when query n was asked, for n = 0 … seq: what an
+    # answer to query n signs as "prev", binding it to every event before its query
     answers: Pair[Move | None]  # the accepted answers to the current query
     position: Position
     accepted: tuple[SignedMove, ...]  # every accepted answer, for equivocation checks
@@ -166,19 +174,25 @@ def compute_setup_json(setup: GameSetup) -> dict[str, Any]:
         "config": compute_config_json(setup.config),
         "started_at": float(setup.started_at),
         "context": setup.context,
+        "dispute_id": bytes(setup.dispute_id).hex(),
+        "time_source": None if setup.time_source is None else bytes(setup.time_source).hex(),
     }
 
 
 def parse_setup_json(value: Any) -> GameSetup:
-    body = parse_object(value, ("worker", "challenger", "config", "started_at", "context"), "setup")
+    body = parse_object(value, ("worker", "challenger", "config", "started_at", "context", "dispute_id",
+                                "time_source"), "setup")
     if not is_json_value(body["context"]):
         raise ParseError("setup.context must be a JSON value")
+    time_source = body["time_source"]
     return GameSetup(
         worker=parse_signed_run_commitment_json(body["worker"]),
         challenger=parse_signed_run_commitment_json(body["challenger"]),
         config=parse_config_json(body["config"]),
         started_at=Seconds(parse_float(body["started_at"], "setup.started_at")),
         context=body["context"],
+        dispute_id=parse_hex(body["dispute_id"], "setup.dispute_id", size=DIGEST_SIZE),
+        time_source=None if time_source is None else PublicKeyBytes(parse_hex(time_source, "setup.time_source", size=32)),
     )
 
 

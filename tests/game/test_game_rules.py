@@ -53,7 +53,7 @@ from protocol.game.rules import compute_game_id, is_included, is_valid_item
 from protocol.merkle import compute_tree, hash_leaf
 from protocol.types import Root, Seconds, SignatureBytes
 from verifier.game import HonestStrategy, play_game
-from verifier.game.strategy import Send, shorten_proof
+from verifier.game.strategy import Send, get_round_history, shorten_proof
 from verifier.game.toy import ToyConfig, ToyFault, ToyMachine, ToyProvider, ToyReferee
 
 from .game_support import (
@@ -73,12 +73,14 @@ def make_setup(fault: ToyFault | None = FAULT, **changes: object) -> GameSetup:
     machine, provider = get_toy(CONFIG)
     worker = HonestStrategy(provider, KEYS[Role.WORKER]).get_run_commitment()
     challenger = HonestStrategy(ToyProvider(machine, fault), KEYS[Role.CHALLENGER]).get_run_commitment()
-    setup = GameSetup(worker, challenger, MINIMAL, Seconds(0.0), {"toy": True})
+    setup = GameSetup(worker, challenger, MINIMAL, Seconds(0.0), {"toy": True}, dispute_id=bytes(range(32)))
     return replace(setup, **changes)  # type: ignore[arg-type]
 
 
 def answer(state: GameState, role: Role, move: Move | object, *, key: object = None, seq: int | None = None) -> SignedMove:
-    return sign_move(key or KEYS[role], state.game_id, state.seq if seq is None else seq, role, move)  # type: ignore[arg-type]
+    seq = state.seq if seq is None else seq
+    return sign_move(key or KEYS[role], state.game_id, seq, role, move,  # type: ignore[arg-type]
+                     prev=get_round_history(state, seq))
 
 
 def honest_move(state: GameState, role: Role) -> Move:
@@ -161,7 +163,8 @@ def test_badly_signed_message_is_recorded_and_the_clock_keeps_running() -> None:
 def test_other_games_unknown_senders_duplicates_and_future_queries_are_refused() -> None:
     state = create_game(make_setup())
     move = honest_move(state, Role.WORKER)
-    other_game = sign_move(KEYS[Role.WORKER], bytes(32), state.seq, Role.WORKER, move)
+    other_game = sign_move(KEYS[Role.WORKER], bytes(32), state.seq, Role.WORKER, move,
+                           prev=get_round_history(state, state.seq))
     stranger = replace(answer(state, Role.WORKER, move), sender="referee")
     future = answer(state, Role.WORKER, move, seq=state.seq + 1)
     real = answer(state, Role.WORKER, move)

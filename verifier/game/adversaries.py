@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from protocol.game.commitments import (
     RunCommitment,
     SignedRunCommitment,
+    TraceCommitment,
     sign_run_commitment,
     sign_trace_commitment,
 )
@@ -50,11 +51,11 @@ from protocol.game.messages import (
     sign_move,
 )
 from protocol.game.state import GameState
-from protocol.merkle import compute_height
+from protocol.merkle import MerkleTree, compute_height
 from protocol.signing import private_key_from_bytes, private_key_to_bytes
-from protocol.types import Root, Seconds
+from protocol.types import Root, Seconds, StepIndex
 from verifier.game.providers import EditedProvider, append_leaf, edit_leaf, flip_byte
-from verifier.game.strategy import HonestStrategy, Send, Strategy
+from verifier.game.strategy import HonestStrategy, Send, Strategy, get_round_history
 
 
 def _random_root(rng: random.Random) -> Root:
@@ -336,7 +337,8 @@ class MalformedMessages(Deviant):
         move = self.compute_move(state, role)
         if move is None:
             return []
-        body = compute_message_json(sign_move(self.key, state.game_id, state.seq, role, move))["move"]
+        body = compute_message_json(sign_move(self.key, state.game_id, state.seq, role, move,
+                                                       prev=get_round_history(state, state.seq)))["move"]
         return [self.compute_send(state, role, compute_malformed_body(body, self.rng.randrange(6)))]
 
 
@@ -353,7 +355,8 @@ class Impersonator(Deviant):
     """Plays its lie, and also sends junk in its opponent's name (signed with its own key)."""
 
     def deviate(self, state: GameState, role: Role) -> Sequence[Send]:
-        fake = sign_move(self.key, state.game_id, state.seq, get_opponent(role), {"type": "nodes", "hashes": []})
+        fake = sign_move(self.key, state.game_id, state.seq, get_opponent(role), {"type": "nodes", "hashes": []},
+                         prev=get_round_history(state, state.seq))
         return [Send(fake, Seconds(self.delay / 2)), *super().deviate(state, role)]
 
 
@@ -407,6 +410,87 @@ class WrongLeafReveal(Deviant):
         if state.seq < self.at_round or not isinstance(move, LeafReveal):
             return move
         return LeafReveal(flip_byte(move.leaf, 0))
+
+
+# Directory liars: a party whose own files cannot back what it signed --------------------------------
+
+
+class DirectoryError(RuntimeError):
+    """What a party's own storage raises when its files do not back its commitment."""
+
+
+class FailingProvider:
+    """`base` (a lying provider) whose files break from state `broken_from` on: the chain (the roots it
+    signed) is intact, but any state or step at or after `broken_from` cannot be rebuilt, the way a run
+    directory fails when its checkpoints are deleted, corrupt, of another step, or do not reproduce the
+    roots it signed (`prover.run.restore_session` raises). The strategy over it raises when asked about
+    them; the driver turns that into the party's silence."""
+
+    def __init__(self, base: TraceProvider, broken_from: int, problem: str) -> None:
+        self.base = base
+        self.broken_from = broken_from
+        self.problem = problem
+
+    def _check(self, state: int) -> None:
+        if state >= self.broken_from:
+            raise DirectoryError(f"{self.problem} (state s_{state})")
+
+    def get_job_id(self) -> bytes:
+        return self.base.get_job_id()
+
+    def get_steps(self) -> int:
+        return self.base.get_steps()
+
+    def get_chain_tree(self) -> MerkleTree:
+        return self.base.get_chain_tree()
+
+    def get_state_root(self, index: int) -> Root:
+        return self.base.get_state_root(index)
+
+    def get_state_tree(self, index: int) -> MerkleTree:
+        self._check(index)
+        return self.base.get_state_tree(index)
+
+    def get_state_leaf(self, index: int, leaf: int) -> bytes:
+        self._check(index)
+        return self.base.get_state_leaf(index, leaf)
+
+    def get_trace_commitment(self, step: StepIndex) -> TraceCommitment:
+        self._check(step + 1)
+        return self.base.get_trace_commitment(step)
+
+    def get_ops_tree(self, step: StepIndex) -> MerkleTree:
+        self._check(step + 1)
+        return self.base.get_ops_tree(step)
+
+    def get_op_leaf(self, step: StepIndex, index: int) -> bytes:
+        self._check(step + 1)
+        return self.base.get_op_leaf(step, index)
+
+    def get_tensor(self, step: StepIndex, digest: Root) -> bytes | None:
+        self._check(step + 1)
+        return self.base.get_tensor(step, digest)
+
+
+def _inconsistent_roots(base: TraceProvider, key: Ed25519PrivateKey, s: Scenario) -> Strategy:
+    """Signs a root s_{t+1} its checkpoints do not produce: regenerating step t fails."""
+    step = _steps(base, s)
+    lie = EditedProvider(base, step=step, unbacked_after=_random_root(random.Random(s.seed)))
+    return HonestStrategy(FailingProvider(lie, step + 1, f"step {step} does not reproduce the signed root"), key)
+
+
+def _deleted_checkpoints(base: TraceProvider, key: Ed25519PrivateKey, s: Scenario) -> Strategy:
+    """A wrong op leaf at step t, and every checkpoint after s_{t-j} deleted (j fuzzed by the seed)."""
+    step = _steps(base, s)
+    broken_from = max(0, step + 1 - s.seed % 3)
+    return HonestStrategy(FailingProvider(_lie(base, s), broken_from, "no checkpoint to rebuild from"), key)
+
+
+def _checkpoint_of_another_step(base: TraceProvider, key: Ed25519PrivateKey, s: Scenario) -> Strategy:
+    """A wrong s_{t+1} whose checkpoint holds the state of another step: it does not match the signed root."""
+    step = _steps(base, s)
+    lie = EditedProvider(base, step=step, state_after=edit_leaf(s.leaf))
+    return HonestStrategy(FailingProvider(lie, step + 1, "the checkpoint is of another step"), key)
 
 
 # The catalogue ----------------------------------------------------------------------------------------
@@ -496,4 +580,10 @@ CATALOGUE: dict[str, Adversary] = dict([
            "a structure hint that is not its s_t's, in a validly signed trace commitment"),
     _entry("wrong-leaf-reveal", _deviant(WrongLeafReveal), {Reason.BAD_PROOF},
            "reveals leaf bytes other than those committed"),
+    _entry("inconsistent-roots", _inconsistent_roots, {Reason.TIMEOUT},
+           "signed roots its checkpoints do not produce: cannot answer for the step"),
+    _entry("deleted-checkpoints", _deleted_checkpoints, {Reason.TIMEOUT},
+           "a wrong value, and the checkpoints to rebuild it deleted"),
+    _entry("checkpoint-of-another-step", _checkpoint_of_another_step, {Reason.TIMEOUT},
+           "a wrong state whose checkpoint is of another step"),
 ])

@@ -71,16 +71,22 @@ class Strategy(Protocol):
 class HonestStrategy:
     """Answers every query truthfully from its provider, within `delay` simulated seconds."""
 
-    def __init__(self, provider: TraceProvider, key: Ed25519PrivateKey, delay: float = DEFAULT_DELAY) -> None:
+    def __init__(self, provider: TraceProvider, key: Ed25519PrivateKey, delay: float = DEFAULT_DELAY,
+                 commitment: SignedRunCommitment | None = None) -> None:
+        """`commitment`: the run commitment this party already signed (e.g. registered on a ledger); by
+        default one is made from the provider's chain tree."""
         self.provider = provider
         self.key = key
         self.delay = Seconds(float(delay))
+        self.commitment = commitment
 
     @property
     def public_key(self) -> PublicKeyBytes:
         return get_public_key_bytes(self.key)
 
     def get_run_commitment(self) -> SignedRunCommitment:
+        if self.commitment is not None:
+            return self.commitment
         provider = self.provider
         commitment = RunCommitment(provider.get_job_id(), provider.get_steps(), provider.get_chain_tree().root,
                                    self.public_key)
@@ -93,7 +99,8 @@ class HonestStrategy:
     def compute_send(self, state: GameState, role: Role, move: Move | Any, *, delay: float | None = None,
                      seq: int | None = None, key: Ed25519PrivateKey | None = None) -> Send:
         """Sign `move` (a Move or a raw JSON body) for query `seq` (default: the current one)."""
-        message = sign_move(key or self.key, state.game_id, state.seq if seq is None else seq, role, move)
+        message = sign_move(key or self.key, state.game_id, state.seq if seq is None else seq, role, move,
+                            prev=get_round_history(state, state.seq if seq is None else seq))
         return Send(message, Seconds(self.delay if delay is None else float(delay)))
 
     def compute_move(self, state: GameState, role: Role) -> Move | None:
@@ -165,6 +172,12 @@ class HonestStrategy:
             except (IndexError, KeyError, LookupError):
                 continue  # a fact this party does not hold; the other may supply it
         return EvidenceSupply(tuple(items))
+
+
+def get_round_history(state: GameState, seq: int) -> bytes:
+    """The history digest at which query `seq` was asked: what an answer to it signs as `prev` (32 zero
+    bytes for a query not yet asked, whose answers the rules refuse anyway)."""
+    return bytes(state.round_histories[seq]) if 0 <= seq < len(state.round_histories) else bytes(32)
 
 
 def shorten_proof(proof: tuple[Root, ...], index: int, state: GameState) -> tuple[Root, ...]:
