@@ -345,12 +345,17 @@ def test_dropout_comes_from_pinpoints_stream() -> None:
 
 def test_unsupported_inputs_name_the_operator() -> None:
     q = randn(1, 1, 3, 4, seed=1)
-    with pytest.raises(UnsupportedOperator, match="dtype"):
-        run_op(FLASH, q.double(), q.double(), q.double())
+    with pytest.raises(UnsupportedOperator, match="mixed dtypes"):
+        run_op(FLASH, q.double(), q, q)
     with pytest.raises(UnsupportedOperator, match="dropout"):
         run_op(FLASH, q, q, q, 0.1)
     with pytest.raises(UnsupportedOperator, match="dtype"):
-        run_op(aten._safe_softmax.default, q.double(), -1)
+        run_op(aten._safe_softmax.default, q.to(torch.complex64), -1)
+    # float64 is defined: the same steps in binary64
+    (attended, *_) = run_op(FLASH, q.double(), q.double(), q.double())
+    assert attended is not None and attended.dtype == torch.float64
+    expected = torch.softmax(q.double() @ q.double().mT / 2, -1) @ q.double()
+    torch.testing.assert_close(attended, expected, rtol=1e-13, atol=1e-14)
 
 
 # --- models --------------------------------------------------------------------------------------------

@@ -222,11 +222,13 @@ def test_lstm_layer_bits_do_not_depend_on_memory_layout() -> None:
     assert all(same_bits(a, b) for a, b in zip(run(v), run(relaid), strict=True))
 
 
-def test_only_float32_lstm_layers_are_defined() -> None:
-    v = {key: value.double() for key, value in _layer(steps=2, batch=2, features=3, hidden=2, seed=0).items()}
-    with pytest.raises(UnsupportedOperator, match="dtype"):
-        run_op(aten.mkldnn_rnn_layer.default, *_forward_args(v, False, True))
+def test_float64_lstm_layers_are_defined_and_gru_mode_is_not() -> None:
     v = _layer(steps=2, batch=2, features=3, hidden=2, seed=0)
+    wide = {key: value.double() for key, value in v.items()}
+    (double, *_) = run_op(aten.mkldnn_rnn_layer.default, *_forward_args(wide, False, True))
+    (single, *_) = run_op(aten.mkldnn_rnn_layer.default, *_forward_args(v, False, True))
+    assert double is not None and single is not None and double.dtype == torch.float64
+    torch.testing.assert_close(double.float(), single, rtol=1e-5, atol=1e-6)
     gru_mode = list(_forward_args(v, False, True))
     gru_mode[9] = 3
     with pytest.raises(UnsupportedOperator, match="mode 3"):
