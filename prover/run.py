@@ -44,7 +44,7 @@ from protocol.game.commitments import (
 from protocol.job import JobSpec, JobSpecError, compute_job_id
 from protocol.merkle import MerkleTree
 from protocol.ops import UnsupportedOperator
-from protocol.recording import ReproducibleMode, RngContext, Tamper
+from protocol.recording import ReproducibleMode, RngContext, Tamper, TraceError
 from protocol.session import Session, StateError, record_step, tamper_state
 from protocol.signing import (
     generate_private_key,
@@ -62,6 +62,11 @@ from prover.presets import resolve_task
 
 class RunError(RuntimeError):
     """A run directory that is missing, corrupt, or inconsistent with its commitment."""
+
+
+class TamperError(RunError):
+    """A research tamper that would not change the run: past the step's last node, on a derived
+    node (a view or copy, whose bits are its input's), or on a node whose value never reaches s_{t+1}."""
 
 
 # --- keys -----------------------------------------------------------------------------------------
@@ -343,8 +348,11 @@ def _train_into(
         committer.submit(0, session.state_tensors())
         for t in range(job.steps):
             start = time.perf_counter()
-            with ReproducibleMode(RngContext(job.seed, t), primitives_for, tamper=tamper):
-                loss = session.run_step()
+            if tamper is not None and tamper.kind == "output" and tamper.step == t:
+                loss = _run_tampered_step(session, tamper, primitives_for)
+            else:
+                with ReproducibleMode(RngContext(job.seed, t), primitives_for):
+                    loss = session.run_step()
             if tamper is not None and tamper.kind == "state" and tamper.step == t:
                 tamper_state(session)
             middle = time.perf_counter()
@@ -374,6 +382,29 @@ def _train_into(
         "seconds": {"compute": timing.compute, "commit": timing.commit},
     }
     write_json_atomic(run / "run.json", meta)
+
+
+def _run_tampered_step(session: Session, tamper: Tamper, primitives_for: Callable[[torch.device], Any]) -> torch.Tensor:
+    """The tampered step, checked to change s_{t+1}: the same step runs honestly on a copy of s_t, and
+    a tamper that leaves the state after the step as it is (past the last node, or a value nothing
+    that reaches the state reads) is a `TamperError` rather than a run that silently did not cheat."""
+    t = int(session.step)
+    honest = Session(session.job, session.task, str(session.device), initialize=False)
+    honest.load_state({name: tensor.detach().clone() for name, tensor in session.state_tensors().items() if not name.startswith("data/")})
+    with ReproducibleMode(RngContext(session.job.seed, t), primitives_for):
+        honest.run_step()
+    mode = ReproducibleMode(RngContext(session.job.seed, t), primitives_for, tamper=tamper)
+    try:
+        with mode:
+            loss = session.run_step()
+    except TraceError as error:
+        raise TamperError(str(error)) from error
+    if not mode.tampered:
+        raise TamperError(f"cannot tamper with node {tamper.node} of step {t}: the step has {mode.node_count} nodes (0…{mode.node_count - 1})")
+    if compute_state_root(compute_state_digests(honest.state_tensors())) == compute_state_root(compute_state_digests(session.state_tensors())):
+        raise TamperError(f"tampering with node {tamper.node} of step {t} leaves s_{t + 1} unchanged (its value never reaches "
+                          "the state, like the loss, or the change is masked): choose another node")
+    return loss
 
 
 def check_initial_state(job: JobSpec, session: Session) -> None:
