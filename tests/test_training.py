@@ -209,7 +209,7 @@ def test_commitment_tampering_is_detected(tmp_path: Path, mlp_run: Path) -> None
 
 
 def test_training_refuses_to_overwrite_a_run(mlp_run: Path) -> None:
-    with pytest.raises(RunError, match="already holds a run"):
+    with pytest.raises(RunError, match="already exists and is not an empty directory"):
         train(load_run(mlp_run).job, mlp_run, generate_private_key())
 
 

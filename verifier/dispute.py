@@ -23,7 +23,7 @@ from protocol.job import JobSpec, JobSpecError
 from protocol.signing import get_public_key_bytes
 from prover.presets import resolve_task
 from prover.provider import RunTraceProvider
-from prover.run import Run, RunError, load_or_create_key, load_run
+from prover.run import Run, RunError, default_key_path, load_key, load_run
 from prover.task import Task, TaskError
 from verifier.game.driver import GameResult, play_game
 from verifier.game.strategy import HonestStrategy
@@ -52,11 +52,12 @@ def make_game_config(arity: int = 2) -> GameConfig:
 
 
 def get_run_key(run: Run, key_path: str | os.PathLike[str] | None) -> Ed25519PrivateKey:
-    """The key that signed the run's commitment: `key_path`, else the run's own worker.key."""
-    path = Path(key_path) if key_path is not None else run.path / "worker.key"
-    if not path.exists():
-        raise RunError(f"no key for {run.path}: pass the key that signed its commitment")
-    key = load_or_create_key(path)
+    """The key that signed the run's commitment: `key_path`, else the run's default key file
+    (`prover.run.default_key_path`: `NAME.key` beside the run)."""
+    path = Path(key_path) if key_path is not None else default_key_path(run.path)
+    if not os.path.lexists(path):
+        raise RunError(f"no key for {run.path} at {path}: pass the key that signed its commitment")
+    key = load_key(path)
     if get_public_key_bytes(key) != run.worker_key:
         raise RunError(f"{path} is not the key that signed {run.path}/commitment.json")
     return key
