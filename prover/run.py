@@ -329,6 +329,7 @@ def train(
     task = resolve_task(job, task)
     target = Path(out)
     check_new_run_dir(target)
+    check_device(device)
     if checkpoint_every < 1:
         raise RunError("--checkpoint-every must be at least 1")
     if tamper is not None and tamper.step >= job.steps:
@@ -366,6 +367,20 @@ def check_new_run_dir(target: Path) -> None:
         raise RunError(f"--out {target} names no new directory; give the run a name of its own, e.g. runs/NAME")
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise RunError(f"{target} already exists and is not an empty directory; choose another --out")
+
+
+def check_device(device: str) -> None:
+    """Refuse a device that is not a CPU or a CUDA device this torch build can use."""
+    try:
+        where = torch.device(device)
+    except RuntimeError as error:
+        raise RunError(f"--device {device!r} is not a device; use cpu or cuda") from error
+    if where.type not in ("cpu", "cuda"):
+        raise RunError(f"--device {device!r}: pinpoint trains on cpu or cuda")
+    if where.type == "cuda" and not torch.cuda.is_available():
+        raise RunError(f"--device {device}: this torch build sees no CUDA device; use --device cpu (the same bits)")
+    if where.type == "cuda" and where.index is not None and where.index >= torch.cuda.device_count():
+        raise RunError(f"--device {device}: there are {torch.cuda.device_count()} CUDA devices (cuda:0 …)")
 
 
 class PartialRun:

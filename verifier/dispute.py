@@ -21,6 +21,7 @@ from protocol.game.constants import GameConfig
 from protocol.game.enums import Outcome, Role
 from protocol.job import JobSpec, JobSpecError
 from protocol.signing import get_public_key_bytes
+from prover.files import FileFormatError
 from prover.presets import resolve_task
 from prover.provider import RunTraceProvider
 from prover.run import Run, RunError, default_key_path, load_key, load_run
@@ -162,14 +163,25 @@ def _prefix(on_progress: Callable[[str], None] | None, role: str) -> Callable[[s
     return lambda message: on_progress(f"{role}: {message}")
 
 
+def read_dispute_transcript(path: str | os.PathLike[str]) -> tuple[Any, JobSpec]:
+    """A transcript file's JSON value (not yet checked) and the job it binds; `FileFormatError` naming
+    the file when it cannot be read or binds no job."""
+    value = read_transcript_json(path)
+    try:
+        return value, JobSpec.from_json(value["setup"]["context"]["job"])
+    except (KeyError, TypeError, JobSpecError) as error:
+        raise FileFormatError(f"{path} is not a dispute transcript of a training job ({type(error).__name__}: {error})") from error
+
+
 def verify_dispute_transcript(path: str | os.PathLike[str], task: Task | None = None) -> VerificationResult:
     """Re-check a transcript's verdict offline, rebuilding the referee from the job it binds and the
-    user's task for it (a built-in preset when `task` is None)."""
+    user's task for it (a built-in preset when `task` is None). Never raises: a file that cannot be
+    read is an invalid transcript too (the command line tells the two apart with
+    `read_dispute_transcript`)."""
     try:
-        value = read_transcript_json(path)
-        job = JobSpec.from_json(value["setup"]["context"]["job"])
-    except (OSError, ValueError, KeyError, TypeError, JobSpecError) as error:
-        return VerificationResult(False, f"cannot read the transcript's job: {error}")
+        value, job = read_dispute_transcript(path)
+    except FileFormatError as error:
+        return VerificationResult(False, f"cannot read the transcript: {error}")
     try:
         referee = TraceReferee(job, resolve_task(job, task))
     except TaskError as error:
