@@ -1,65 +1,312 @@
-"""The `pinpoint` command line: an edge over prover, verifier and protocol, holding no rules."""
+"""The `pinpoint` command line: an edge over prover, verifier and protocol, holding no rules.
+
+One error policy for every command. A failure the user can cause is one line on stderr, `error: …`,
+naming the file or argument and what to do, and one exit code per class (`EXIT_CODES`); a failure of
+pinpoint itself writes its traceback to a file and says where. Nothing is overwritten that the user
+did not name as a fresh output, and the result of long work (a verdict) is printed before any
+optional file is written. Torch and the other heavy libraries are imported by the commands that use
+them, so `--help` and argument errors answer at once.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import re
+import signal
 import sys
+import tempfile
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from protocol.job import JobSpec, JobSpecError
-from protocol.ops import UnsupportedOperator
-from protocol.recording import Tamper, TraceError
-from protocol.session import StateError
-from protocol.trace import compute_trace_root
-from prover.files import FileFormatError
-from prover.presets import MODELS, OPTIMIZERS, SIZES
-from prover.process import tune_process
-from prover.run import RunError, load_or_create_key, load_run, read_checkpoint, regenerate_trace, train
-from prover.task import Task, TaskError, load_task
+from prover.catalog import MODELS, OPTIMIZERS, SIZES
+
+if TYPE_CHECKING:
+    from protocol.job import JobSpec
+    from prover.task import Task
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the work ran and its answer is no: a verdict that does not follow, undefined operators
+EXIT_USAGE = 2  # the command line itself is wrong: an unknown option, a missing argument, a bad value
+EXIT_REJECTED = 3  # an input or output was refused: missing, unreadable, unwritable, corrupt, hostile, too large, in use
+EXIT_INTERNAL = 4  # a failure of pinpoint itself; the traceback is written to a file
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT); SIGTERM gives 143; partial outputs are removed either way
+EXIT_TERMINATED = 143
+EXIT_CODES = {
+    EXIT_OK: "success",
+    EXIT_FAILED: "verification failed",
+    EXIT_USAGE: "usage",
+    EXIT_REJECTED: "input rejected",
+    EXIT_INTERNAL: "internal error",
+    EXIT_INTERRUPTED: "interrupted",
+    EXIT_TERMINATED: "terminated",
+}
+
+# The exception types that mean "this input or output is refused". Named by module so that none of
+# those modules (torch among their imports) is loaded to classify an error: an exception of a type
+# can only exist once its module is loaded.
+REJECTED_ERRORS = (
+    "protocol.job:JobSpecError",
+    "protocol.ops:UnsupportedOperator",
+    "protocol.recording:TraceError",
+    "protocol.session:StateError",
+    "protocol.task:TaskError",
+    "prover.files:FileFormatError",
+    "prover.run:RunError",
+    "pinpoint.simulation.config:ConfigError",
+    "pinpoint.simulation.output:OutputError",
+    "pinpoint.simulation.sweep:SweepError",
+)
 
 ALL_SIZES = sorted({size for sizes in SIZES.values() for size in sizes})
 TASK_HELP = "the job's task file (yours: never one from a run directory); default: the built-in preset the job names"
+DEVICE = re.compile(r"cpu|cuda(:\d+)?")
+
+
+class Rejected(Exception):
+    """An input or output the command refuses (exit 3), with the one line that says why."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every `finally` and cleanup runs."""
+
+
+def is_rejected(error: BaseException) -> bool:
+    """True when `error` is one of `REJECTED_ERRORS`, `Rejected`, or an operating-system error
+    (a path that cannot be created, read or written: permissions, a full disk)."""
+    if isinstance(error, Rejected | OSError):
+        return True
+    for spec in REJECTED_ERRORS:
+        module, _, name = spec.partition(":")
+        loaded = sys.modules.get(module)
+        if loaded is not None and isinstance(error, getattr(loaded, name)):
+            return True
+    return False
+
+
+def describe(error: BaseException) -> str:
+    """The one line an error is reported with."""
+    if isinstance(error, OSError) and not isinstance(error, Rejected) and error.strerror:
+        where = error.filename if error.filename is not None else "a file"
+        return f"{where}: {error.strerror} (check the path, its permissions and the free space)"
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def write_traceback(error: BaseException) -> str:
+    """Write the traceback of an internal error to a new file in the temporary folder; its path."""
+    try:
+        fd, path = tempfile.mkstemp(prefix="pinpoint-error-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(f"pinpoint {' '.join(sys.argv[1:])}\n\n")
+            handle.write("".join(traceback.format_exception(error)))
+        return path
+    except OSError:
+        return "(no file: the temporary folder is not writable)"
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """While inside, SIGTERM raises `Terminated` in the main thread (outside it: nothing changes)."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class NoteHandler(logging.Handler):
+    """Log records of the `pinpoint` logger (a stale partial run removed, …) as `note: …` lines on
+    the stderr of the moment."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"note: {record.getMessage()}", err=True)
+
+
+def _exit(code: int, message: str | None = None) -> NoReturn:
+    if message is not None:
+        click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+class Commands(click.Group):
+    """The command group with the error policy of the module docstring, and lazily loaded commands
+    (`LAZY`) whose help line is known without importing them."""
+
+    LAZY = {"simulate": ("pinpoint.simulation.cli:simulate_command", "Agent-based simulation of the economy: sweeps, Monte Carlo runs, plots.")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY and cmd_name not in self.commands:
+            import importlib
+
+            module, _, name = self.LAZY[cmd_name][0].partition(":")
+            self.add_command(getattr(importlib.import_module(module), name), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        width = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.LAZY and name not in self.commands:
+                rows.append((name, self.LAZY[name][1]))
+            else:
+                command = super().get_command(ctx, name)
+                if command is not None and not command.hidden:
+                    rows.append((name, command.get_short_help_str(width)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        notes = logging.getLogger("pinpoint")
+        if not any(isinstance(handler, NoteHandler) for handler in notes.handlers):
+            notes.addHandler(NoteHandler())
+            notes.propagate = False
+        try:
+            with sigterm_raises():
+                code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as error:
+            command = error.ctx.command_path if error.ctx is not None else "pinpoint"
+            _exit(EXIT_USAGE, f"{' '.join(error.format_message().split())} (see {command} --help)")
+        except click.ClickException as error:
+            _exit(EXIT_USAGE, error.format_message())
+        except (KeyboardInterrupt, click.Abort):
+            _exit(EXIT_INTERRUPTED, "interrupted; partial outputs were removed")
+        except Terminated:
+            _exit(EXIT_TERMINATED, "terminated; partial outputs were removed")
+        except BrokenPipeError:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (the reader left: say nothing more)
+            sys.exit(EXIT_OK)
+        except Exception as error:
+            if is_rejected(error):
+                _exit(EXIT_REJECTED, describe(error))
+            _exit(EXIT_INTERNAL, f"internal error ({type(error).__name__}: {describe(error)}); "
+                                 f"the traceback is in {write_traceback(error)}")
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+# --- checks of arguments and outputs, before any work ------------------------------------------------
+
+
+def check_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not DEVICE.fullmatch(value):
+        raise click.BadParameter(f"{value!r} is not a device pinpoint trains on; use cpu or cuda (cuda:N)")
+    return value
+
+
+def check_arity(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    if value < 2 or value & (value - 1):
+        raise click.BadParameter(f"{value} is not a power of two >= 2 (2, 4, 8, 16, …)")
+    return value
+
+
+def parse_tamper(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    from protocol.recording import Tamper
+
+    try:
+        return Tamper.parse(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from error
+
+
+def check_new_file(path: Path, option: str) -> None:
+    """Refuse an output file that exists (nothing is overwritten) or whose folder cannot take it."""
+    if os.path.lexists(path):
+        raise Rejected(f"{option} {path} already exists; name a new file (nothing is overwritten)")
+    check_creatable(path, option)
+
+
+def check_creatable(path: Path, option: str) -> None:
+    """Refuse an output whose nearest existing ancestor is not a writable folder."""
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise Rejected(f"{option} {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise Rejected(f"{option} {path}: {parent} is not writable; choose a folder you can write")
+
+
+def check_fresh_dir(path: Path, option: str) -> None:
+    """Refuse an output folder that is `.`, `..`, a file, or a folder with files in it."""
+    if path.name in ("", ".", ".."):
+        raise Rejected(f"{option} {path} names no new folder; give it a name of its own")
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise Rejected(f"{option} {path} already exists and is not an empty folder; name a new one (nothing is overwritten)")
+    check_creatable(path, option)
+
+
+# --- loading what the commands need -----------------------------------------------------------------
+
+
+def heavy() -> None:
+    """Tune the process once torch is loaded (`prover.process.tune_process` freezes what is alive)."""
+    from prover.process import tune_process
+
+    tune_process()
 
 
 def choose_task(task_path: Path | None, model: str | None, optimizer: str | None, size: str) -> Task:
     """The task of `train` and `check`: a task file, or a built-in preset by model and optimizer."""
-    from prover.presets import preset_task
-
     if task_path is not None:
         if model is not None or optimizer is not None:
-            raise TaskError("give either --task FILE or --model/--optimizer, not both")
-        return load_task(task_path)
+            raise click.UsageError("give either --task FILE or --model/--optimizer, not both")
+        return user_task(task_path)
     if model is None or optimizer is None:
-        raise TaskError("give --task FILE, or a built-in preset with --model and --optimizer")
+        raise click.UsageError("give --task FILE, or a built-in preset with --model and --optimizer")
+    from prover.presets import preset_task
+
     return preset_task(model, optimizer, size)
 
 
 def read_job(path: Path) -> JobSpec:
     """A job spec from a file: the spec itself, or a run's run.json (whose "job" it is)."""
+    from protocol.job import JobSpec, JobSpecError
     from prover.files import read_json
 
     body = read_json(path, "job file")
     if isinstance(body, dict) and "job" in body and isinstance(body["job"], dict):
         body = body["job"]
-    return JobSpec.from_json(body)
+    try:
+        return JobSpec.from_json(body)
+    except JobSpecError as error:
+        raise Rejected(f"--job {path} is not a job spec: {error}") from error
 
 
-def user_task(task_path: Path | None) -> Task | None:
-    return load_task(task_path) if task_path is not None else None
+def user_task(task_path: Path) -> Task:
+    from prover.task import load_task
+
+    return load_task(task_path)
 
 
-def fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
+# --- the commands --------------------------------------------------------------------------------------
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="Exit codes: " + ", ".join(f"{code} {name}" for code, name in EXIT_CODES.items()) + ".")
 def main() -> None:
     """Verifiable ML training by refereed delegation."""
-    tune_process()
 
 
 @main.command("train")
@@ -75,48 +322,52 @@ def main() -> None:
 @click.option("--initial", "initial_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="s_0 as safetensors (e.g. a run's checkpoints/step-00000000.safetensors), checked against the job")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda (results are the same bits)")
-@click.option("--key", "key_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="worker Ed25519 key file (created if missing)")
-@click.option("--tamper", default=None, help="research: cheat on purpose, output@STEP:NODE or state@STEP")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--device", default="cpu", show_default=True, callback=check_device, help="cpu or cuda (results are the same bits)")
+@click.option("--key", "key_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="worker Ed25519 key file (created if missing); default: OUT.key beside the run")
+@click.option("--tamper", default=None, callback=parse_tamper, help="research: cheat on purpose, output@STEP:NODE or state@STEP")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="the new run directory")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON summary")
 def train_command(
     task_path: Path | None, model: str | None, optimizer: str | None, size: str, steps: int | None, seed: int,
     batch_size: int | None, job_path: Path | None, initial_path: Path | None, checkpoint_every: int, device: str,
-    key_path: Path | None, tamper: str | None, out: Path, as_json: bool,
+    key_path: Path | None, tamper: Any, out: Path, as_json: bool,
 ) -> None:
     """Train a job reproducibly and commit to every step's state: a new job made from the task, steps
     and seed, or an existing one (--job), from s_0 computed here or given (--initial)."""
+    if job_path is not None and model is not None:
+        raise click.UsageError("a job names its task by digest: give --job with --task FILE (or none for a preset)")
+    if job_path is None and steps is None:
+        raise click.UsageError("give --steps (or train an existing job with --job)")
+    if job_path is None and task_path is None and (model is None or optimizer is None):
+        raise click.UsageError("give --task FILE, or a built-in preset with --model and --optimizer")
+    if task_path is not None and (model is not None or optimizer is not None):
+        raise click.UsageError("give either --task FILE or --model/--optimizer, not both")
+    check_fresh_dir(out, "--out")
+    if key_path is not None and not os.path.lexists(key_path):
+        check_creatable(key_path, "--key")
     from tqdm import tqdm
 
     from protocol.session import make_job
+    from prover.run import load_or_create_key, read_checkpoint, train
 
-    try:
-        if job_path is not None and model is not None:
-            raise TaskError("a job names its task by digest: give --job with --task FILE (or none for a preset)")
-        task = choose_task(task_path, model, optimizer, size) if job_path is None else None
-        job = read_job(job_path) if job_path is not None else None
-        if job is None:
-            assert task is not None
-            if steps is None:
-                raise TaskError("give --steps (or train an existing job with --job)")
-            job = make_job(task, steps, seed, batch_size)
-        elif task_path is not None:
-            task = load_task(task_path)
-        initial = read_checkpoint(initial_path) if initial_path is not None else None
-        steps = job.steps
-        tamper_spec = Tamper.parse(tamper) if tamper else None
-        key = load_or_create_key(key_path) if key_path is not None else None
-        with tqdm(total=steps, desc="train", unit="step", disable=as_json or None, file=sys.stderr) as bar:
-            def on_step(t: int, loss: float) -> None:
-                bar.set_postfix(loss=f"{loss:.4f}")
-                bar.update(1)
+    heavy()
+    task = choose_task(task_path, model, optimizer, size) if job_path is None else None
+    job = read_job(job_path) if job_path is not None else None
+    if job is None:
+        assert task is not None and steps is not None
+        job = make_job(task, steps, seed, batch_size)
+    elif task_path is not None:
+        task = user_task(task_path)
+    initial = read_checkpoint(initial_path) if initial_path is not None else None
+    key = load_or_create_key(key_path) if key_path is not None else None
+    with tqdm(total=job.steps, desc="train", unit="step", disable=as_json or None, file=sys.stderr) as bar:
+        def on_step(t: int, loss: float) -> None:
+            bar.set_postfix(loss=f"{loss:.4f}")
+            bar.update(1)
 
-            run = train(job, out, key, checkpoint_every, device, tamper_spec, on_step, task=task, initial=initial)
-    except (JobSpecError, RunError, StateError, ValueError, UnsupportedOperator, TraceError, FileFormatError) as error:
-        fail(str(error))
-        return
-    summary = {"run": str(out), "job_id": run.job_id.hex(), "chain_root": run.chain_root.hex(), "steps": steps, "worker_key": run.worker_key.hex()}
+        run = train(job, out, key, checkpoint_every, device, tamper, on_step, task=task, initial=initial)
+    summary = {"run": str(out), "job_id": run.job_id.hex(), "chain_root": run.chain_root.hex(), "steps": job.steps, "worker_key": run.worker_key.hex()}
     if as_json:
         click.echo(json.dumps(summary))
     else:
@@ -133,15 +384,16 @@ def train_command(
 def check_command(task_path: Path | None, model: str | None, optimizer: str | None, size: str, batch_size: int | None, as_json: bool) -> None:
     """Run one step and report every aten operator it uses and which have reproducible definitions.
     Exit 1 when some are undefined (then `train` would refuse the task)."""
+    if task_path is None and (model is None or optimizer is None):
+        raise click.UsageError("give --task FILE, or a built-in preset with --model and --optimizer")
+    if task_path is not None and (model is not None or optimizer is not None):
+        raise click.UsageError("give either --task FILE or --model/--optimizer, not both")
     from protocol.session import make_job
     from prover.coverage import check_coverage
 
-    try:
-        task = choose_task(task_path, model, optimizer, size)
-        coverage = check_coverage(make_job(task, 1, 0, batch_size), task)
-    except (JobSpecError, StateError, ValueError, TraceError) as error:
-        fail(str(error))
-        return
+    heavy()
+    task = choose_task(task_path, model, optimizer, size)
+    coverage = check_coverage(make_job(task, 1, 0, batch_size), task)
     if as_json:
         click.echo(json.dumps(dict(coverage.to_json(), task=task.name)))
     else:
@@ -151,7 +403,7 @@ def check_command(task_path: Path | None, model: str | None, optimizer: str | No
             mark = "ok     " if op not in coverage.places else "MISSING"
             where = f"  in {', '.join(coverage.places[op])}" if op in coverage.places else ""
             click.echo(f"  {mark} {op:60s} {coverage.calls[op]:5d}{where}")
-    sys.exit(1 if coverage.missing else 0)
+    sys.exit(EXIT_FAILED if coverage.missing else EXIT_OK)
 
 
 @main.command("trace")
@@ -162,14 +414,13 @@ def check_command(task_path: Path | None, model: str | None, optimizer: str | No
 def trace_command(run_dir: Path, step: int, task_path: Path | None, as_json: bool) -> None:
     """Regenerate step STEP's trace from the checkpoint before it; print its root and node count."""
     from protocol.state import compute_state_root
+    from protocol.trace import compute_trace_root
+    from prover.run import load_run, regenerate_trace
 
-    try:
-        task = user_task(task_path)
-        run = load_run(run_dir)
-        trace = regenerate_trace(run, step, task=task)
-    except (RunError, StateError, UnsupportedOperator, TraceError, TaskError) as error:
-        fail(str(error))
-        return
+    heavy()
+    task = user_task(task_path) if task_path is not None else None
+    run = load_run(run_dir)
+    trace = regenerate_trace(run, step, task=task)
     ops = trace.ops_tree()
     before, after = compute_state_root(trace.state_before), compute_state_root(trace.state_after)
     root = compute_trace_root(before, after, ops.root, len(trace.nodes))
@@ -192,10 +443,10 @@ def trace_command(run_dir: Path, step: int, task_path: Path | None, as_json: boo
 @main.command("dispute")
 @click.argument("worker_run", type=click.Path(path_type=Path))
 @click.argument("challenger_run", type=click.Path(path_type=Path))
-@click.option("--arity", type=int, default=2, show_default=True, help="k: descendants revealed per round (a power of two)")
-@click.option("--worker-key", type=click.Path(dir_okay=False, path_type=Path), default=None, help="default: WORKER_RUN/worker.key")
-@click.option("--challenger-key", type=click.Path(dir_okay=False, path_type=Path), default=None, help="default: CHALLENGER_RUN/worker.key")
-@click.option("--transcript", type=click.Path(dir_okay=False, path_type=Path), default=None, help="write the signed transcript here")
+@click.option("--arity", type=int, default=2, show_default=True, callback=check_arity, help="k: descendants revealed per round (a power of two)")
+@click.option("--worker-key", type=click.Path(dir_okay=False, path_type=Path), default=None, help="default: WORKER_RUN.key beside the run")
+@click.option("--challenger-key", type=click.Path(dir_okay=False, path_type=Path), default=None, help="default: CHALLENGER_RUN.key beside the run")
+@click.option("--transcript", type=click.Path(dir_okay=False, path_type=Path), default=None, help="write the signed transcript to this new file")
 @click.option("--task", "task_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help=TASK_HELP)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def dispute_command(
@@ -203,22 +454,40 @@ def dispute_command(
     transcript: Path | None, task_path: Path | None, as_json: bool,
 ) -> None:
     """Play the dispute game between two runs of one job and print the verdict."""
+    if transcript is not None:
+        check_new_file(transcript, "--transcript")
     from verifier.dispute import dispute_runs
+    from verifier.game.transcript import write_transcript
+
+    heavy()
 
     def progress(message: str) -> None:
         if not as_json:
             click.echo(f"  {message}", err=True)
 
-    try:
-        report = dispute_runs(worker_run, challenger_run, arity, worker_key, challenger_key, transcript, progress, user_task(task_path))
-    except (RunError, StateError, ValueError, UnsupportedOperator, TraceError) as error:
-        fail(str(error))
-        return
-    summary = report.to_json()
+    task = user_task(task_path) if task_path is not None else None
+    report = dispute_runs(worker_run, challenger_run, arity, worker_key, challenger_key, None, progress, task)
+    print_verdict(report.to_json(), as_json)
+    if transcript is not None and report.result is None:
+        click.echo(f"no transcript written to {transcript}: there was no game", err=True)
+    if transcript is not None and report.result is not None:
+        try:
+            write_transcript(transcript, report.result.transcript, exclusive=True)
+        except FileExistsError as error:
+            raise Rejected(f"--transcript {transcript} appeared while the game ran; the verdict above stands, "
+                           "but the transcript was not written") from error
+        except OSError as error:
+            raise Rejected(f"--transcript {transcript}: {error.strerror}; the verdict above stands, "
+                           "but the transcript was not written") from error
+        if not as_json:
+            click.echo(f"wrote {transcript}", err=True)
+
+
+def print_verdict(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary))
         return
-    if not report.disputed:
+    if not summary["disputed"]:
         click.echo("the runs agree: nothing to dispute")
         return
     winner, loser = summary["winner"], summary["loser"]
@@ -235,6 +504,7 @@ def dispute_command(
     click.echo(f"bytes    {summary['bytes']} ({summary['bytes_without_tensors']} without tensors)")
     click.echo(f"seconds  referee {summary['referee_seconds']:.3f}, total {summary['seconds']:.2f}")
     click.echo(f"game     dispute {summary['dispute_id'][:16]}, times witnessed by time source {summary['time_source']}")
+    sys.stdout.flush()
 
 
 @main.command("verify-transcript")
@@ -244,25 +514,29 @@ def dispute_command(
               help="hex public key: the only time source trusted to witness timeouts (default: the one the transcript names, reported)")
 @click.option("--json", "as_json", is_flag=True)
 def verify_transcript_command(transcript: Path, task_path: Path | None, time_source: str | None, as_json: bool) -> None:
-    """Re-check a dispute transcript's verdict offline, trusting no referee. Exit 1 when invalid."""
-    from verifier.dispute import verify_dispute_transcript
-
+    """Re-check a dispute transcript's verdict offline, trusting no referee. Exit 1 when the recorded
+    verdict does not follow, 3 when the transcript cannot be read."""
     try:
-        task = user_task(task_path)
         trusted = None if time_source is None else bytes.fromhex(time_source)
-    except (TaskError, ValueError) as error:
-        fail(str(error))
-        return
+    except ValueError:
+        trusted = b""
     if trusted is not None and len(trusted) != 32:
-        fail("--time-source is the 64 hex digits of an Ed25519 public key")
-        return
-    result = verify_dispute_transcript(transcript, task, trusted)
+        raise click.BadParameter("the 64 hex digits of an Ed25519 public key", param_hint="--time-source")
+    from prover.presets import resolve_task
+    from verifier.dispute import read_dispute_transcript
+    from verifier.game.transcript import verify_transcript
+    from verifier.referee import TraceReferee
+
+    heavy()
+    task = user_task(task_path) if task_path is not None else None
+    value, job = read_dispute_transcript(transcript)
+    result = verify_transcript(value, TraceReferee(job, resolve_task(job, task)), time_source=trusted)
     if as_json:
         click.echo(json.dumps({"valid": result.valid, "reason": result.reason,
                                "time_source": None if result.time_source is None else result.time_source.hex()}))
     else:
         click.echo(("valid: " if result.valid else "INVALID: ") + result.reason)
-    sys.exit(0 if result.valid else 1)
+    sys.exit(EXIT_OK if result.valid else EXIT_FAILED)
 
 
 @main.command("demo")
@@ -271,17 +545,19 @@ def verify_transcript_command(transcript: Path, task_path: Path | None, time_sou
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def demo_command(seed: int, out: Path | None, as_json: bool) -> None:
     """A user, three staked workers (one cheats), two challengers and the real dispute game."""
-    import tempfile
-
+    if out is not None:
+        if out.exists():
+            raise Rejected(f"--out {out} already exists; name a new folder (nothing is overwritten)")
+        check_creatable(out, "--out")
     from pinpoint.demo import report_json, run_demo
 
+    heavy()
     folder = out if out is not None else Path(tempfile.mkdtemp(prefix="pinpoint-demo-")) / "demo"
-    log = (lambda message: None) if as_json else (lambda message: click.echo(message, err=True))
+    log: Callable[[str], None] = (lambda message: None) if as_json else (lambda message: click.echo(message, err=True))
     try:
         report = run_demo(folder, seed, log)
-    except FileExistsError:
-        fail(f"{folder} already exists; choose a new --out")
-        return
+    except FileExistsError as error:
+        raise Rejected(f"--out {folder} already exists; name a new folder (nothing is overwritten)") from error
     summary = report_json(report)
     if as_json:
         click.echo(json.dumps(summary))
@@ -304,14 +580,6 @@ def demo_command(seed: int, out: Path | None, as_json: bool) -> None:
     click.echo(f"slashed {summary['slashed']}, to challengers {summary['challenger_rewards']}, burned {summary['burned']}, "
                f"refunded {summary['refunded']}; supply conserved: {summary['supply_conserved']}; {report.seconds:.1f} s; files in {folder}")
 
-
-def _register_simulation() -> None:
-    from pinpoint.simulation.cli import simulate_command
-
-    main.add_command(simulate_command, "simulate")
-
-
-_register_simulation()
 
 if __name__ == "__main__":
     main()

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pinpoint.ledger import Ledger
@@ -36,12 +37,14 @@ from protocol.economy import (
     is_supply_conserved,
     sign_transaction,
 )
+from protocol.encoding import DTYPE_CODES
 from protocol.job import JobSpec
 from protocol.recording import Tamper
 from protocol.signing import generate_private_key, get_public_key_bytes, private_key_to_bytes
+from protocol.trace import compute_influential_outputs, is_derived
 from prover.files import write_atomic
 from prover.presets import resolve_task
-from prover.run import train
+from prover.run import Run, TamperError, train
 from verifier.dispute import dispute_runs
 from verifier.referee import TraceReferee
 
@@ -50,6 +53,7 @@ from verifier.referee import TraceReferee
 DEMO_JOBS: tuple[tuple[str, str, int], ...] = (("mlp", "sgd", 8), ("mlp", "adam", 8), ("transformer", "adamw", 4))
 GENESIS = {"user": 5_000, "worker": 600, "challenger": 400}  # tokens allocated at epoch 0
 JOB_PRICE = 400  # tokens a user is willing to pay per job (the auction's ceiling)
+MAX_CHEAT_ATTEMPTS = 8  # nodes a cheater tries before giving up (a masked fault is rare)
 
 
 @dataclass
@@ -152,9 +156,7 @@ class Demo:
         if self.rng.random() < 0.25:
             job.tamper = Tamper("state", step)
         else:
-            skeleton = TraceReferee(job.spec, resolve_task(job.spec)).get_skeleton(step)
-            floating = [j for j, node in enumerate(skeleton.nodes) if node.outputs and node.outputs[0] is not None and node.outputs[0].dtype == 1]
-            job.tamper = Tamper("output", step, self.rng.choice(floating))
+            job.tamper = Tamper("output", step, self.rng.choice(get_tamperable_nodes(job.spec, step)))
         return job
 
     def work(self, jobs: list[DemoJob]) -> None:
@@ -163,8 +165,21 @@ class Demo:
             job.run = self.folder / "runs" / f"job-{job.ledger_id}-{job.worker.label}"
             self.log(f"{job.worker.label} trains job {job.ledger_id}" + (f" (cheating: {job.tamper})" if job.tamper else ""))
             write_atomic(self.folder / "keys" / f"{job.worker.label}.key", (private_key_to_bytes(job.worker.key).hex() + "\n").encode(), 0o600)
-            run = train(job.spec, job.run, job.worker.key, tamper=job.tamper)
+            run = self.train_cheat(job) if job.tamper is not None else train(job.spec, job.run, job.worker.key)
             self.send(job.worker, "submit_commitment", job_id=job.ledger_id, commitment=run.chain_root.hex())
+
+    def train_cheat(self, job: DemoJob) -> Run:
+        """The cheater's run. A fault whose change is masked downstream (a ReLU of a value that stays
+        negative) leaves the state as it was, and `train` refuses it: the cheater picks another node."""
+        assert job.run is not None and job.worker is not None and job.tamper is not None
+        for _ in range(MAX_CHEAT_ATTEMPTS - 1):
+            try:
+                return train(job.spec, job.run, job.worker.key, tamper=job.tamper)
+            except TamperError as error:
+                choices = [j for j in get_tamperable_nodes(job.spec, job.tamper.step) if j != job.tamper.node]
+                job.tamper = Tamper("output", job.tamper.step, self.rng.choice(choices))
+                self.log(f"  {error}; cheating with {job.tamper} instead")
+        return train(job.spec, job.run, job.worker.key, tamper=job.tamper)
 
     def check(self, jobs: list[DemoJob]) -> None:
         for challenger in self.challengers:
@@ -213,6 +228,19 @@ class Demo:
         for worker in self.workers:
             if self.ledger.state.vesting.get(worker.account):
                 self.send(worker, "claim_vesting")
+
+
+def get_tamperable_nodes(spec: JobSpec, step: int) -> list[int]:
+    """Nodes of `step` a cheater can perturb to change s_{step+1}: not derived (a view's or a copy's
+    bits are its input's), with a floating-point output 0 that reaches the state after the step
+    (`compute_influential_outputs`)."""
+    skeleton = TraceReferee(spec, resolve_task(spec)).get_skeleton(step)
+    influential = compute_influential_outputs(skeleton)
+    return [
+        j for j, node in enumerate(skeleton.nodes)
+        if (j, 0) in influential and not is_derived(node) and node.outputs and node.outputs[0] is not None
+        and node.outputs[0].dtype == DTYPE_CODES[torch.float32]
+    ]
 
 
 def run_demo(folder: Path, seed: int = 0, log: Callable[[str], None] = print) -> DemoReport:

@@ -40,6 +40,7 @@ from protocol.ops.prims import REFERENCE, Primitives
 from protocol.ops.table import random_numel
 from protocol.trace import (
     DERIVED,
+    DERIVED_OPS,
     MAX_CONSTANT_ELEMENTS,
     NodeStructure,
     OutputMeta,
@@ -448,6 +449,7 @@ class ReproducibleMode(TorchDispatchMode):
         self.primitives_for = primitives_for
         self.recorder = recorder
         self.tamper = tamper if tamper is not None and tamper.kind == "output" and tamper.step == rng.step else None
+        self.tampered = False  # set once the tamper has changed its node's output
         self.node_count = 0
         # Every output stays referenced until the step ends, in every use of the mode. Autograd takes
         # different operators depending on reference counts (AccumulateGrad steals an unshared
@@ -476,6 +478,9 @@ class ReproducibleMode(TorchDispatchMode):
         name = get_op_name(func)
         if name in PASS_THROUGH or name in READS:
             return func(*args, **kwargs)
+        if self.tamper is not None and self.node_count == self.tamper.node and name in DERIVED_OPS:
+            raise TraceError(f"cannot tamper with node {self.node_count} of step {self.tamper.step}: it is {name}, whose "
+                             "output is its input rearranged (derived, never hashed); tamper with the node that makes its input")
         definition = get_definition(name)
         if self.recorder is None and definition.kind is not OpKind.RANDOM:
             # Training: nothing records the call, so it needs no canonical form.
@@ -599,6 +604,7 @@ class ReproducibleMode(TorchDispatchMode):
         first = outputs[0] if outputs else None
         if first is None:
             raise TraceError(f"cannot tamper with node {self.tamper.node if self.tamper else '?'}: it has no output")
+        self.tampered = True
         if written:
             perturb(first)
             return result, outputs

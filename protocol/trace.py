@@ -62,6 +62,13 @@ DERIVED_OPS = frozenset(
 most of a step's bytes (a transformer step's views alone are half of what it would hash)."""
 
 
+SHAPE_ONLY_OPS = frozenset(
+    f"aten::{name}"
+    for name in ["ones_like.default", "zeros_like.default", "empty_like.default", "full_like.default", "rand_like.default", "randn_like.default", "new_empty.default", "new_empty_strided.default", "new_zeros.default", "new_ones.default", "new_full.default"]
+)
+"""Operators whose outputs depend on their inputs' dtypes and shapes but not on their values."""
+
+
 def compute_derived_value(nodes: Sequence[NodeStructure], chain: Sequence[tuple[int, int]], base: Any) -> Any:
     """Re-apply the derived operators of `chain` (from `compute_derivation`) to the base tensor.
 
@@ -203,6 +210,23 @@ class Skeleton:
 
     nodes: tuple[NodeStructure, ...]
     bindings: tuple[tuple[str, Ref], ...]  # (name, source ref) in canonical name order of s_{t+1}
+
+
+def compute_influential_outputs(skeleton: Skeleton) -> frozenset[tuple[int, int]]:
+    """The (node, output) pairs whose values reach s_{t+1}: those the bindings name, and every output
+    the nodes making them read, transitively (not through `SHAPE_ONLY_OPS`). A change to any other output (the loss, which backward
+    never reads) leaves the state after the step unchanged."""
+    reached: set[tuple[int, int]] = set()
+    pending = [(ref[1], ref[2]) for _, ref in skeleton.bindings if ref[0] == "n"]
+    while pending:
+        output = pending.pop()
+        if output in reached or not 0 <= output[0] < len(skeleton.nodes):
+            continue
+        reached.add(output)
+        node = skeleton.nodes[output[0]]
+        if node.op not in SHAPE_ONLY_OPS:
+            pending.extend((ref[1], ref[2]) for ref in node.inputs if ref[0] == "n")
+    return frozenset(reached)
 
 
 @dataclass(frozen=True)

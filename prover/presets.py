@@ -12,12 +12,12 @@ from functools import cache
 from pathlib import Path
 
 from protocol.job import JobSpec, compute_task_digest
+from prover.catalog import MODELS, OPTIMIZERS, SIZES
 from prover.task import Task, TaskError, task_from_source
 
+__all__ = ["MODELS", "OPTIMIZERS", "SIZES", "find_preset", "preset_source", "preset_task", "resolve_task"]
+
 TASKS = Path(__file__).resolve().parent.parent / "examples" / "tasks"
-MODELS = ("mlp", "transformer")
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SIZES = {"mlp": ("small", "mid"), "transformer": ("tiny", "small", "mid")}
 
 
 def preset_source(model: str, optimizer: str, size: str = "small") -> bytes:

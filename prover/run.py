@@ -5,8 +5,10 @@ RUN/
   roots.json              the state roots s_0 … s_T (hex)
   commitment.json         the signed run commitment {commitment, signature} (protocol.game.commitments)
   checkpoints/step-NNNNNNNN.safetensors   the state at step t, data set excluded
-  worker.key              the worker's Ed25519 key when none was given (owner-only permissions)
   tamper.json             for research runs that cheat on purpose: what was tampered with
+
+The worker's Ed25519 key is never kept in the run directory, which is meant to be shared: it is where
+the caller says, by default `NAME.key` beside `RUN` (owner-only permissions).
 
 Every file is written atomically. Loading checks everything it reads: a corrupt or truncated
 checkpoint, a missing file, a tensor of the wrong dtype or shape, or a state whose root differs
@@ -15,6 +17,9 @@ from the committed one is a `RunError` with the file named, and nothing is writt
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import logging
 import os
 import shutil
 import tempfile
@@ -44,7 +49,7 @@ from protocol.game.commitments import (
 from protocol.job import JobSpec, JobSpecError, compute_job_id
 from protocol.merkle import MerkleTree
 from protocol.ops import UnsupportedOperator
-from protocol.recording import ReproducibleMode, RngContext, Tamper
+from protocol.recording import ReproducibleMode, RngContext, Tamper, TraceError
 from protocol.session import Session, StateError, record_step, tamper_state
 from protocol.signing import (
     generate_private_key,
@@ -56,27 +61,60 @@ from protocol.state import compute_chain_tree, compute_state_root
 from protocol.task import Task
 from protocol.trace import StepTrace
 from protocol.types import Root
-from prover.files import FileFormatError, read_json, write_atomic, write_json_atomic
+from prover.files import FileFormatError, read_bounded, read_json, write_atomic, write_json_atomic
 from prover.presets import resolve_task
+
+logger = logging.getLogger("pinpoint")
 
 
 class RunError(RuntimeError):
     """A run directory that is missing, corrupt, or inconsistent with its commitment."""
 
 
+class TamperError(RunError):
+    """A research tamper that would not change the run: past the step's last node, on a derived
+    node (a view or copy, whose bits are its input's), or on a node whose value never reaches s_{t+1}."""
+
+
 # --- keys -----------------------------------------------------------------------------------------
+
+
+MAX_KEY_BYTES = 1024  # a key file is 64 hex characters and a newline
+
+
+def default_key_path(run: str | os.PathLike[str]) -> Path:
+    """Where a run's key is kept when none is given: beside the run directory as `NAME.key`, never
+    inside it, so that the run can be shared (copied, published, handed to a challenger) as it is."""
+    target = Path(run)
+    return target.parent / f"{target.name}.key"
+
+
+def load_key(path: Path) -> Ed25519PrivateKey:
+    """The key in the file at `path` (64 hex characters); RunError naming the file otherwise."""
+    try:
+        raw = read_bounded(path, "key", MAX_KEY_BYTES)
+    except FileFormatError as error:
+        raise RunError(str(error)) from error
+    try:
+        return private_key_from_bytes(bytes.fromhex(raw.decode().strip()))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise RunError(f"{path} is not an Ed25519 key (64 hex characters)") from error
+
+
+def save_key(path: Path, key: Ed25519PrivateKey) -> None:
+    """Write `key` to a new file at `path` with owner-only permissions; FileExistsError if one is there."""
+    write_atomic(path, (private_key_to_bytes(key).hex() + "\n").encode(), mode=0o600, exclusive=True)
 
 
 def load_or_create_key(path: Path) -> Ed25519PrivateKey:
     """The key at `path`; created (owner-only permissions) if missing, never overwritten."""
-    if path.exists():
-        raw = path.read_bytes()
-        try:
-            return private_key_from_bytes(bytes.fromhex(raw.decode().strip()))
-        except (ValueError, UnicodeDecodeError) as error:
-            raise RunError(f"{path} is not an Ed25519 key (64 hex characters)") from error
+    if os.path.lexists(path):
+        return load_key(path)
     key = generate_private_key()
-    write_atomic(path, (private_key_to_bytes(key).hex() + "\n").encode(), mode=0o600)
+    try:
+        save_key(path, key)
+    except FileExistsError:  # another process made it in between: that key is the one
+        return load_key(path)
     return key
 
 
@@ -163,6 +201,9 @@ class Committer:
 # --- checkpoints ----------------------------------------------------------------------------------
 
 
+MAX_CHECKPOINT_BYTES = 1 << 36  # 64 GiB: a checkpoint is read whole into memory
+
+
 def checkpoint_path(run: Path, step: int) -> Path:
     return run / "checkpoints" / f"step-{step:08d}.safetensors"
 
@@ -174,10 +215,14 @@ def write_checkpoint(run: Path, step: int, tensors: dict[str, torch.Tensor], roo
 
 
 def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors checkpoint; RunError naming the file when it is missing,
+    unreadable, not a regular file, larger than `MAX_CHECKPOINT_BYTES`, corrupt or truncated."""
     try:
-        return load_safetensors(path.read_bytes())
-    except FileNotFoundError as error:
-        raise RunError(f"checkpoint not found: {path}") from error
+        data = read_bounded(path, "checkpoint", MAX_CHECKPOINT_BYTES)
+    except FileFormatError as error:
+        raise RunError(str(error)) from error
+    try:
+        return load_safetensors(data)
     except (SafetensorError, ValueError, OSError) as error:
         raise RunError(f"checkpoint {path} is corrupt or truncated: {error}") from error
 
@@ -224,6 +269,8 @@ def load_run_commitment(path: str | os.PathLike[str]) -> tuple[JobSpec, SignedRu
     """A run's claim alone: its job (run.json) and its signed run commitment for that job, validly signed.
     What a party stands behind in a dispute even when the rest of its directory is missing or corrupt."""
     run = Path(path)
+    if not run.is_dir():
+        raise RunError(f"no run directory at {run}")
     try:
         meta = read_json(run / "run.json", "run.json")
         job = JobSpec.from_json(meta["job"])
@@ -294,36 +341,141 @@ def train(
 ) -> Run:
     """Train `job` reproducibly into the new directory `out`: checkpoints, roots, signed commitment.
 
-    Everything is written into a hidden sibling directory first and renamed into place at the end,
-    so a failure (an unsupported operator, an interrupt) leaves no partial run behind. Without a
-    `key`, a fresh one is created and kept in the run as `worker.key` (owner-only permissions).
+    Everything is written into a hidden sibling directory first (`.NAME.partial-*`, locked while this
+    process lives) and renamed into place at the end, so a failure (an unsupported operator, an
+    interrupt) leaves no partial run behind, a second writer of the same `out` is refused, and the
+    partial directory of a killed process is removed by the next start. Without a `key`, the key at
+    `default_key_path(out)` (beside the run, never inside it) is used, or a fresh one is kept there
+    with owner-only permissions once the run is complete.
     `task` is the job's task (checked against its digest); without one, a built-in preset's.
     `initial` is s_0 from elsewhere (the job maker's, or any run's first checkpoint: whoever wrote it,
     its root is checked against the job's), for tasks whose own initialisation is not portable."""
     task = resolve_task(job, task)
     target = Path(out)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise RunError(f"{target} already holds a run; choose another --out")
+    check_new_run_dir(target)
+    check_device(device)
     if checkpoint_every < 1:
         raise RunError("--checkpoint-every must be at least 1")
     if tamper is not None and tamper.step >= job.steps:
         raise RunError(f"cannot tamper with step {tamper.step} of a {job.steps}-step job")
+    key_file = default_key_path(target) if key is None else None
+    if key_file is not None and os.path.lexists(key_file):
+        key = load_key(key_file)
+    fresh_key = key is None
+    if key is None:
+        key = generate_private_key()
     target.parent.mkdir(parents=True, exist_ok=True)
-    run = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-    try:
-        if key is None:
-            key = load_or_create_key(run / "worker.key")
+    with PartialRun(target) as run:
         try:
             _train_into(run, job, task, key, checkpoint_every, device, tamper, on_step, initial)
         except UnsupportedOperator as error:
             raise _explain_unsupported(job, task, error) from error
-        if target.exists():
-            target.rmdir()
-        os.rename(run, target)
-    except BaseException:
-        shutil.rmtree(run, ignore_errors=True)
-        raise
+        if fresh_key:
+            assert key_file is not None
+            save_key(key_file, key)
+        try:
+            os.rename(run, target)
+        except OSError as error:
+            if fresh_key:
+                assert key_file is not None
+                key_file.unlink(missing_ok=True)
+            if error.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                raise RunError(f"{target} was filled by someone else while training; choose another --out") from error
+            raise
     return load_run(target)
+
+
+def check_new_run_dir(target: Path) -> None:
+    """Refuse an `out` that is not a name for a new run: `.`, `..`, a file, or a folder with files."""
+    if target.name in ("", ".", ".."):
+        raise RunError(f"--out {target} names no new directory; give the run a name of its own, e.g. runs/NAME")
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise RunError(f"{target} already exists and is not an empty directory; choose another --out")
+
+
+def check_device(device: str) -> None:
+    """Refuse a device that is not a CPU or a CUDA device this torch build can use."""
+    try:
+        where = torch.device(device)
+    except RuntimeError as error:
+        raise RunError(f"--device {device!r} is not a device; use cpu or cuda") from error
+    if where.type not in ("cpu", "cuda"):
+        raise RunError(f"--device {device!r}: pinpoint trains on cpu or cuda")
+    if where.type == "cuda" and not torch.cuda.is_available():
+        raise RunError(f"--device {device}: this torch build sees no CUDA device; use --device cpu (the same bits)")
+    if where.type == "cuda" and where.index is not None and where.index >= torch.cuda.device_count():
+        raise RunError(f"--device {device}: there are {torch.cuda.device_count()} CUDA devices (cuda:0 …)")
+
+
+class PartialRun:
+    """The hidden directory a run is written into before it is renamed into place.
+
+    It is `.NAME.partial-XXXXXXXX` beside the target, holding an exclusive `flock` for as long as this
+    process lives (the kernel releases it when the process dies, however it dies). Entering creates it
+    and looks at its siblings for the same target: one whose lock is held belongs to a live writer, and
+    this one is refused; one whose lock is free was left by a killed process, and is removed (and
+    logged). Leaving removes the directory unless it has been renamed into place."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.prefix = f".{target.name}.partial-"
+        self.path = target
+        self.fd = -1
+
+    def __enter__(self) -> Path:
+        while True:
+            self.path = Path(tempfile.mkdtemp(prefix=self.prefix, dir=self.target.parent))
+            self.fd = _lock_directory(self.path, blocking=True)  # waits only while a cleaner holds it
+            if self.fd >= 0:
+                break  # else a cleaner removed it in between: make another
+        try:
+            for other in sorted(self.target.parent.iterdir()):
+                if other.name.startswith(self.prefix) and other != self.path and not _remove_if_stale(other):
+                    raise RunError(f"another process is training into {self.target} (its {other.name} is locked); "
+                                   "wait for it to finish or choose another --out")
+        except BaseException:
+            self.__exit__()
+            raise
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        if self.path.exists() and self.path != self.target:
+            shutil.rmtree(self.path, ignore_errors=True)
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _lock_directory(path: Path, blocking: bool) -> int:
+    """An open descriptor of the directory `path` holding its exclusive lock; -1 when the directory
+    is gone or was replaced before the lock was taken, or (not `blocking`) when someone holds it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return -1
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return -1
+
+
+def _remove_if_stale(path: Path) -> bool:
+    """Remove the partial directory `path` if no live process holds its lock; False if one does."""
+    if not path.is_dir() or path.is_symlink():
+        return True  # not a partial run of this code: none of its business
+    fd = _lock_directory(path, blocking=False)
+    if fd < 0:
+        return not path.exists()  # held by a live writer, unless it vanished meanwhile
+    try:
+        shutil.rmtree(path, ignore_errors=True)
+        logger.warning("removed %s, the partial run of a process that was killed", path)
+    finally:
+        os.close(fd)
+    return True
 
 
 def _explain_unsupported(job: JobSpec, task: Task, error: UnsupportedOperator) -> UnsupportedOperator:
@@ -365,8 +517,11 @@ def _train_into(
         committer.submit(0, session.state_tensors())
         for t in range(job.steps):
             start = time.perf_counter()
-            with ReproducibleMode(RngContext(job.seed, t), primitives_for, tamper=tamper):
-                loss = session.run_step()
+            if tamper is not None and tamper.kind == "output" and tamper.step == t:
+                loss = _run_tampered_step(session, tamper, primitives_for)
+            else:
+                with ReproducibleMode(RngContext(job.seed, t), primitives_for):
+                    loss = session.run_step()
             if tamper is not None and tamper.kind == "state" and tamper.step == t:
                 tamper_state(session)
             middle = time.perf_counter()
@@ -396,6 +551,29 @@ def _train_into(
         "seconds": {"compute": timing.compute, "commit": timing.commit},
     }
     write_json_atomic(run / "run.json", meta)
+
+
+def _run_tampered_step(session: Session, tamper: Tamper, primitives_for: Callable[[torch.device], Any]) -> torch.Tensor:
+    """The tampered step, checked to change s_{t+1}: the same step runs honestly on a copy of s_t, and
+    a tamper that leaves the state after the step as it is (past the last node, or a value nothing
+    that reaches the state reads) is a `TamperError` rather than a run that silently did not cheat."""
+    t = int(session.step)
+    honest = Session(session.job, session.task, str(session.device), initialize=False)
+    honest.load_state({name: tensor.detach().clone() for name, tensor in session.state_tensors().items() if not name.startswith("data/")})
+    with ReproducibleMode(RngContext(session.job.seed, t), primitives_for):
+        honest.run_step()
+    mode = ReproducibleMode(RngContext(session.job.seed, t), primitives_for, tamper=tamper)
+    try:
+        with mode:
+            loss = session.run_step()
+    except TraceError as error:
+        raise TamperError(str(error)) from error
+    if not mode.tampered:
+        raise TamperError(f"cannot tamper with node {tamper.node} of step {t}: the step has {mode.node_count} nodes (0…{mode.node_count - 1})")
+    if compute_state_root(compute_state_digests(honest.state_tensors())) == compute_state_root(compute_state_digests(session.state_tensors())):
+        raise TamperError(f"tampering with node {tamper.node} of step {t} leaves s_{t + 1} unchanged (its value never reaches "
+                          "the state, like the loss, or the change is masked): choose another node")
+    return loss
 
 
 def check_initial_state(job: JobSpec, session: Session) -> None:

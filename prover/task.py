@@ -6,12 +6,14 @@ file found in a run directory or a transcript.
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 from pathlib import Path
 
 from protocol.job import compute_task_digest
 from protocol.task import MAX_TASK_BYTES, Task, TaskError
+from prover.files import FileFormatError, read_bounded
 
 __all__ = ["Task", "TaskError", "load_task", "task_from_source"]
 
@@ -44,12 +46,10 @@ def task_from_source(source: bytes, name: str) -> Task:
 def load_task(path: str | Path) -> Task:
     """The task file at `path` (the user's own: see the module docstring)."""
     file = Path(path)
+    if not os.path.lexists(file):
+        raise TaskError(f"no task file at {file}")
     try:
-        if not file.is_file():
-            raise TaskError(f"no task file at {file}")
-        if file.stat().st_size > MAX_TASK_BYTES:
-            raise TaskError(f"task {file} is larger than {MAX_TASK_BYTES} bytes")
-        source = file.read_bytes()
-    except OSError as error:
-        raise TaskError(f"cannot read task {file}: {error}") from error
+        source = read_bounded(file, "task", MAX_TASK_BYTES)
+    except FileFormatError as error:
+        raise TaskError(str(error)) from error
     return task_from_source(source, str(file))

@@ -23,6 +23,7 @@ from prover.presets import resolve_task
 from prover.run import (
     checkpoint_path,
     compute_state_digests,
+    default_key_path,
     get_primitives_for,
     load_run,
     restore_session,
@@ -38,9 +39,10 @@ def copy_run(source: Path, target: Path) -> Path:
 
 
 def resign(run: Path, roots: list[Root]) -> None:
-    """Write `roots` as the run's roots and sign a commitment to them with a fresh key (worker.key)."""
+    """Write `roots` as the run's roots and sign a commitment to them with a fresh key (kept beside the
+    run, where `pinpoint dispute` looks for it)."""
     key = generate_private_key()
-    (run / "worker.key").write_text(private_key_to_bytes(key).hex() + "\n")
+    default_key_path(run).write_text(private_key_to_bytes(key).hex() + "\n")
     job_id = bytes.fromhex(json.loads((run / "run.json").read_text())["job_id"])
     commitment = RunCommitment(job_id, len(roots) - 1, compute_chain_tree(roots).root, get_public_key_bytes(key))
     (run / "roots.json").write_text(json.dumps([bytes(root).hex() for root in roots]))

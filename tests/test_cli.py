@@ -30,13 +30,15 @@ def test_trace_prints_root_and_nodes(tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "run"
     assert runner.invoke(main, ["train", "--model", "mlp", "--optimizer", "adam", "--steps", "3", "--checkpoint-every", "2", "--out", str(out), "--json"]).exit_code == 0
-    assert (out / "worker.key").exists() and stat.S_IMODE((out / "worker.key").stat().st_mode) == 0o600
+    key = tmp_path / "run.key"  # beside the run, never inside it
+    assert key.exists() and stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "commitment.json", "roots.json", "run.json"]
     result = runner.invoke(main, ["trace", str(out), "--step", "2", "--json"])
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)
     assert body["nodes"] == len(body["trace"]) and len(body["trace_root"]) == 64
     assert body["trace"][0]["op"].startswith("aten::")
-    assert runner.invoke(main, ["trace", str(out), "--step", "3"]).exit_code == 2
+    assert runner.invoke(main, ["trace", str(out), "--step", "3"]).exit_code == 3
 
 
 def test_bad_input_is_a_clear_error_with_nothing_written(tmp_path: Path) -> None:
@@ -44,12 +46,12 @@ def test_bad_input_is_a_clear_error_with_nothing_written(tmp_path: Path) -> None
     unknown = runner.invoke(main, ["train", "--model", "resnet", "--optimizer", "sgd", "--steps", "2", "--out", str(tmp_path / "x")])
     assert unknown.exit_code == 2 and "resnet" in unknown.output
     bad_tamper = runner.invoke(main, ["train", "--model", "mlp", "--optimizer", "sgd", "--steps", "2", "--tamper", "output@9:1", "--out", str(tmp_path / "y")])
-    assert bad_tamper.exit_code == 2 and "cannot tamper with step 9" in bad_tamper.output
+    assert bad_tamper.exit_code == 3 and "cannot tamper with step 9" in bad_tamper.output
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
     assert not list(tmp_path.glob(".*partial*"))
     bad_key = tmp_path / "bad.key"
     bad_key.write_text("not a key")
     result = runner.invoke(main, ["train", "--model", "mlp", "--optimizer", "sgd", "--steps", "2", "--key", str(bad_key), "--out", str(tmp_path / "z")])
-    assert result.exit_code == 2 and "not an Ed25519 key" in result.output and bad_key.read_text() == "not a key"
+    assert result.exit_code == 3 and "not an Ed25519 key" in result.output and bad_key.read_text() == "not a key"
     missing = runner.invoke(main, ["trace", str(tmp_path / "nowhere"), "--step", "0"])
-    assert missing.exit_code == 2 and "no run directory" in missing.output
+    assert missing.exit_code == 3 and "no run directory" in missing.output

@@ -8,8 +8,10 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from pinpoint.cli import main
+from pinpoint.demo import Demo, get_tamperable_nodes
 from pinpoint.ledger import Ledger
 from protocol.economy import check_invariants, is_supply_conserved
+from prover.run import train
 
 
 def test_demo_catches_the_cheater_and_keeps_the_books(tmp_path: Path) -> None:
@@ -41,3 +43,22 @@ def test_demo_catches_the_cheater_and_keeps_the_books(tmp_path: Path) -> None:
     assert check.exit_code == 0 and witness in check.output, check.output
     other = CliRunner().invoke(main, ["verify-transcript", str(transcripts[0]), "--time-source", "00" * 32])
     assert other.exit_code == 1 and "trusted time source" in other.output
+
+
+def test_every_seed_makes_a_cheat_that_changes_the_run(tmp_path: Path) -> None:
+    """The demo's cheater, for 24 seeds: the same draws as `pinpoint demo --seed S` up to the cheat,
+    then the cheater's real training run, whose chain root must differ from the honest one."""
+    for seed in [-1, *range(23)]:
+        folder = tmp_path / f"seed-{seed}"
+        folder.mkdir()
+        demo = Demo(folder, seed, lambda message: None)
+        demo.genesis()
+        job = demo.choose_cheat(demo.post_and_auction())
+        assert job.tamper is not None
+        job.run = folder / "cheat"
+        cheat = demo.train_cheat(job)
+        assert cheat.tamper == job.tamper
+        assert job.tamper.kind == "state" or job.tamper.node in get_tamperable_nodes(job.spec, job.tamper.step)
+        honest = train(job.spec, folder / "honest")
+        assert honest.chain_root != cheat.chain_root, (seed, job.tamper)
+        demo.ledger.close()

@@ -103,12 +103,15 @@ def test_cli_dispute_json_has_the_documented_keys(mlp_run: Path, cheats: dict[st
 
 def test_dispute_between_different_jobs_is_refused(mlp_run: Path, transformer_run: Path) -> None:
     result = CliRunner().invoke(main, ["dispute", str(mlp_run), str(transformer_run)])
-    assert result.exit_code == 2 and "different jobs" in result.output
+    assert result.exit_code == 3 and "different jobs" in result.output
 
 
 def test_dispute_needs_the_signing_key(mlp_run: Path, cheats: dict[str, Path], tmp_path: Path) -> None:
     keyless = tmp_path / "keyless"
-    shutil.copytree(cheats["output"], keyless)
-    (keyless / "worker.key").unlink()
+    shutil.copytree(cheats["output"], keyless)  # the run alone: its key stays beside the original
+    assert not list(keyless.rglob("*.key"))
     result = CliRunner().invoke(main, ["dispute", str(keyless), str(mlp_run)])
-    assert result.exit_code == 2 and "no key" in result.output
+    assert result.exit_code == 3 and "no key" in result.output
+    key = cheats["output"].parent / f"{cheats['output'].name}.key"
+    result = CliRunner().invoke(main, ["dispute", str(keyless), str(mlp_run), "--worker-key", str(key), "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["winner"]["role"] == "challenger"

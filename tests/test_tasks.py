@@ -116,7 +116,7 @@ def test_a_job_that_is_not_a_preset_needs_the_users_task(tiny_run: Path, tiny_ta
         TraceReferee(run.job, other)
     cli = CliRunner()
     refused = cli.invoke(main, ["trace", str(tiny_run), "--step", "1"])
-    assert refused.exit_code == 2 and "--task" in refused.output
+    assert refused.exit_code == 3 and "--task" in refused.output
     ok = cli.invoke(main, ["trace", str(tiny_run), "--step", "1", "--task", str(tiny_task_file)])
     assert ok.exit_code == 0, ok.output
 
@@ -324,7 +324,7 @@ def test_a_job_whose_s0_this_machine_cannot_draw_trains_from_a_shipped_s0(tmp_pa
     wrong = first.path / "checkpoints" / "step-00000002.safetensors"  # s_2 is not s_0
     refused = CliRunner().invoke(main, ["train", "--job", str(first.path / "run.json"), "--task", str(path),
                                         "--initial", str(wrong), "--out", str(tmp_path / "fourth")])
-    assert refused.exit_code == 2 and "s_0" in refused.output
+    assert refused.exit_code == 3 and "s_0" in refused.output
 
 
 def test_a_step_the_referee_cannot_rebuild_is_refused_before_anything_is_committed(tmp_path: Path) -> None:

@@ -20,9 +20,10 @@ from protocol.recording import ReproducibleMode, RngContext, Tamper
 from protocol.session import compute_skeleton
 from protocol.signing import generate_private_key
 from protocol.state import compute_state_root
-from protocol.trace import decode_node, encode_node
+from protocol.trace import compute_influential_outputs, decode_node, encode_node
 from prover.run import (
     RunError,
+    TamperError,
     checkpoint_path,
     load_run,
     regenerate_trace,
@@ -117,6 +118,26 @@ def test_state_tamper_keeps_ops_and_changes_state(tmp_path: Path, mlp_run: Path)
     assert trace.state_after != honest_trace.state_after
 
 
+@pytest.mark.parametrize(("node", "message"), [
+    (99_999, "the step has 109 nodes"),  # past the step's last node
+    (2, "aten::t.default"),  # a view: its bits are its input's
+    (14, "leaves s_2 unchanged"),  # the loss: backward never reads it
+])
+def test_a_tamper_that_would_not_change_the_run_is_refused(tmp_path: Path, mlp_run: Path, node: int, message: str) -> None:
+    job = load_run(mlp_run).job
+    with pytest.raises(TamperError, match=message):
+        train(job, tmp_path / "cheat", generate_private_key(), tamper=Tamper("output", 1, node))
+    assert not (tmp_path / "cheat").exists() and not list(tmp_path.iterdir())
+
+
+def test_the_influential_nodes_are_those_that_reach_the_state(mlp_run: Path) -> None:
+    skeleton = regenerate_trace(load_run(mlp_run), 1).skeleton
+    influential = compute_influential_outputs(skeleton)
+    ops = [node.op for node in skeleton.nodes]
+    assert ops[14] == "aten::nll_loss_forward.default" and (14, 0) not in influential and (14, 1) in influential
+    assert all((j, 0) in influential for j, op in enumerate(ops) if op == "aten::addmm.default")
+
+
 @pytest.mark.parametrize("text", ["output@1", "output@x:2", "bogus@1:2", "state@-1", ""])
 def test_bad_tamper_specs_are_rejected(text: str) -> None:
     with pytest.raises(ValueError):
@@ -188,7 +209,7 @@ def test_commitment_tampering_is_detected(tmp_path: Path, mlp_run: Path) -> None
 
 
 def test_training_refuses_to_overwrite_a_run(mlp_run: Path) -> None:
-    with pytest.raises(RunError, match="already holds a run"):
+    with pytest.raises(RunError, match="already exists and is not an empty directory"):
         train(load_run(mlp_run).job, mlp_run, generate_private_key())
 
 

@@ -29,9 +29,10 @@ from protocol.game.interfaces import TraceProvider
 from protocol.game.timesource import TimeSource
 from protocol.job import JobSpec, JobSpecError, compute_job_id
 from protocol.signing import get_public_key_bytes
+from prover.files import FileFormatError
 from prover.presets import resolve_task
 from prover.provider import RunTraceProvider
-from prover.run import RunError, load_or_create_key, load_run, load_run_commitment
+from prover.run import RunError, default_key_path, load_key, load_run, load_run_commitment
 from prover.task import Task, TaskError
 from verifier.game.driver import GameResult, PartyFailure, play_game
 from verifier.game.strategy import HonestStrategy
@@ -60,11 +61,12 @@ def make_game_config(arity: int = 2) -> GameConfig:
 
 
 def get_run_key(path: Path, worker_key: bytes, key_path: str | os.PathLike[str] | None) -> Ed25519PrivateKey:
-    """The key that signed the run's commitment: `key_path`, else the run's own worker.key."""
-    key_file = Path(key_path) if key_path is not None else path / "worker.key"
-    if not key_file.exists():
-        raise RunError(f"no key for {path}: pass the key that signed its commitment")
-    key = load_or_create_key(key_file)
+    """The key that signed the run's commitment: `key_path`, else the run's default key file
+    (`prover.run.default_key_path`: `NAME.key` beside the run)."""
+    key_file = Path(key_path) if key_path is not None else default_key_path(path)
+    if not os.path.lexists(key_file):
+        raise RunError(f"no key for {path} at {key_file}: pass the key that signed its commitment")
+    key = load_key(key_file)
     if get_public_key_bytes(key) != worker_key:
         raise RunError(f"{key_file} is not the key that signed {path}/commitment.json")
     return key
@@ -233,16 +235,27 @@ def _prefix(on_progress: Callable[[str], None] | None, role: str) -> Callable[[s
     return lambda message: on_progress(f"{role}: {message}")
 
 
+def read_dispute_transcript(path: str | os.PathLike[str]) -> tuple[Any, JobSpec]:
+    """A transcript file's JSON value (not yet checked) and the job it binds; `FileFormatError` naming
+    the file when it cannot be read or binds no job."""
+    value = read_transcript_json(path)
+    try:
+        return value, JobSpec.from_json(value["setup"]["context"]["job"])
+    except (KeyError, TypeError, JobSpecError) as error:
+        raise FileFormatError(f"{path} is not a dispute transcript of a training job ({type(error).__name__}: {error})") from error
+
+
 def verify_dispute_transcript(path: str | os.PathLike[str], task: Task | None = None,
                               time_source: bytes | None = None) -> VerificationResult:
     """Re-check a transcript's verdict offline, rebuilding the referee from the job it binds and the
     user's task for it (a built-in preset when `task` is None); `time_source` pins the one key trusted to
-    witness its times (default: the one it names, which the result reports)."""
+    witness its times (default: the one it names, which the result reports). Never raises: a file that
+    cannot be read is an invalid transcript too (the command line tells the two apart with
+    `read_dispute_transcript`)."""
     try:
-        value = read_transcript_json(path)
-        job = JobSpec.from_json(value["setup"]["context"]["job"])
-    except (OSError, ValueError, KeyError, TypeError, JobSpecError) as error:
-        return VerificationResult(False, f"cannot read the transcript's job: {error}")
+        value, job = read_dispute_transcript(path)
+    except FileFormatError as error:
+        return VerificationResult(False, f"cannot read the transcript: {error}")
     try:
         referee = TraceReferee(job, resolve_task(job, task))
     except TaskError as error:

@@ -15,18 +15,18 @@ from typing import Any
 
 import click
 
-from pinpoint.simulation.config import ConfigError, Experiment, load_experiment
+from pinpoint.simulation.config import Experiment, load_experiment
 from pinpoint.simulation.engine import RunResult
 from pinpoint.simulation.output import (
     PHASE_PNG,
     SUMMARY_JSON,
     TIMESERIES_PNG,
-    OutputError,
+    claim_output_dir,
     prepare_output_dir,
     write_json,
     write_table,
 )
-from pinpoint.simulation.sweep import SweepError, dask_executor, local_executor, run_sweep
+from pinpoint.simulation.sweep import dask_executor, local_executor, run_sweep
 
 
 def run_experiment(experiment: Experiment, out: Path, executor: Executor, progress: bool = False) -> dict[str, Any]:
@@ -63,32 +63,28 @@ def run_experiment(experiment: Experiment, out: Path, executor: Executor, progre
     return summary
 
 
-def fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
-
-
 @click.command("simulate")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="experiment config (TOML)")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="directory for runs.parquet, runs.csv, summary.json and the plots")
+              help="a new (or empty) directory for runs.parquet, runs.csv, summary.json and the plots")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="local worker processes (default: CPU count)")
 @click.option("--scheduler", default=None, help="Dask distributed scheduler address (e.g. tcp://host:8786) instead of local processes")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 def simulate_command(config_path: Path, out: Path, workers: int | None, scheduler: str | None, as_json: bool) -> None:
-    """Agent-based simulation of the economy: sweeps of mechanisms, Monte Carlo runs, table and plots."""
+    """Agent-based simulation of the economy: sweeps of mechanisms, Monte Carlo runs, table and plots.
+    Errors propagate to the command line's error policy (`pinpoint.cli`): a bad config or output
+    directory is refused with one line."""
+    from prover.process import tune_process
+
     if scheduler is not None and workers is not None:
-        fail("--workers sizes the local process pool; with --scheduler the cluster decides (give one of them)")
-        return
-    try:
-        experiment = load_experiment(config_path)
+        raise click.UsageError("--workers sizes the local process pool; with --scheduler the cluster decides (give one of them)")
+    tune_process()
+    experiment = load_experiment(config_path)
+    with claim_output_dir(out):
         context: AbstractContextManager[Executor] = dask_executor(scheduler) if scheduler else local_executor(workers)
         with context as executor:
             summary = run_experiment(experiment, out, executor, progress=not as_json)
-    except (ConfigError, OutputError, SweepError) as error:
-        fail(str(error))
-        return
     if as_json:
         click.echo(json.dumps(_brief(summary, out, full=True), default=str))
         return

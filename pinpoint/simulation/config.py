@@ -33,7 +33,9 @@ from typing import Any
 import numpy as np
 
 from protocol.economy import PRESETS, InvalidParameter, Params, get_parameter_names, validate_params
+from prover.files import FileFormatError, read_bounded
 
+MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: a config is a page of settings; refused above this before reading
 WORKER_STRATEGIES = ("honest", "cheater", "adaptive", "lazy")
 """honest: always computes; cheater: cheats with a fixed probability; adaptive: its cheating probability
 moves toward what paid in recent epochs; lazy: never computes and submits a guess."""
@@ -511,15 +513,17 @@ def load_experiment(path: str | Path) -> Experiment:
     """Read a TOML config file into an Experiment; ConfigError (naming the file and key) otherwise."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: cannot read it: {error}") from None
+        text = read_bounded(path, "config", MAX_CONFIG_BYTES).decode("utf-8")
+    except FileFormatError as error:
+        raise ConfigError(str(error)) from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text: {error}") from None
     try:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    except RecursionError:  # the parser recurses per level: the interpreter's stack bounds the nesting
+        raise ConfigError(f"{path}: nests arrays or tables too deeply to be a config") from None
     try:
         return compute_experiment(table)
     except ConfigError as error:

@@ -4,8 +4,12 @@ either the old file or the new one, never half of one."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +42,42 @@ def prepare_output_dir(out: Path) -> Path:
     if not os.access(out, os.W_OK):
         raise OutputError(f"{out} is not writable")
     return out
+
+
+@contextmanager
+def claim_output_dir(out: Path) -> Iterator[Path]:
+    """`out` as a new directory for one experiment's outputs, held for the duration: OutputError when
+    it is a file or holds files already (nothing is overwritten), or another process holds it (a second
+    writer). It is locked with `flock` while inside (released by the kernel however the process ends);
+    on an error or interrupt inside, everything written into it is removed again."""
+    if out.name in ("", ".", ".."):
+        raise OutputError(f"--out {out} names no new directory; give it a name of its own")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise OutputError(f"--out {out} already exists and is not an empty directory; name a new one (nothing is overwritten)")
+    created = not out.exists()
+    prepare_output_dir(out)
+    fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            raise OutputError(f"--out {out} is in use by another simulation; wait for it or name another directory") from error
+        if any(out.iterdir()):
+            raise OutputError(f"--out {out} was filled by another process; name a new directory (nothing is overwritten)")
+        try:
+            yield out
+        except BaseException:
+            if created:
+                shutil.rmtree(out, ignore_errors=True)
+            else:
+                for entry in out.iterdir():
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink(missing_ok=True)
+            raise
+    finally:
+        os.close(fd)
 
 
 def write_table(table: pd.DataFrame, out: Path) -> list[Path]:

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from pinpoint.cli import main
 from pinpoint.simulation.cli import simulate_command
 from pinpoint.simulation.output import OutputError, prepare_output_dir, write_atomic
 from tests.simulation.configs import PHASE, table, toml_text
@@ -59,18 +60,18 @@ def test_simulate_human_output(tmp_path: Path) -> None:
     ],
 )
 def test_option_errors(tmp_path: Path, args: list[str], message: str) -> None:
-    result = CliRunner().invoke(simulate_command, ["--config", str(_write(tmp_path, TINY)), "--out", str(tmp_path / "o"), *args])
+    result = CliRunner().invoke(main, ["simulate", "--config", str(_write(tmp_path, TINY)), "--out", str(tmp_path / "o"), *args])
     assert result.exit_code == 2 and message in result.output
 
 
 def test_config_and_output_errors(tmp_path: Path) -> None:
     bad = _write(tmp_path, table(TINY, run={"epochs": 0}))
-    result = CliRunner().invoke(simulate_command, ["--config", str(bad), "--out", str(tmp_path / "o")])
-    assert result.exit_code == 2 and "run.epochs: must be at least 1" in result.output
+    result = CliRunner().invoke(main, ["simulate", "--config", str(bad), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 3 and "run.epochs: must be at least 1" in result.output
     assert not (tmp_path / "o").exists()  # nothing written for a bad config
     afile = tmp_path / "taken"
     afile.write_text("keep me")
-    result = CliRunner().invoke(simulate_command, ["--config", str(_write(tmp_path, TINY)), "--out", str(afile), "--workers", "1"])
+    result = CliRunner().invoke(main, ["simulate", "--config", str(_write(tmp_path, TINY)), "--out", str(afile), "--workers", "1"])
     assert result.exit_code == 2 and "is a file" in result.output
     assert afile.read_text() == "keep me"
     with pytest.raises(OutputError, match="exists and is not a directory"):

@@ -106,7 +106,7 @@ def test_scenario_and_sweep_errors(extra: dict, message: str) -> None:
 
 
 def test_files_bad_toml_and_missing(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no such config file"):
+    with pytest.raises(ConfigError, match="config not found"):
         load_experiment(tmp_path / "missing.toml")
     broken = tmp_path / "broken.toml"
     broken.write_text("[run\nepochs = 3\n")

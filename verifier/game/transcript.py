@@ -7,7 +7,6 @@ verifier's own referee and says whether the recorded verdict follows; it never r
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from protocol.game.transcript import (
     replay_transcript,
 )
 from protocol.signing import compute_canonical_json
-from prover.files import write_atomic
+from prover.files import read_json, write_atomic
 
 MAX_TRANSCRIPT_BYTES = 1 << 34  # refuse to read a file larger than 16 GiB
 
@@ -36,17 +35,16 @@ class VerificationResult:
     time_source: bytes | None = None  # the key whose receipts the times were checked against, if any
 
 
-def write_transcript(path: str | os.PathLike[str], transcript: Transcript) -> Path:
-    """Write the transcript as canonical JSON, atomically; returns the path written."""
-    return write_atomic(path, compute_canonical_json(compute_transcript_json(transcript)) + b"\n")
+def write_transcript(path: str | os.PathLike[str], transcript: Transcript, exclusive: bool = False) -> Path:
+    """Write the transcript as canonical JSON, atomically (with `exclusive`, never over an existing
+    file: FileExistsError); returns the path written."""
+    return write_atomic(path, compute_canonical_json(compute_transcript_json(transcript)) + b"\n", exclusive=exclusive)
 
 
 def read_transcript_json(path: str | os.PathLike[str]) -> Any:
-    """The JSON value in a transcript file (not yet checked); OSError / ValueError when unreadable."""
-    target = Path(path)
-    if target.stat().st_size > MAX_TRANSCRIPT_BYTES:
-        raise ValueError(f"{target} is larger than {MAX_TRANSCRIPT_BYTES} bytes")
-    return json.loads(target.read_bytes())
+    """The JSON value in a transcript file (not yet checked); `FileFormatError` (a ValueError) naming
+    the file when it is missing, unreadable, not a regular file, too large, too deep or not JSON."""
+    return read_json(path, "transcript", MAX_TRANSCRIPT_BYTES)
 
 
 def read_transcript(path: str | os.PathLike[str]) -> Transcript:
