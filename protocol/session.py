@@ -31,6 +31,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import protocol.ops  # noqa: F401  (registers pinpoint's operators)
+from protocol.autocast import protocol_autocast
 from protocol.encoding import compute_digest
 from protocol.hint import compute_structure_hint
 from protocol.initial import initialize_parameters
@@ -217,10 +218,11 @@ class Session:
         """One training step (see the module docstring). Call inside a `ReproducibleMode` for
         reproducible bits. Returns the loss (detached; the mean over micro-batches). The scheduler
         runs under the protocol's correctly rounded `math` (`protocol.scalar_mode.protocol_math`); the
-        optimizer's powers of `.item()` values are correctly rounded (`protocol.scalar_mode.protocol_items`)."""
+        optimizer's powers of `.item()` values are correctly rounded (`protocol.scalar_mode.protocol_items`);
+        `torch.autocast` regions follow `protocol.autocast`, the same on every device."""
         # SDPA is held to its math route: on meta tensors (skeletons) it never takes the fused CPU
         # kernel, and both routes give the same bits under pinpoint's definitions.
-        with protocol_items(), protocol_rnn(), sdpa_kernel(SDPBackend.MATH):
+        with protocol_items(), protocol_rnn(), protocol_autocast(), sdpa_kernel(SDPBackend.MATH):
             return self._run_step()
 
     def _run_step(self) -> torch.Tensor:

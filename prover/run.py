@@ -589,8 +589,7 @@ def check_judgeable(job: JobSpec, task: Task, initial: dict[str, torch.Tensor] |
     """Refuse a task whose step 0 the referee could not rebuild: its skeleton, computed from shapes
     alone on meta tensors as the referee does, must be the real step's structure node for node. A
     step that reads tensor values (`.item()`, `if x.any()`), holds tensors outside its state, or
-    decomposes by device (torch.autocast casts CPU tensors only) fails here, before anything is
-    committed, rather than in a dispute."""
+    decomposes by device fails here, before anything is committed, rather than in a dispute."""
     real = Session(job, task)
     if initial is not None:
         real.load_state(initial)

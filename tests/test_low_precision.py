@@ -2,8 +2,7 @@
 one rounding of each 16-bit output. A task whose model is bfloat16 is verified like any other: same
 bits on 1 and 2 threads, every node re-executes, the skeleton is its structure.
 
-torch.autocast is not covered yet: it casts CPU tensors only, so a skeleton on meta tensors would
-run in float32 (pinpoint check passes such a task, and the referee's structure differs)."""
+torch.autocast regions are the protocol's own (tests/test_autocast.py)."""
 
 from __future__ import annotations
 

@@ -27,8 +27,8 @@ from verifier.referee import TraceReferee
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS = REPO / "examples" / "tasks"
-ZOO = ["resnet", "gpt", "llama", "rnn", "tabular", "float64", "hf_llama", "hf_gpt2", "hf_bert"]
-FLOAT_CODES = (1, 2)  # float32 and float64 outputs: a fault there can reach the loss
+ZOO = ["resnet", "gpt", "llama", "rnn", "tabular", "float64", "autocast", "hf_llama", "hf_gpt2", "hf_bert"]
+FLOAT_CODES = (1, 2, 3, 4)  # float32, float64, float16 and bfloat16 outputs: a fault there can reach the loss
 STEPS = 3
 
 
