@@ -23,8 +23,10 @@ Anyone can implement this with any correctly rounded library (CORE-MATH, CRlibm,
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Callable
 from fractions import Fraction
+from functools import lru_cache
 
 import mpmath
 
@@ -50,8 +52,15 @@ def _round(value: object) -> float:
 
 
 def compute_pow(x: float, y: float) -> float:
-    """x ** y correctly rounded; Python float semantics for the special cases."""
+    """x ** y correctly rounded; Python float semantics for the special cases. Memoised by the two
+    operands' bit patterns (an optimizer raises the same beta to the same step once per parameter)."""
     x, y = float(x), float(y)
+    return _compute_pow_bits(struct.pack("<dd", x, y))
+
+
+@lru_cache(maxsize=4096)
+def _compute_pow_bits(operands: bytes) -> float:
+    x, y = struct.unpack("<dd", operands)
     if x != x or y != y or math.isinf(x) or math.isinf(y) or x == 0.0 or y == 0.0 or x == 1.0:
         return math.pow(x, y)  # exact special cases (C99 Annex F), the same in every conforming library
     if x < 0.0 and not y.is_integer():
