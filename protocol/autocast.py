@@ -27,15 +27,18 @@ products and the other precision-sensitive functions in float32.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch.amp import autocast_mode
 from torch.overrides import TorchFunctionMode
+
+from protocol.patching import ThreadPatch
 
 Tensor = torch.Tensor
 
@@ -74,11 +77,14 @@ class Region:
     cache_enabled: bool
 
 
-@dataclass
-class _State:
-    regions: list[Region] = field(default_factory=list)
-    cache: dict[int, tuple[Tensor, Tensor]] = field(default_factory=dict)  # id → (source, cast)
-    mode: TorchFunctionMode | None = None
+class _State(threading.local):
+    """The calling thread's open regions, cast cache and function mode (torch's mode stacks are per
+    thread too)."""
+
+    def __init__(self) -> None:
+        self.regions: list[Region] = []
+        self.cache: dict[int, tuple[Tensor, Tensor]] = {}  # id → (source, cast)
+        self.mode: TorchFunctionMode | None = None
 
 
 _STATE = _State()
@@ -135,16 +141,16 @@ def _exit(self: autocast_mode.autocast, *exc: Any) -> None:
             mode.__exit__(None, None, None)
 
 
+_ENTER = ThreadPatch(autocast_mode.autocast, "__enter__", lambda original: _enter)
+_EXIT = ThreadPatch(autocast_mode.autocast, "__exit__", lambda original: _exit)
+
+
 @contextmanager
 def protocol_autocast() -> Iterator[None]:
-    """Inside: `torch.autocast` regions follow this module's definition instead of torch's."""
-    cls = autocast_mode.autocast
-    original = (cls.__enter__, cls.__exit__)
+    """Inside (in this thread): `torch.autocast` regions follow this module's definition, not torch's."""
     try:
-        cls.__enter__ = _enter  # type: ignore[method-assign,assignment]
-        cls.__exit__ = _exit  # type: ignore[method-assign,assignment]
-        yield
+        with _ENTER.active(), _EXIT.active():
+            yield
     finally:
-        cls.__enter__, cls.__exit__ = original  # type: ignore[method-assign]
         while _STATE.regions:  # a step that raised inside a region
             _exit(None)  # type: ignore[arg-type]

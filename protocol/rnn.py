@@ -31,7 +31,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+import torch.nn.modules.rnn
 from torch import Tensor
+
+from protocol.patching import ThreadPatch
 
 
 class PackedSequenceUnsupported(RuntimeError):
@@ -150,14 +153,22 @@ class _ProtocolVF:
         return output, h
 
 
+class _VFDispatch:
+    """What `torch.nn.modules.rnn._VF` is while any thread runs a step: `_ProtocolVF` for the threads
+    inside one, torch's own `_VF` for every other."""
+
+    def __init__(self, patch: ThreadPatch) -> None:
+        self._patch = patch
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._patch.current(), name)
+
+
+_VF_PATCH = ThreadPatch(torch.nn.modules.rnn, "_VF", _ProtocolVF, dispatch=_VFDispatch)
+
+
 @contextmanager
 def protocol_rnn() -> Iterator[None]:
-    """Inside: torch's recurrent modules run `compute_rnn` (see the module docstring)."""
-    import torch.nn.modules.rnn as rnn
-
-    original = rnn._VF
-    try:
-        rnn._VF = _ProtocolVF(original)  # type: ignore[assignment]
+    """Inside (in this thread): torch's recurrent modules run `compute_rnn` (see the module docstring)."""
+    with _VF_PATCH.active():
         yield
-    finally:
-        rnn._VF = original

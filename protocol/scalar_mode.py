@@ -21,11 +21,12 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import torch
 
+from protocol.patching import ThreadPatch
 from protocol.semantics.scalars import MATH_FUNCTIONS, compute_log, compute_pow
 
 
@@ -93,19 +94,21 @@ def _pow(x: float, y: float) -> float:
 REPLACEMENTS: dict[str, Callable[..., float]] = dict(MATH_FUNCTIONS, log=_log, pow=_pow)
 
 
-@contextmanager
-def protocol_items() -> Iterator[None]:
-    """Inside: `Tensor.item()` returns ProtocolFloat for floating values."""
-    item = torch.Tensor.item
-
+def _protocol_item(item: Callable[[torch.Tensor], Any]) -> Callable[[torch.Tensor], Any]:
     def protocol_item(self: torch.Tensor) -> Any:
         return as_protocol_float(item(self))
 
-    try:
-        torch.Tensor.item = protocol_item  # type: ignore[method-assign,assignment]
+    return protocol_item
+
+
+_ITEM = ThreadPatch(torch.Tensor, "item", _protocol_item)
+
+
+@contextmanager
+def protocol_items() -> Iterator[None]:
+    """Inside (in this thread): `Tensor.item()` returns ProtocolFloat for floating values."""
+    with _ITEM.active():
         yield
-    finally:
-        torch.Tensor.item = item  # type: ignore[method-assign]
 
 
 _INSIDE = threading.local()
@@ -128,14 +131,17 @@ def _guarded(function: Callable[..., float], original: Callable[..., float]) -> 
     return call
 
 
+def _guarding(function: Callable[..., float]) -> Callable[[Callable[..., float]], Callable[..., float]]:
+    return lambda original: _guarded(function, original)
+
+
+_MATH = [ThreadPatch(math, name, _guarding(function)) for name, function in REPLACEMENTS.items()]
+
+
 @contextmanager
 def protocol_math() -> Iterator[None]:
-    """Inside: `math`'s transcendental functions are the protocol's correctly rounded ones."""
-    saved = {name: getattr(math, name) for name in REPLACEMENTS}
-    try:
-        for name, function in REPLACEMENTS.items():
-            setattr(math, name, _guarded(function, saved[name]))
+    """Inside (in this thread): `math`'s transcendental functions are the protocol's correctly rounded ones."""
+    with ExitStack() as stack:
+        for patch in _MATH:
+            stack.enter_context(patch.active())
         yield
-    finally:
-        for name, function in saved.items():
-            setattr(math, name, function)
