@@ -544,7 +544,8 @@ def verify_transcript_command(transcript: Path, task_path: Path | None, time_sou
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="a new folder (default: a fresh temporary one)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def demo_command(seed: int, out: Path | None, as_json: bool) -> None:
-    """A user, three staked workers (one cheats), two challengers and the real dispute game."""
+    """A user, three staked workers (one cheats), a colluding challenger who throws its game, two honest
+    challengers, the real dispute game, and settlement from the verified transcripts."""
     if out is not None:
         if out.exists():
             raise Rejected(f"--out {out} already exists; name a new folder (nothing is overwritten)")
@@ -577,6 +578,13 @@ def demo_command(seed: int, out: Path | None, as_json: bool) -> None:
         else:
             line += ": settled, paid after its challenge window"
         click.echo(line)
+        if job["thrown"]:
+            click.echo(f"  colluder's dispute {job['thrown']['dispute']}: {job['thrown']['reason']}, {job['thrown']['settled']}")
+    books = summary["books"]
+    click.echo("\nbooks: supply = genesis + emitted = sum of where every token sits")
+    for key in ("genesis", "emitted", "supply", "balances", "stakes", "unbonding", "escrow", "bonds", "vesting", "jackpot",
+                "burned", "sum_of_buckets"):
+        click.echo(f"  {key:16s} {books[key]:9d}")
     click.echo(f"slashed {summary['slashed']}, to challengers {summary['challenger_rewards']}, burned {summary['burned']}, "
                f"refunded {summary['refunded']}; supply conserved: {summary['supply_conserved']}; {report.seconds:.1f} s; files in {folder}")
 

@@ -1,15 +1,19 @@
 """The end-to-end demo: a small compute market on one machine, with one cheater.
 
-A user posts training jobs on a durable ledger; three staked workers bid in reverse auctions; each
-winner trains its job reproducibly and submits its signed run commitment; one of them cheats on a
-random step (`--tamper`). Two challengers re-execute every job; the first to find a fault posts a
-bond and plays the real dispute game against the cheater's run; the verdict slashes the cheater,
-pays the challenger and refunds the user. Honest workers are paid once their challenge windows close.
+A user posts training jobs on a durable ledger, each naming its training job id; three staked workers
+bid in reverse auctions; each winner trains its job reproducibly and registers its signed run
+commitment (checked on entry); one of them cheats on a random step (`--tamper`). A colluding
+challenger, in league with the cheater, opens a dispute on the cheater's job first, with a commitment
+of its own, and throws its game (it never answers). Two honest challengers re-execute every job; the
+first to find a fault opens its own dispute alongside, with its own run's commitment, and plays the
+real dispute game against the cheater's run. Each dispute is settled by its game's transcript, which the
+ledger replays with the job's referee before it moves a token: the colluder's bond is slashed, the
+cheater slashed once, the honest challenger paid, the user refunded; honest workers are paid once
+their challenge windows close.
 
 Every economic step is a signed transaction applied by `pinpoint.ledger.Ledger` (one SQLite
-transaction each); the ledger issues the dispute its id and is the game's time source (every move is
-stamped by it, and the transcript carries its receipts); the verdict enters the ledger as the dispute
-game's outcome.
+transaction each); the economy issues each dispute its id when it is opened; the ledger is the games'
+time source (every move is stamped by it, and the transcripts carry its receipts).
 """
 
 from __future__ import annotations
@@ -32,26 +36,35 @@ from protocol.economy import (
     check_invariants,
     compute_changed_params,
     get_balance,
+    get_bucket_totals,
     get_required_worker_stake,
     get_stake,
     is_supply_conserved,
     sign_transaction,
 )
 from protocol.encoding import DTYPE_CODES
-from protocol.job import JobSpec
+from protocol.game.commitments import RunCommitment, compute_signed_run_commitment_json, sign_run_commitment
+from protocol.game.transcript import compute_transcript_json
+from protocol.job import JobSpec, compute_job_id
 from protocol.recording import Tamper
 from protocol.signing import generate_private_key, get_public_key_bytes, private_key_to_bytes
 from protocol.trace import compute_influential_outputs, is_derived
+from protocol.types import Root
 from prover.files import write_atomic
 from prover.presets import resolve_task
-from prover.run import Run, TamperError, train
-from verifier.dispute import dispute_runs
+from prover.provider import RunTraceProvider
+from prover.run import Run, TamperError, load_run, train
+from verifier.dispute import dispute_runs, make_game_config
+from verifier.game.adversaries import Silent
+from verifier.game.driver import play_game
+from verifier.game.strategy import HonestStrategy
 from verifier.referee import TraceReferee
+from verifier.settlement import make_job_referees
 
 # The demo's jobs: (model, optimizer, steps). Small enough that the whole demo takes well under two
 # minutes on a laptop core, large enough to exercise forward, backward and optimizer of both models.
 DEMO_JOBS: tuple[tuple[str, str, int], ...] = (("mlp", "sgd", 8), ("mlp", "adam", 8), ("transformer", "adamw", 4))
-GENESIS = {"user": 5_000, "worker": 600, "challenger": 400}  # tokens allocated at epoch 0
+GENESIS = {"user": 5_000, "worker": 600, "challenger": 400, "colluder": 400}  # tokens allocated at epoch 0
 JOB_PRICE = 400  # tokens a user is willing to pay per job (the auction's ceiling)
 MAX_CHEAT_ATTEMPTS = 8  # nodes a cheater tries before giving up (a masked fault is rare)
 
@@ -78,6 +91,7 @@ class DemoJob:
     tamper: Tamper | None = None
     verdict: dict[str, Any] | None = None
     disputed_by: str | None = None
+    thrown: dict[str, Any] | None = None  # the colluder's settled dispute on this job, if it opened one
 
 
 @dataclass
@@ -90,6 +104,7 @@ class DemoReport:
     burned: int = 0
     refunded: int = 0
     supply_conserved: bool = False
+    books: dict[str, int] = field(default_factory=dict)  # supply's sources and where every token sits
     seconds: float = 0.0
 
 
@@ -102,15 +117,17 @@ class Demo:
         self.seed = seed
         self.log = log
         params = compute_changed_params(MINIMAL, "forced_error_rate_bps", 0)  # this demo shows real faults only
-        self.ledger = Ledger.create(folder / "ledger.db", params, seed=f"pinpoint-demo-{seed}".encode(), check_each=True)
+        self.ledger = Ledger.create(folder / "ledger.db", params, seed=f"pinpoint-demo-{seed}".encode(), check_each=True,
+                                    referees=make_job_referees())  # settlements are replayed with the job's referee
         self.user = Party("user", generate_private_key())
         self.workers = [Party(f"worker-{i + 1}", generate_private_key()) for i in range(3)]
         self.challengers = [Party(f"challenger-{i + 1}", generate_private_key()) for i in range(2)]
+        self.colluder = Party("colluder", generate_private_key())
         self.epoch_tick = 0
 
     @property
     def parties(self) -> list[Party]:
-        return [self.user, *self.workers, *self.challengers]
+        return [self.user, *self.workers, *self.challengers, self.colluder]
 
     def send(self, party: Party, kind: str, **fields: Any) -> Any:
         nonce = self.ledger.state.accounts[party.account].nonce if party.account in self.ledger.state.accounts else 0
@@ -141,7 +158,8 @@ class Demo:
         jobs = []
         for model, optimizer, steps in DEMO_JOBS:
             spec = make_job(model, optimizer, steps, seed=self.rng.randrange(2**31))
-            ledger_id = self.send(self.user, "post_job", max_price=JOB_PRICE, work_units=steps)
+            ledger_id = self.send(self.user, "post_job", max_price=JOB_PRICE, work_units=steps,
+                                  training_job=compute_job_id(spec).hex())
             for worker in self.workers:
                 self.send(worker, "bid", job_id=ledger_id, price=self.rng.randrange(JOB_PRICE // 2, JOB_PRICE))
             assignment = self.ledger.apply(Action("close_auction", {"job_id": ledger_id}))
@@ -166,7 +184,35 @@ class Demo:
             self.log(f"{job.worker.label} trains job {job.ledger_id}" + (f" (cheating: {job.tamper})" if job.tamper else ""))
             write_atomic(self.folder / "keys" / f"{job.worker.label}.key", (private_key_to_bytes(job.worker.key).hex() + "\n").encode(), 0o600)
             run = self.train_cheat(job) if job.tamper is not None else train(job.spec, job.run, job.worker.key)
-            self.send(job.worker, "submit_commitment", job_id=job.ledger_id, commitment=run.chain_root.hex())
+            self.send(job.worker, "submit_commitment", job_id=job.ledger_id,
+                      commitment=compute_signed_run_commitment_json(run.commitment))
+
+    def collude(self, job: DemoJob) -> None:
+        """The cheater's accomplice opens a dispute on its job first, with a commitment of its own, and
+        throws the game: it never answers, so it loses on its clock. Had the job one dispute slot, or a
+        window that closed under a running dispute, this would shut the honest challengers out."""
+        assert job.worker is not None and job.run is not None
+        run = load_run(job.run)
+        fake = sign_run_commitment(self.colluder.key, RunCommitment(
+            run.commitment.commitment.job_id, run.commitment.commitment.steps,
+            Root(bytes(self.rng.randrange(256) for _ in range(32))), get_public_key_bytes(self.colluder.key)))
+        opened = self.send(self.colluder, "open_dispute", job_id=job.ledger_id,
+                           commitment=compute_signed_run_commitment_json(fake))
+        self.log(f"colluder opens dispute {opened.number} on job {job.ledger_id} first, and throws its game")
+        referee = TraceReferee(job.spec, resolve_task(job.spec))
+        result = play_game(HonestStrategy(RunTraceProvider(run), job.worker.key, commitment=run.commitment),
+                           Silent(RunTraceProvider(run), self.colluder.key, commitment=fake), referee, make_game_config(),
+                           context={"job": job.spec.to_json()}, dispute_id=bytes.fromhex(opened.dispute_id),
+                           time_source=self.ledger)
+        settled = self.send(self.worker_party(job), "settle_dispute", dispute=opened.number,
+                            transcript=compute_transcript_json(result.transcript))
+        job.thrown = {"dispute": opened.number, "winner": result.verdict.winner.role.value if result.verdict.winner else None,
+                      "reason": result.verdict.reason.value, "settled": settled.kind, "bond_to_worker": settled.winner_reward}
+        self.log(f"  dispute {opened.number} settled from its transcript: {settled.kind} ({result.verdict.reason.value})")
+
+    def worker_party(self, job: DemoJob) -> Party:
+        assert job.worker is not None
+        return job.worker
 
     def train_cheat(self, job: DemoJob) -> Run:
         """The cheater's run. A fault whose change is masked downstream (a ReLU of a value that stays
@@ -185,6 +231,8 @@ class Demo:
         for challenger in self.challengers:
             write_atomic(self.folder / "keys" / f"{challenger.label}.key", (private_key_to_bytes(challenger.key).hex() + "\n").encode(), 0o600)
         for job in jobs:
+            if job.tamper is not None:
+                self.collude(job)
             for challenger in self.challengers:
                 own = self.folder / "runs" / f"job-{job.ledger_id}-{challenger.label}"
                 run = train(job.spec, own, challenger.key)
@@ -194,28 +242,27 @@ class Demo:
                     self.log(f"{challenger.label} re-executed job {job.ledger_id}: agrees")
                     continue
                 if job.disputed_by is not None:
-                    self.log(f"{challenger.label} re-executed job {job.ledger_id}: disagrees, already disputed")
+                    self.log(f"{challenger.label} re-executed job {job.ledger_id}: disagrees, already proven wrong")
                     continue
-                self.log(f"{challenger.label} re-executed job {job.ledger_id}: DISAGREES, opens a dispute")
-                self.send(challenger, "open_dispute", job_id=job.ledger_id)
+                opened = self.send(challenger, "open_dispute", job_id=job.ledger_id,
+                                   commitment=compute_signed_run_commitment_json(run.commitment))
+                self.log(f"{challenger.label} re-executed job {job.ledger_id}: DISAGREES, opens dispute {opened.number}")
                 job.disputed_by = challenger.label
-                dispute_id = self.ledger.issue_dispute_id(job.ledger_id)  # one game, one id, issued by the ledger
                 report = dispute_runs(
                     job.run, own, worker_key=self.folder / "keys" / f"{job.worker.label}.key",
                     challenger_key=self.folder / "keys" / f"{challenger.label}.key",
                     transcript_path=self.folder / f"transcript-job-{job.ledger_id}.json",
                     on_progress=lambda message: self.log(f"  {message}"),
-                    dispute_id=dispute_id, time_source=self.ledger,  # every move stamped by the ledger
+                    dispute_id=bytes.fromhex(opened.dispute_id), time_source=self.ledger,  # every move stamped by the ledger
                 )
                 job.verdict = report.to_json()
-                winner, losers = job.verdict["winner"], job.verdict["loser"]
-                loser = losers if isinstance(losers, dict) else losers[0]
-                account = {"worker": job.worker.account, "challenger": challenger.account}
-                self.ledger.apply(Action("settle_dispute", {
-                    "job_id": job.ledger_id, "winner": account[winner["role"]] if winner else "", "loser": account[loser["role"]],
-                }))
+                assert report.result is not None
+                settled = self.send(challenger, "settle_dispute", dispute=opened.number,
+                                    transcript=compute_transcript_json(report.result.transcript))
+                winner = job.verdict["winner"]
                 self.log(f"  verdict: {winner['role'] if winner else 'nobody'} wins at step {job.verdict['step']}, "
                          f"{job.verdict['tree']} leaf {job.verdict['index']} ({job.verdict['op'] or 'state'}): {job.verdict['reason']}")
+                self.log(f"  dispute {opened.number} settled from its verified transcript: {settled.kind}")
 
     def settle(self, jobs: list[DemoJob]) -> None:
         for _ in range(self.ledger.state.params.challenge_window_epochs):
@@ -265,9 +312,20 @@ def run_demo(folder: Path, seed: int = 0, log: Callable[[str], None] = print) ->
     report.burned = state.burned
     report.refunded = state.totals.refunded
     report.supply_conserved = is_supply_conserved(state)
+    report.books = compute_books(state)
     report.seconds = time.perf_counter() - start
     demo.ledger.close()
     return report
+
+
+def compute_books(state: Any) -> dict[str, int]:
+    """The books line by line: where the supply came from (genesis, emission) and where every token
+    sits now (balances, stakes, unbonding, escrow, bonds, vesting, jackpot, burned); the two sums agree."""
+    buckets = get_bucket_totals(state)
+    return {"genesis": state.totals.genesis, "emitted": state.totals.emitted, "supply": state.total_supply,
+            **buckets, "sum_of_buckets": sum(buckets.values()), "jackpot_paid": state.totals.jackpot_paid,
+            "slashed": state.totals.slashed, "challenger_rewards": state.totals.challenger_rewards,
+            "refunded": state.totals.refunded}
 
 
 def report_json(report: DemoReport) -> dict[str, Any]:
@@ -277,6 +335,7 @@ def report_json(report: DemoReport) -> dict[str, Any]:
                 "id": job.ledger_id, "model": job.model, "optimizer": job.optimizer, "steps": job.spec.steps,
                 "worker": job.worker.label if job.worker else None, "price": job.price,
                 "tamper": str(job.tamper) if job.tamper else None, "disputed_by": job.disputed_by, "verdict": job.verdict,
+                "thrown": job.thrown,
             }
             for job in report.jobs
         ],
@@ -288,5 +347,6 @@ def report_json(report: DemoReport) -> dict[str, Any]:
         "refunded": report.refunded,
         "balances": {"before": report.before, "after": report.after},
         "supply_conserved": report.supply_conserved,
+        "books": report.books,
         "seconds": report.seconds,
     }

@@ -15,19 +15,27 @@ at any moment leaves either the whole entry or none of it, and a restart recover
 state of the last committed entry. If the write itself fails, the in-memory state is rebuilt from
 the database before the error is raised, so memory never runs ahead of disk.
 
-Schema (format "pinpoint-ledger/1"):
-    meta(key, value)                 format, created_with, time_source_key (hex of the receipt key's seed)
+Settlements check their evidence here, with the referee of the job (`referees`, a
+`protocol.economy.RefereeFactory`, e.g. `verifier.settlement.make_job_referees()`): the economy replays the
+game's transcript before the transition is committed, and a ledger without referees refuses every
+settlement. A settlement's log entry (which keeps the whole transcript, for audit) is committed with a
+snapshot of the state after it in the same SQLite transaction, so recovery never replays a settlement
+and never needs a referee: a settlement found after the last snapshot is a corrupt ledger.
+
+Schema (format "pinpoint-ledger/2"):
+    meta(key, value)                 format, time_source_key (hex of the receipt key's seed)
     log(seq, action)                 seq = 1, 2, ...; action = canonical JSON of encode_action(...)
     snapshots(seq, state, root)      state after entry `seq` (seq 0 = genesis), root = hex SHA-256
-    dispute_ids(number, dispute_id, job)            every dispute id issued, numbered from 0
     games(game_id, next_index, history, last_at)    a game's log at its time source: what comes next
     game_events(game_id, idx, at, event, receipt)   every event stamped, with its receipt
 
-The ledger is also the time source of the dispute games it opens (`protocol.game.timesource`): it
-issues each dispute a unique id, stamps each event of a game with its time and a signed receipt, and
-keeps one log per game whose (game, index) rows are unique, so it can never fork a game. Its clock is
-simulated seconds, like its epochs: an event is stamped at the time its poster asks for, never earlier
-than the game's last event; a deployment stamps with block time instead.
+The ledger is also the time source of the dispute games it opens (`protocol.game.timesource`): its
+receipt key is made with the ledger and named in the genesis state, so the economy accepts a game's
+times only with this key's receipts; the economy issues each dispute its id when it is opened (in the
+same transition as the bond); the ledger stamps each event of a game with its time and a signed
+receipt, and keeps one log per game whose (game, index) rows are unique, so it can never fork a game.
+Its clock is simulated seconds, like its epochs: an event is stamped at the time its poster asks for,
+never earlier than the game's last event; a deployment stamps with block time instead.
 
 A database that cannot be read, has the wrong format, fails SQLite's quick check, holds a snapshot
 whose root does not match, or a log entry that no longer applies raises `LedgerCorrupt`.
@@ -44,7 +52,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-import blake3
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol.economy import (
@@ -53,6 +60,7 @@ from protocol.economy import (
     InvariantViolation,
     MalformedTransaction,
     Params,
+    RefereeFactory,
     SignedTransaction,
     State,
     apply_action,
@@ -83,7 +91,7 @@ from protocol.types import PublicKeyBytes, Root, Seconds
 
 _T = TypeVar("_T")
 
-LEDGER_FORMAT = "pinpoint-ledger/1"
+LEDGER_FORMAT = "pinpoint-ledger/2"
 """The value of meta.format; a different value is refused rather than misread."""
 
 DEFAULT_SNAPSHOT_EVERY = 1_000
@@ -99,13 +107,13 @@ CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, state TEXT NOT NU
 """
 
 _TIME_SOURCE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS dispute_ids (number INTEGER PRIMARY KEY, dispute_id TEXT NOT NULL UNIQUE, job INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS games (game_id TEXT PRIMARY KEY, next_index INTEGER NOT NULL, history TEXT NOT NULL, last_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS game_events (game_id TEXT NOT NULL, idx INTEGER NOT NULL, at REAL NOT NULL, event TEXT NOT NULL,
                                         receipt TEXT NOT NULL, PRIMARY KEY (game_id, idx));
 """
 
-DISPUTE_ID_DOMAIN = b"pinpoint/v1/dispute-id\n"
+SETTLEMENT_KINDS = frozenset({"settle_dispute"})
+"""Transitions that check a game's transcript: each is committed with a snapshot (see the module doc)."""
 
 
 class LedgerError(Exception):
@@ -136,7 +144,8 @@ class Ledger:
     `state` is the live state: read it, never change it (only `apply` may). Unsigned user actions
     are accepted only with `trust_unsigned=True` (a driver that vouches for the sender itself);
     signed transactions and system actions always are. `check_each=True` runs every named invariant
-    after each transition (O(state); for tests and demos).
+    after each transition (O(state); for tests and demos). `referees` builds the referee that checks a
+    settlement's transcript; without it settlements are refused.
     """
 
     def __init__(
@@ -149,6 +158,7 @@ class Ledger:
         trust_unsigned: bool,
         snapshot_every: int,
         check_each: bool,
+        referees: RefereeFactory | None = None,
     ) -> None:
         if type(snapshot_every) is not int or snapshot_every <= 0:
             connection.close()
@@ -160,7 +170,8 @@ class Ledger:
         self.trust_unsigned = trust_unsigned
         self.snapshot_every = snapshot_every
         self.check_each = check_each
-        self._receipt_key: Ed25519PrivateKey | None = None  # read (or made) on first use as a time source
+        self.referees = referees
+        self._receipt_key: Ed25519PrivateKey | None = None  # read on first use as a time source
 
     # -- opening --------------------------------------------------------------------------------
 
@@ -175,20 +186,24 @@ class Ledger:
         snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
         check_each: bool = False,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        referees: RefereeFactory | None = None,
     ) -> Ledger:
-        """A new ledger at `path` holding the genesis state under `params` and the epoch-0 `seed`."""
+        """A new ledger at `path` holding the genesis state under `params` and the epoch-0 `seed`, with a
+        fresh time-source key that the genesis state names."""
         path = Path(path)
         if path.exists() and path.stat().st_size > 0:
             raise LedgerExists(f"{path} already exists; open it with Ledger.open")
-        state = create_state(params, seed)
+        receipt_key = generate_private_key()
+        state = create_state(params, seed, time_source=bytes(get_public_key_bytes(receipt_key)))
         conn = _connect(path, busy_timeout)
         try:
             text, root = compute_snapshot(state)
-            conn.execute("BEGIN IMMEDIATE")  # schema and genesis in one transaction: all or nothing
-            for statement in _SCHEMA.strip().split(";"):
+            conn.execute("BEGIN IMMEDIATE")  # schema, key and genesis in one transaction: all or nothing
+            for statement in (_SCHEMA + _TIME_SOURCE_SCHEMA).strip().split(";"):
                 if statement.strip():
                     conn.execute(statement)
             conn.execute("INSERT INTO meta VALUES ('format', ?)", (LEDGER_FORMAT,))
+            conn.execute("INSERT INTO meta VALUES ('time_source_key', ?)", (private_key_to_bytes(receipt_key).hex(),))
             conn.execute("INSERT INTO snapshots VALUES (0, ?, ?)", (text, root))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -202,6 +217,7 @@ class Ledger:
             trust_unsigned=trust_unsigned,
             snapshot_every=snapshot_every,
             check_each=check_each,
+            referees=referees,
         )
 
     @classmethod
@@ -213,6 +229,7 @@ class Ledger:
         snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
         check_each: bool = False,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        referees: RefereeFactory | None = None,
     ) -> Ledger:
         """Recover the ledger at `path`: its latest snapshot plus every later log entry, replayed."""
         path = Path(path)
@@ -232,6 +249,7 @@ class Ledger:
             trust_unsigned=trust_unsigned,
             snapshot_every=snapshot_every,
             check_each=check_each,
+            referees=referees,
         )
 
     # -- reading --------------------------------------------------------------------------------
@@ -262,7 +280,7 @@ class Ledger:
         except (TypeError, ValueError, AttributeError) as exc:
             raise MalformedTransaction(f"cannot encode {action!r} for the log: {exc}") from None
         try:
-            result = apply_action(self._state, action, trust_unsigned=self.trust_unsigned)
+            result = apply_action(self._state, action, trust_unsigned=self.trust_unsigned, referees=self.referees)
             if self.check_each:
                 check_invariants(self._state)
         except InvariantViolation:
@@ -278,7 +296,7 @@ class Ledger:
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             self._conn.execute("INSERT INTO log VALUES (?, ?)", (sequence, text))
-            if sequence % self.snapshot_every == 0:
+            if sequence % self.snapshot_every == 0 or action.kind in SETTLEMENT_KINDS:
                 state_text, root = compute_snapshot(self._state)
                 self._conn.execute("INSERT INTO snapshots VALUES (?, ?, ?)", (sequence, state_text, root))
             self._conn.execute("COMMIT")
@@ -310,25 +328,11 @@ class Ledger:
 
     def _time_source_key(self) -> Ed25519PrivateKey:
         if self._receipt_key is None:
-            self._receipt_key = _ensure_time_source(self._conn, self.path)
+            self._receipt_key = _ensure_time_source(self._conn, self.path, self._state)
         return self._receipt_key
 
     def get_time_source_key(self) -> PublicKeyBytes:
         return get_public_key_bytes(self._time_source_key())
-
-    def issue_dispute_id(self, job_id: int) -> bytes:
-        """A dispute id never issued before by this ledger (nor by any other: its key is in it), for a
-        dispute opened on job `job_id`; durable once returned."""
-        key = bytes(self.get_time_source_key()).hex()
-
-        def issue() -> bytes:
-            number = self._conn.execute("SELECT COUNT(*) FROM dispute_ids").fetchone()[0]
-            body = {"ledger": key, "job": int(job_id), "number": int(number)}
-            dispute_id = blake3.blake3(DISPUTE_ID_DOMAIN + compute_canonical_json(body)).digest()
-            self._conn.execute("INSERT INTO dispute_ids VALUES (?, ?, ?)", (number, dispute_id.hex(), int(job_id)))
-            return dispute_id
-
-        return self._write(issue, "dispute id not issued")
 
     def open_game(self, game_id: bytes, started_at: Seconds) -> None:
         """Start the log of a game (at most once per game id)."""
@@ -365,7 +369,6 @@ class Ledger:
 
     def _write(self, work: Callable[[], _T], what: str) -> _T:
         """Run `work` inside one SQLite write transaction: all of it is durable, or none of it."""
-        self._time_source_key()  # its tables exist from then on
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             result = work()
@@ -395,25 +398,18 @@ class Ledger:
         self.close()
 
 
-def _ensure_time_source(conn: sqlite3.Connection, path: Path) -> Ed25519PrivateKey:
-    """The ledger's receipt key and its games' tables, made on first use (a ledger of before keeps working)."""
+def _ensure_time_source(conn: sqlite3.Connection, path: Path, state: State) -> Ed25519PrivateKey:
+    """The ledger's receipt key, made with the ledger: it must be the key the state names."""
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        for statement in _TIME_SOURCE_SCHEMA.strip().split(";"):
-            if statement.strip():
-                conn.execute(statement)
         row = conn.execute("SELECT value FROM meta WHERE key = 'time_source_key'").fetchone()
         if row is None:
-            key = generate_private_key()
-            conn.execute("INSERT INTO meta VALUES ('time_source_key', ?)", (private_key_to_bytes(key).hex(),))
-        else:
-            key = private_key_from_bytes(bytes.fromhex(row[0]))
-        conn.execute("COMMIT")
-        return key
+            raise LedgerCorrupt(f"{path}: the ledger has no time-source key")
+        key = private_key_from_bytes(bytes.fromhex(row[0]))
     except (sqlite3.Error, ValueError) as exc:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise LedgerCorrupt(f"{path}: cannot set up the time source: {exc}") from exc
+        raise LedgerCorrupt(f"{path}: cannot read the time-source key: {exc}") from exc
+    if bytes(get_public_key_bytes(key)).hex() != state.time_source:
+        raise LedgerCorrupt(f"{path}: the time-source key is not the one its state names")
+    return key
 
 
 def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from pinpoint.cli import main
 from pinpoint.ledger import Ledger
-from protocol.economy import MINIMAL
+from protocol.economy import MINIMAL, compute_dispute_id
 from protocol.game import Role, create_game, process_clock, process_move
 from protocol.game.messages import parse_message_json
 from protocol.game.rules import get_deadline
@@ -119,9 +119,10 @@ def test_a_real_transcript_forged_into_a_timeout_is_rejected(edited: dict[str, P
 
 def test_the_ledger_is_a_time_source_that_never_forks(edited: dict[str, Path], mlp_run: Path, tmp_path: Path) -> None:
     ledger = Ledger.create(tmp_path / "ledger.db", MINIMAL)
-    ids = {ledger.issue_dispute_id(1), ledger.issue_dispute_id(1), ledger.issue_dispute_id(2)}
-    assert len(ids) == 3  # one dispute, one id: never issued twice
     key = ledger.get_time_source_key()
+    # the economy issues dispute ids when disputes are opened: never twice, and bound to this ledger's key
+    ids = {bytes.fromhex(compute_dispute_id(bytes(key).hex(), job, number)) for job, number in ((1, 0), (1, 1), (2, 2))}
+    assert len(ids) == 3 and bytes(key).hex() == ledger.state.time_source
     transcript = tmp_path / "game.json"
     report = dispute_runs(edited["deleted-checkpoints"], mlp_run, transcript_path=transcript,
                           dispute_id=ids.pop(), time_source=ledger)
@@ -132,7 +133,6 @@ def test_the_ledger_is_a_time_source_that_never_forks(edited: dict[str, Path], m
     ledger.close()
     with Ledger.open(tmp_path / "ledger.db") as reopened:
         assert reopened.get_time_source_key() == key
-        assert reopened.issue_dispute_id(1) not in ids
         stamped = reopened._conn.execute("SELECT COUNT(*) FROM game_events WHERE game_id = ?", (game_id.hex(),)).fetchone()[0]
     assert stamped == len(json.loads(transcript.read_text())["events"])
     result = verify_dispute_transcript(transcript, time_source=bytes(key))

@@ -6,7 +6,7 @@ One epoch, top to bottom:
     1. users post jobs                        process_post_job
     2. reverse auctions (if configured)       process_bid, process_close_auction
     3. assigned workers execute and commit    process_submit_commitment   (cheat or not: agents decide)
-    4. challengers watch and verify; a wrong  process_open_dispute, process_settle_dispute
+    4. challengers watch and verify; a wrong  process_checked_dispute, process_dispute_verdict
        result is disputed and the game's      (the honest side wins; each side pays its game cost)
        verdict settled at once                process_settle_job for a caught forced error
     5. jobs whose window is over are paid     process_settle_job
@@ -20,6 +20,11 @@ One epoch, top to bottom:
 
 Off-chain costs (compute, checking, dispute games) never touch the ledger; profits are ledger income
 (payments, rewards, slash shares, minus slashes) minus those costs.
+
+The simulation models commitments and games rather than signing and playing them: it calls the
+transitions a checked commitment and a checked settlement lead to (`process_checked_commitment`,
+`process_checked_dispute`, `process_dispute_verdict` with the outcome of a game the honest side
+wins), the same state changes the ledger makes after checking the evidence.
 
 Terminal jobs are archived (dropped from `state.jobs`) at the end of each epoch once the run has
 recorded them: the economy keeps every job forever, which would make each epoch's invariant check
@@ -62,8 +67,9 @@ from pinpoint.simulation.agents import (
 from pinpoint.simulation.config import RunSpec, SimulationConfig
 from pinpoint.simulation.metrics import EPOCH_COLUMNS, PROFIT_COLUMNS, compute_gini, compute_rate
 from protocol.economy import (
+    WORKER_WRONG,
     AuctionMode,
-    DisputeOutcome,
+    CommitmentRecord,
     InsufficientFunds,
     JobStatus,
     NoBids,
@@ -79,30 +85,43 @@ from protocol.economy import (
     is_eligible_worker,
     process_bid,
     process_cancel_job,
+    process_checked_commitment,
+    process_checked_dispute,
     process_claim_vesting,
     process_close_auction,
     process_deregister_worker,
+    process_dispute_verdict,
     process_epoch,
     process_genesis_allocation,
     process_heartbeat,
-    process_open_dispute,
     process_post_ask,
     process_post_job,
     process_register_worker,
-    process_settle_dispute,
     process_settle_job,
     process_stake,
-    process_submit_commitment,
     process_unbond,
     process_withdraw_unbonded,
 )
 from protocol.economy.helpers import get_vesting_unreleased
 
 COMMIT_RIGHT = "c0" * 32
-"""Run-commitment root a worker posts for a true result (the ledger only checks its form)."""
+"""Chain root of a true result's modelled run commitment."""
 
 COMMIT_WRONG = "ba" * 32
-"""Run-commitment root of a wrong result."""
+"""Chain root of a wrong result's modelled run commitment."""
+
+COMMIT_CHECK = "c1" * 32
+"""Chain root a challenger's modelled commitment names (anything but the worker's)."""
+
+
+def compute_training_job(job_number: int) -> str:
+    """The modelled training job id of the simulation's `job_number`-th posting (unique per posting)."""
+    return f"{job_number:064x}"
+
+
+def compute_record(root: str) -> CommitmentRecord:
+    """A modelled run commitment: its root only (the simulation signs nothing)."""
+    return CommitmentRecord(root, "", 1, "")
 
 COUNTERS = (
     "jobs_posted", "jobs_unfunded", "jobs_assigned", "jobs_cancelled", "jobs_executed", "jobs_settled", "jobs_slashed",
@@ -137,9 +156,9 @@ class Transitions:
         self.bid = wrap(process_bid)
         self.close_auction = wrap(process_close_auction)
         self.cancel_job = wrap(process_cancel_job)
-        self.submit_commitment = wrap(process_submit_commitment)
-        self.open_dispute = wrap(process_open_dispute)
-        self.settle_dispute = wrap(process_settle_dispute)
+        self.submit_commitment = wrap(process_checked_commitment)
+        self.open_dispute = wrap(process_checked_dispute)
+        self.settle_dispute = wrap(process_dispute_verdict)
         self.settle_job = wrap(process_settle_job)
         self.stake = wrap(process_stake)
         self.unbond = wrap(process_unbond)
@@ -307,7 +326,7 @@ class Simulation:
         self._record(c, s, report, active_before, supply_before, burned_before, slashed_before, rewards_before,
                      jackpot_before)
         for job_id in self.archive:
-            del st.jobs[job_id]
+            del st.postings[st.jobs.pop(job_id).training_job]
         self.archive = []
         if self.check_epochs:
             self._check_invariants()
@@ -330,7 +349,7 @@ class Simulation:
         for user, units, max_price in zip(requests.users.tolist(), requests.work_units.tolist(),
                                           requests.max_prices.tolist(), strict=True):
             try:
-                job_id = tx.post_job(st, names[user], max_price, units, mode)
+                job_id = tx.post_job(st, names[user], max_price, units, compute_training_job(st.next_job_id), mode)
             except InsufficientFunds:
                 c["jobs_unfunded"] += 1
                 continue
@@ -406,7 +425,7 @@ class Simulation:
             strict=True,
         ):
             name = names[worker]
-            tx.submit_commitment(st, name, job_id, COMMIT_WRONG if wrong else COMMIT_RIGHT)
+            tx.submit_commitment(st, name, job_id, compute_record(COMMIT_WRONG if wrong else COMMIT_RIGHT))
             r = records[job_id]
             r.worker, r.price, r.cheated, r.wrong, r.forced = worker, price, cheated, wrong, is_forced
             r.cost, r.gain = costs[k], gain
@@ -449,14 +468,14 @@ class Simulation:
             profit = -check_cost
             if r.wrong:
                 try:
-                    tx.open_dispute(st, names[watcher], job_id)
+                    opened = tx.open_dispute(st, names[watcher], job_id, compute_record(COMMIT_CHECK))
                 except InsufficientFunds:
                     self.check_outcomes.append((int(population[watcher]), profit, check_cost))
                     s["check_profit_sum"] += profit
                     continue
                 c["disputes"] += 1
                 # the dispute game: the honest side (the challenger, since the result is wrong) wins
-                result = tx.settle_dispute(st, DisputeOutcome(job_id, names[watcher], names[r.worker]))
+                result = tx.settle_dispute(st, opened.number, WORKER_WRONG)
                 reward = result.winner_reward + result.jackpot_paid
                 self.income.append((watcher, reward))
                 self.cost.append((watcher, game_c))

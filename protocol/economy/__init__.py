@@ -11,12 +11,15 @@ only by `process_epoch` with a seed the driver supplies. The same functions serv
         process_genesis_allocation(state, name, Tokens(2_000))
     process_stake(state, "w1", get_required_worker_stake(state))
     process_register_worker(state, "w1")
-    job = process_post_job(state, "user", Tokens(200), work_units=10)
+    job = process_post_job(state, "user", Tokens(200), work_units=10, training_job="ab" * 32)
     process_bid(state, "w1", job, Tokens(150))
     won = process_close_auction(state, job)
-    process_submit_commitment(state, "w1", job, "ab" * 32)
-    process_open_dispute(state, "chal", job)
-    process_settle_dispute(state, DisputeOutcome(job, winner="chal", loser="w1"))
+    # a ledger takes signed run commitments and game transcripts and checks them itself
+    # (process_submit_commitment, process_open_dispute, process_settle_dispute with a RefereeFactory);
+    # a model of the economy applies what they lead to once checked:
+    process_checked_commitment(state, "w1", job, CommitmentRecord("c0" * 32, "", 8, ""))
+    opened = process_checked_dispute(state, "chal", job, CommitmentRecord("c1" * 32, "", 8, ""))
+    process_dispute_verdict(state, opened.number, WORKER_WRONG)
     process_epoch(state, seed=b"beacon-1")
     check_invariants(state)
 """
@@ -31,8 +34,11 @@ from protocol.economy.codec import (
     encode_state,
 )
 from protocol.economy.disputes import (
-    DisputeOutcome,
     DisputeResult,
+    OpenedDispute,
+    get_dispute,
+    process_checked_dispute,
+    process_dispute_verdict,
     process_open_dispute,
     process_settle_dispute,
 )
@@ -49,6 +55,7 @@ from protocol.economy.errors import (
     DeadlinePassed,
     DisputeAlreadyOpen,
     DuplicateBid,
+    DuplicatePosting,
     EconomyError,
     GenesisClosed,
     HeartbeatsNotMissed,
@@ -58,6 +65,7 @@ from protocol.economy.errors import (
     InvalidAmount,
     InvalidBid,
     InvalidCommitment,
+    InvalidEvidence,
     InvalidNonce,
     InvalidOutcome,
     InvalidParameter,
@@ -71,8 +79,10 @@ from protocol.economy.errors import (
     MessageError,
     NoBids,
     NoOpenDispute,
+    NoReferee,
     NotAWorker,
     NothingToClaim,
+    NothingToDispute,
     NothingToWithdraw,
     NotJobOwner,
     NotJobWorker,
@@ -90,6 +100,17 @@ from protocol.economy.errors import (
     VotingClosed,
     VotingStillOpen,
     WrongAuctionMode,
+)
+from protocol.economy.evidence import (
+    BOTH_WRONG,
+    CHALLENGER_WRONG,
+    OUTCOMES,
+    WORKER_WRONG,
+    CommitmentRecord,
+    RefereeFactory,
+    compute_commitment_record,
+    compute_dispute_id,
+    compute_settlement_outcome,
 )
 from protocol.economy.governance import (
     get_proposal,
@@ -133,6 +154,7 @@ from protocol.economy.jobs import (
     process_batch_auction,
     process_bid,
     process_cancel_job,
+    process_checked_commitment,
     process_claim_vesting,
     process_close_auction,
     process_post_ask,
@@ -239,9 +261,26 @@ __all__ = [
     "DeadlinePassed",
     "Dispute",
     "DisputeAlreadyOpen",
-    "DisputeOutcome",
+    "BOTH_WRONG",
+    "CHALLENGER_WRONG",
+    "CommitmentRecord",
     "DisputeResult",
     "DuplicateBid",
+    "DuplicatePosting",
+    "InvalidEvidence",
+    "NoReferee",
+    "NothingToDispute",
+    "OUTCOMES",
+    "OpenedDispute",
+    "RefereeFactory",
+    "WORKER_WRONG",
+    "compute_commitment_record",
+    "compute_dispute_id",
+    "compute_settlement_outcome",
+    "get_dispute",
+    "process_checked_commitment",
+    "process_checked_dispute",
+    "process_dispute_verdict",
     "EMISSION_SCHEDULES",
     "EconomyError",
     "EmissionState",

@@ -142,7 +142,13 @@ class DeadlineNotPassed(NotSlashable):
 
 
 class InvalidCommitment(EconomyError):
-    """A run commitment root is not 32 bytes of lowercase hex."""
+    """A run commitment is malformed, not signed by its key, not for the job's training job, not the
+    sender's own, or of another length than the commitment it challenges."""
+
+
+class DuplicatePosting(EconomyError):
+    """A training job id was posted already: one posting, one ledger job, so no commitment can be
+    replayed from one job onto another."""
 
 
 # -- disputes -------------------------------------------------------------------------------------
@@ -166,6 +172,19 @@ class NoOpenDispute(JobStateError):
 
 class SelfDispute(EconomyError):
     """A worker cannot challenge its own job."""
+
+
+class NothingToDispute(EconomyError):
+    """A challenge whose commitment agrees with the worker's: there is no game to play."""
+
+
+class InvalidEvidence(EconomyError):
+    """A settlement's transcript is malformed, not of the registered dispute (commitments, dispute id,
+    time source), does not replay to its recorded verdict, or proves no verdict at all."""
+
+
+class NoReferee(InvalidEvidence):
+    """A settlement was submitted where no referee is at hand to check it: nothing is taken on trust."""
 
 
 class InvalidOutcome(EconomyError):

@@ -136,9 +136,37 @@ def check_escrow_matches_jobs(state: State) -> str | None:
 
 
 def check_bonds_match_disputes(state: State) -> str | None:
-    disputed = {j for j, job in state.jobs.items() if job.status == JobStatus.DISPUTED}
-    if disputed != set(state.disputes):
-        return f"disputed jobs {sorted(disputed)} != jobs with a bond {sorted(state.disputes)}"
+    counts: dict[int, int] = {}
+    for number, dispute in state.disputes.items():
+        if number != dispute.number or not 0 <= number < state.next_dispute:
+            return f"dispute {number} is filed under another number or was never issued"
+        counts[dispute.job_id] = counts.get(dispute.job_id, 0) + 1
+        job = state.jobs.get(dispute.job_id)
+        if job is not None and job.status not in (JobStatus.COMMITTED, JobStatus.SLASHED):
+            return f"dispute {number} is open on job {job.job_id}, which is {job.status.value}"
+    for job in state.jobs.values():
+        if job.open_disputes != counts.get(job.job_id, 0):
+            return f"job {job.job_id} counts {job.open_disputes} open disputes, has {counts.get(job.job_id, 0)}"
+    return None
+
+
+def check_cheater_never_paid(state: State) -> str | None:
+    for job in state.jobs.values():
+        if job.proven_wrong and job.status == JobStatus.SETTLED:
+            return f"job {job.job_id}'s worker was proven wrong and was paid"
+        if job.proven_wrong and job.status == JobStatus.COMMITTED:
+            return f"job {job.job_id}'s worker was proven wrong but the job is not slashed"
+    return None
+
+
+def check_postings_unique(state: State) -> str | None:
+    for training_job, job_id in state.postings.items():
+        job = state.jobs.get(job_id)
+        if job is not None and job.training_job != training_job:
+            return f"posting {training_job} names job {job_id}, which is for {job.training_job}"
+    for job in state.jobs.values():
+        if state.postings.get(job.training_job) != job.job_id:
+            return f"job {job.job_id}'s training job {job.training_job} is not posted as it"
     return None
 
 
@@ -201,8 +229,18 @@ INVARIANTS: list[Invariant] = [
     Invariant("escrow_matches_jobs", "each live job escrows exactly what it owes", check_escrow_matches_jobs),
     Invariant(
         "bonds_match_disputes",
-        "a bond is held exactly while its job is under dispute",
+        "a bond is held exactly while its dispute is open, and each job counts its open disputes",
         check_bonds_match_disputes,
+    ),
+    Invariant(
+        "cheater_never_paid",
+        "a worker proven wrong by a verified game is slashed and never paid for the job",
+        check_cheater_never_paid,
+    ),
+    Invariant(
+        "postings_unique",
+        "each training job is posted once, so a commitment fits exactly one ledger job",
+        check_postings_unique,
     ),
     Invariant("counters_consistent", "cached totals agree with what they summarise", check_counters),
     Invariant(

@@ -1,8 +1,12 @@
 """Jobs: posting with escrow, the reverse auction and the per-epoch batch auction, run commitments,
 settlement with vesting, and the missed-deadline slash.
 
-A job's life:  OPEN --(auction)--> ASSIGNED --(commitment)--> COMMITTED --(window over)--> SETTLED
-                 \\--> CANCELLED        \\--(deadline missed)--> EXPIRED   \\--(dispute)--> see disputes.py
+A job's life:  OPEN --(auction)--> ASSIGNED --(commitment)--> COMMITTED --(window over, no dispute open)--> SETTLED
+                 \\--> CANCELLED        \\--(deadline missed)--> EXPIRED   \\--(worker proven wrong)--> SLASHED
+
+A job names the training job it pays for (its id, the hash of the job spec, which binds the poster's
+posting id), and each training job is posted once: a signed run commitment names its training job, so
+it fits exactly one ledger job and cannot be replayed onto another.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from protocol.economy.errors import (
     DeadlinePassed,
     DisputeAlreadyOpen,
     DuplicateBid,
+    DuplicatePosting,
     InsufficientFunds,
     InvalidAmount,
     InvalidBid,
@@ -32,6 +37,7 @@ from protocol.economy.errors import (
     NotJobWorker,
     WrongAuctionMode,
 )
+from protocol.economy.evidence import CommitmentRecord, compute_commitment_record, is_training_job_id
 from protocol.economy.helpers import (
     compute_is_forced_error,
     compute_job_tax,
@@ -72,11 +78,21 @@ def require_not_terminal(job: Job) -> None:
 
 
 def process_post_job(
-    state: State, user: str, max_price: Tokens, work_units: int, mode: str = AuctionMode.REVERSE
+    state: State,
+    user: str,
+    max_price: Tokens,
+    work_units: int,
+    training_job: str,
+    mode: str = AuctionMode.REVERSE,
 ) -> JobId:
-    """Post a job: `max_price` plus the jackpot tax on it go to escrow; returns the new job's id. A
+    """Post a job paying for the training job whose id is `training_job` (64 lowercase hex characters,
+    never posted before): `max_price` plus the jackpot tax on it go to escrow; returns the new job's id. A
     reverse-auction job takes bids now; a batch job waits for the end-of-epoch batch auction."""
     p = state.params
+    if not is_training_job_id(training_job):
+        raise InvalidCommitment(f"a training job id is 64 lowercase hex characters, got {training_job!r}")
+    if training_job in state.postings:
+        raise DuplicatePosting(f"training job {training_job} is posted already, as job {state.postings[training_job]}")
     require_positive_amount(max_price, "a job's maximum price")
     if max_price < p.min_job_payment:
         raise InvalidAmount(f"a job pays at least {p.min_job_payment}, got {max_price}")
@@ -92,6 +108,8 @@ def process_post_job(
     decrease_balance(state, user, max_price + tax)
     state.escrow[job_id] = max_price + tax
     state.jobs[job_id] = Job(job_id, user, max_price, work_units, AuctionMode(mode), state.epoch, tax)
+    state.jobs[job_id].training_job = training_job
+    state.postings[training_job] = job_id
     state.next_job_id += 1
     if mode == AuctionMode.BATCH:
         state.batch_queue.append(job_id)
@@ -250,15 +268,22 @@ def process_batch_auction(state: State) -> list[Assignment]:
     return assignments
 
 
-def is_valid_commitment(commitment: object) -> bool:
-    return (
-        type(commitment) is str and len(commitment) == 64 and all(c in "0123456789abcdef" for c in commitment)
-    )
+def process_submit_commitment(state: State, worker: str, job_id: JobId, commitment: object) -> None:
+    """The assigned worker posts its signed run commitment (its JSON) no later than the job's deadline
+    epoch: checked on entry (evidence.compute_commitment_record) and kept verbatim, since every game
+    over this job must be played against exactly it; the challenge window starts."""
+    job = get_job(state, job_id)
+    require_not_terminal(job)
+    if job.worker != worker:
+        raise NotJobWorker(f"job {job_id} is assigned to {job.worker!r}, not {worker!r}")
+    record = compute_commitment_record(commitment, job.training_job, worker)
+    process_checked_commitment(state, worker, job_id, record)
 
 
-def process_submit_commitment(state: State, worker: str, job_id: JobId, commitment: str) -> None:
-    """The assigned worker posts the root of its signed run commitment (64 lowercase hex characters) no
-    later than the job's deadline epoch; the challenge window starts."""
+def process_checked_commitment(state: State, worker: str, job_id: JobId, record: CommitmentRecord) -> None:
+    """The commitment transition once the commitment itself is checked: what `process_submit_commitment`
+    does after its check, and what a driver that models commitments instead of signing them (the
+    simulation) calls directly. No message reaches it unchecked."""
     job = get_job(state, job_id)
     require_not_terminal(job)
     if job.worker != worker:
@@ -267,22 +292,24 @@ def process_submit_commitment(state: State, worker: str, job_id: JobId, commitme
         raise JobNotAssigned(f"job {job_id} is {job.status.value}, not waiting for a commitment")
     if state.epoch > job.commit_deadline:
         raise DeadlinePassed(f"job {job_id}'s deadline was epoch {job.commit_deadline}")
-    if not is_valid_commitment(commitment):
-        raise InvalidCommitment(f"a commitment root is 64 lowercase hex characters, got {commitment!r}")
-    job.commitment = commitment
+    if not is_training_job_id(record.root):
+        raise InvalidCommitment(f"a chain root is 64 lowercase hex characters, got {record.root!r}")
+    job.commitment = record.root
+    job.commitment_statement = record.statement
     job.commit_epoch = state.epoch
     job.window_end = state.epoch + state.params.challenge_window_epochs
     job.status = JobStatus.COMMITTED
 
 
 def process_settle_job(state: State, job_id: JobId) -> Tokens:
-    """Pay the worker once the challenge window is over with no dispute pending. `vesting_share_bps` of
-    the price is held in a vesting entry; the rest is paid now. Returns the price."""
+    """Pay the worker once the challenge window is over with no dispute open (the window stays open while
+    one is: every dispute is settled on its own before the job can be). `vesting_share_bps` of the price
+    is held in a vesting entry; the rest is paid now. Returns the price."""
     p = state.params
     job = get_job(state, job_id)
     require_not_terminal(job)
-    if job.status == JobStatus.DISPUTED:
-        raise DisputeAlreadyOpen(f"job {job_id} awaits a dispute's verdict")
+    if job.open_disputes > 0:
+        raise DisputeAlreadyOpen(f"job {job_id} has {job.open_disputes} open dispute(s) awaiting settlement")
     if job.status != JobStatus.COMMITTED:
         raise JobNotCommitted(f"job {job_id} is {job.status.value}; nothing to settle")
     if state.epoch < job.window_end:

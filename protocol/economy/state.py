@@ -11,7 +11,7 @@ Where tokens sit (the buckets the conservation invariant adds up):
     stakes[a]                  bonded stake
     unbonding[a][i].amount     stake on its way out, still slashable until withdrawn
     escrow[job]                a job's payment (plus its tax before the auction clears)
-    disputes[job].bond         a challenger's bond
+    disputes[n].bond           a challenger's bond, while its dispute n is open
     vesting[a][i]              held-back pay: total - claimed is still held
     jackpot                    forced-error jackpot, funded by the job tax
     burned                     tokens out of circulation for good
@@ -29,8 +29,7 @@ from protocol.economy.params import Params, validate_params
 class JobStatus(StrEnum):
     OPEN = "open"  # posted, payment in escrow, taking bids
     ASSIGNED = "assigned"  # a worker won; waiting for its run commitment
-    COMMITTED = "committed"  # commitment in; challenge window running or over
-    DISPUTED = "disputed"  # a challenger's dispute awaits its verdict
+    COMMITTED = "committed"  # commitment in; challenge window running or over, disputes may be open
     SETTLED = "settled"  # terminal: worker paid
     SLASHED = "slashed"  # terminal: worker lost a dispute, user refunded
     EXPIRED = "expired"  # terminal: worker missed its deadline, user refunded
@@ -91,20 +90,29 @@ class Job:
     price: int = 0  # tokens: the cleared price the worker is paid
     assigned_epoch: int = -1
     commit_deadline: int = -1  # last epoch in which the commitment is accepted
-    commitment: str = ""  # hex of the signed run commitment's root
+    training_job: str = ""  # hex of the training job's id (protocol.job: the hash of its spec)
+    commitment: str = ""  # hex of the chain root of the worker's signed run commitment
+    commitment_statement: str = ""  # canonical JSON of that signed run commitment, as checked on entry
     commit_epoch: int = -1
-    window_end: int = -1  # first epoch after the challenge window (disputes before, settlement from it)
+    window_end: int = -1  # first epoch after the challenge window; it stays open while a dispute is open
     forced_error: bool = False
+    forced_caught: bool = False  # a challenger was paid the jackpot for this job's forced error
+    proven_wrong: bool = False  # a verified game showed the worker's commitment wrong
     disputes: int = 0  # disputes opened on this job so far
+    open_disputes: int = 0  # disputes opened on this job and not yet settled
     settle_count: int = 0  # times the job reached a terminal status: 0 or 1
 
 
 @dataclass(slots=True)
 class Dispute:
+    number: int  # the dispute's number, from 0 in the order disputes are opened
     job_id: int
     challenger: str
     bond: int  # tokens
     opened_epoch: int
+    commitment: str  # hex of the chain root of the challenger's signed run commitment
+    commitment_statement: str  # canonical JSON of that signed run commitment
+    dispute_id: str  # hex of the id its game binds (evidence.compute_dispute_id)
 
 
 @dataclass(slots=True)
@@ -170,6 +178,7 @@ class State:
     params: Params
     epoch: int = 0
     seed: str = ""  # hex of this epoch's seed, given by the driver; decides forced errors
+    time_source: str = ""  # hex of the key whose receipts witness this economy's games ("" for none)
     total_supply: int = 0  # every token ever created (genesis + emission), burned ones included
     accounts: dict[str, Account] = field(default_factory=dict)
     stakes: dict[str, int] = field(default_factory=dict)
@@ -182,7 +191,9 @@ class State:
     next_job_id: int = 0
     batch_queue: list[int] = field(default_factory=list)  # open batch-auction jobs, oldest first
     escrow: dict[int, int] = field(default_factory=dict)
-    disputes: dict[int, Dispute] = field(default_factory=dict)
+    postings: dict[str, int] = field(default_factory=dict)  # training job id (hex) -> the job posting it
+    disputes: dict[int, Dispute] = field(default_factory=dict)  # open disputes by number
+    next_dispute: int = 0
     vesting: dict[str, list[VestingEntry]] = field(default_factory=dict)
     jackpot: int = 0
     burned: int = 0
@@ -196,12 +207,17 @@ class State:
     slash_events: list[SlashEvent] = field(default_factory=list)  # this epoch's slashes
 
 
-def create_state(params: Params, seed: bytes = b"") -> State:
-    """Genesis: an empty economy under `params`, epoch 0, with the driver-given seed for epoch 0."""
+def create_state(params: Params, seed: bytes = b"", time_source: bytes = b"") -> State:
+    """Genesis: an empty economy under `params`, epoch 0, with the driver-given seed for epoch 0 and the
+    public key of the time source whose receipts witness its dispute games (a ledger's; empty for none,
+    and then a settlement proves value verdicts only, never a timeout)."""
     validate_params(params)
+    if len(time_source) not in (0, 32):
+        raise ValueError(f"a time source key is 32 bytes, got {len(time_source)}")
     return State(
         params=params,
         seed=seed.hex(),
+        time_source=bytes(time_source).hex(),
         emission=EmissionState(per_epoch=params.initial_emission, inflation_bps=params.initial_inflation_bps),
     )
 

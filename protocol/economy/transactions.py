@@ -8,14 +8,18 @@ A bad signature, a replay, a malformed body or any rule the transition breaks ra
 changes, and the nonce is only consumed by a transaction that succeeds.
 
 An *action* is the same call without a signature: `Action(kind, params)` for the protocol's own
-inputs (genesis allocations, the epoch tick with its seed, a dispute's verdict) and for the
-permissionless transitions anyone may trigger (closing an auction, settling a job after its window,
-reporting a missed deadline or missed heartbeats, executing a passed proposal);
+inputs (genesis allocations, the epoch tick with its seed) and for the permissionless transitions
+anyone may trigger (closing an auction, settling a job after its window, settling a dispute with its
+game's transcript, reporting a missed deadline or missed heartbeats, executing a passed proposal);
 `Action(kind, params, sender=...)` for a user's transition applied by a driver that vouches for the
 sender itself (the simulation, tests), which `apply_action` accepts only with `trust_unsigned=True`.
 
 Transactions and actions encode to JSON (`encode_action` / `decode_action`), which is what a
 ledger's log stores.
+
+No message carries a verdict: `settle_dispute` carries the game's transcript, which the economy checks
+with the referee the driver passes to `apply_action` (`referees`, see evidence.py); without one it is
+refused.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from protocol.economy.errors import (
     UnauthorizedAction,
     UnknownAccount,
 )
+from protocol.economy.evidence import RefereeFactory
 from protocol.economy.helpers import is_signer_name
 from protocol.economy.state import State
 from protocol.signing import get_public_key_bytes, sign_statement, verify_statement
@@ -63,8 +68,9 @@ class TransitionSpec:
     """How a message of one kind maps onto a transition: its fields, their types, optional ones."""
 
     function: Callable[..., Any]
-    fields: Mapping[str, Any]  # name -> int, str, bool or (int, str)
+    fields: Mapping[str, Any]  # name -> int, str, bool, dict or (int, str)
     optional: Mapping[str, Any] = field(default_factory=dict)  # name -> default
+    needs_referees: bool = False  # the transition checks a game's transcript: it is given the referees
 
 
 # -- adapters from message fields to transition arguments -------------------------------------------
@@ -74,8 +80,11 @@ def _open_own_account(state: State, sender: str) -> None:
     accounts.process_open_account(state, sender)
 
 
-def _settle_dispute(state: State, job_id: int, winner: str, loser: str) -> disputes.DisputeResult:
-    return disputes.process_settle_dispute(state, disputes.DisputeOutcome(job_id, winner, loser))
+def _settle_dispute(
+    state: State, dispute: int, transcript: dict[str, Any], referees: RefereeFactory | None
+) -> disputes.DisputeResult:
+    """Settlement as a system action: the same check as anyone's, on behalf of nobody in particular."""
+    return disputes.process_settle_dispute(state, "", dispute, transcript, referees)
 
 
 def _epoch(state: State, seed: str) -> rewards.EpochReport:
@@ -107,15 +116,20 @@ USER_TRANSITIONS: dict[str, TransitionSpec] = {
     "deregister_worker": TransitionSpec(staking.process_deregister_worker, {}),
     "heartbeat": TransitionSpec(staking.process_heartbeat, {}),
     "post_job": TransitionSpec(
-        jobs.process_post_job, {"max_price": int, "work_units": int}, {"mode": "reverse"}
+        jobs.process_post_job,
+        {"max_price": int, "work_units": int, "training_job": str},
+        {"mode": "reverse"},
     ),
     "cancel_job": TransitionSpec(jobs.process_cancel_job, _JOB),
     "bid": TransitionSpec(jobs.process_bid, {"job_id": int, "price": int}),
     "post_ask": TransitionSpec(jobs.process_post_ask, {"unit_price": int, "capacity": int}),
     "withdraw_ask": TransitionSpec(jobs.process_withdraw_ask, {}),
-    "submit_commitment": TransitionSpec(jobs.process_submit_commitment, {"job_id": int, "commitment": str}),
+    "submit_commitment": TransitionSpec(jobs.process_submit_commitment, {"job_id": int, "commitment": dict}),
     "claim_vesting": TransitionSpec(jobs.process_claim_vesting, {}),
-    "open_dispute": TransitionSpec(disputes.process_open_dispute, _JOB),
+    "open_dispute": TransitionSpec(disputes.process_open_dispute, {"job_id": int, "commitment": dict}),
+    "settle_dispute": TransitionSpec(
+        disputes.process_settle_dispute, {"dispute": int, "transcript": dict}, needs_referees=True
+    ),
     "propose": TransitionSpec(governance.process_propose, {"parameter": str, "value": (int, str)}),
     "vote": TransitionSpec(governance.process_vote, {"proposal_id": int, "support": bool}),
     "close_auction": TransitionSpec(_anyone(jobs.process_close_auction), _JOB),
@@ -132,15 +146,17 @@ SYSTEM_TRANSITIONS: dict[str, TransitionSpec] = {
         accounts.process_genesis_allocation, {"account": str, "amount": int}
     ),
     "epoch": TransitionSpec(_epoch, {"seed": str}),
-    "settle_dispute": TransitionSpec(_settle_dispute, {"job_id": int, "winner": str, "loser": str}),
+    "settle_dispute": TransitionSpec(
+        _settle_dispute, {"dispute": int, "transcript": dict}, needs_referees=True
+    ),
     "close_auction": TransitionSpec(jobs.process_close_auction, _JOB),
     "settle_job": TransitionSpec(jobs.process_settle_job, _JOB),
     "slash_missed_deadline": TransitionSpec(jobs.slash_missed_deadline, _JOB),
     "slash_missed_heartbeats": TransitionSpec(staking.slash_missed_heartbeats, {"worker": str}),
     "execute_proposal": TransitionSpec(governance.process_execute_proposal, {"proposal_id": int}),
 }
-"""Transitions the protocol's drivers apply: its own inputs (time, seeds, verdicts, genesis) and the
-permissionless ones."""
+"""Transitions the protocol's drivers apply: its own inputs (time, seeds, genesis) and the
+permissionless ones (a dispute's settlement among them: its evidence is checked all the same)."""
 
 
 def _is_of_type(value: Any, expected: Any) -> bool:
@@ -198,9 +214,11 @@ def verify_transaction_signature(tx: SignedTransaction) -> bool:
         return False
 
 
-def process_signed_transaction(state: State, tx: SignedTransaction) -> Any:
+def process_signed_transaction(
+    state: State, tx: SignedTransaction, referees: RefereeFactory | None = None
+) -> Any:
     """Check a signed transaction's form, signature and nonce, then apply its transition and consume
-    the nonce. Returns the transition's result."""
+    the nonce. Returns the transition's result. `referees`: see `apply_action`."""
     spec = USER_TRANSITIONS.get(tx.kind) if type(tx.kind) is str else None
     if spec is None:
         raise MalformedTransaction(f"unknown transaction kind {tx.kind!r}")
@@ -228,6 +246,8 @@ def process_signed_transaction(state: State, tx: SignedTransaction) -> Any:
         raise UnknownAccount(f"no account {sender}; send open_account first")
     if account is not None and tx.kind == "open_account":
         raise AccountExists(f"account {sender} is already open")
+    if spec.needs_referees:
+        arguments["referees"] = referees
     result = spec.function(state, sender, **arguments)
     state.accounts[sender].nonce += 1
     return result
@@ -236,18 +256,29 @@ def process_signed_transaction(state: State, tx: SignedTransaction) -> Any:
 # -- actions and dispatch -------------------------------------------------------------------------
 
 
-def apply_action(state: State, action: SignedTransaction | Action, *, trust_unsigned: bool = False) -> Any:
+def apply_action(
+    state: State,
+    action: SignedTransaction | Action,
+    *,
+    trust_unsigned: bool = False,
+    referees: RefereeFactory | None = None,
+) -> Any:
     """Apply one transaction or action to `state` (in place) and return the transition's result.
-    Unsigned user actions need `trust_unsigned=True`: the driver vouches for their sender."""
+    Unsigned user actions need `trust_unsigned=True`: the driver vouches for their sender. `referees`
+    builds the referee of a training job for the transitions that check a game's transcript (a dispute's
+    settlement); without it they are refused (NoReferee)."""
     if isinstance(action, SignedTransaction):
-        return process_signed_transaction(state, action)
+        return process_signed_transaction(state, action, referees)
     if not isinstance(action, Action):
         raise MalformedTransaction(f"cannot apply a {type(action).__name__}")
     if action.sender is None:
         spec = SYSTEM_TRANSITIONS.get(action.kind)
         if spec is None:
             raise MalformedTransaction(f"unknown system action {action.kind!r}")
-        return spec.function(state, **compute_call_arguments(action.kind, spec, action.params))
+        arguments = compute_call_arguments(action.kind, spec, action.params)
+        if spec.needs_referees:
+            arguments["referees"] = referees
+        return spec.function(state, **arguments)
     spec = USER_TRANSITIONS.get(action.kind)
     if spec is None:
         raise MalformedTransaction(f"unknown user action {action.kind!r}")
@@ -257,7 +288,10 @@ def apply_action(state: State, action: SignedTransaction | Action, *, trust_unsi
         raise MalformedTransaction("an action's sender is an account name")
     if action.kind != "open_account" and action.sender not in state.accounts:
         raise UnknownAccount(f"no account named {action.sender!r}")
-    return spec.function(state, action.sender, **compute_call_arguments(action.kind, spec, action.params))
+    arguments = compute_call_arguments(action.kind, spec, action.params)
+    if spec.needs_referees:
+        arguments["referees"] = referees
+    return spec.function(state, action.sender, **arguments)
 
 
 def encode_action(action: SignedTransaction | Action) -> dict[str, Any]:

@@ -10,6 +10,7 @@ test draws them from a seeded `random.Random`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +37,9 @@ from protocol.economy import (
     process_stake,
     process_submit_commitment,
 )
+from protocol.game.commitments import RunCommitment, compute_signed_run_commitment_json, sign_run_commitment
+from protocol.signing import get_public_key_bytes, private_key_from_bytes
+from protocol.types import Root
 
 ACCOUNTS = ("alice", "bob", "carol", "dave", "erin")
 """Directly named accounts of the property tests (unsigned actions, trusted driver)."""
@@ -43,8 +47,30 @@ ACCOUNTS = ("alice", "bob", "carol", "dave", "erin")
 GENESIS = 2_000
 """Tokens each of ACCOUNTS starts with (MINIMAL scale)."""
 
-COMMITMENT = "ab" * 32
-"""A well-formed run commitment root."""
+ACCOUNT_KEYS = {name: private_key_from_bytes(bytes([0x60 + i]) * 32) for i, name in enumerate(ACCOUNTS)}
+"""The keys the accounts sign their run commitments with (their names are free: any key of theirs goes)."""
+
+ROOTS = tuple(bytes([0xA0 + i]) * 32 for i in range(3))
+"""Chain roots the actor's commitments name: few, so challenges often agree with the worker's."""
+
+
+def compute_training_job(number: int) -> str:
+    """The actor's made-up training job ids (a small set, so postings sometimes repeat one)."""
+    return f"{number % 40:064x}"
+
+
+@functools.lru_cache(maxsize=4096)
+def compute_commitment_json(account: str, training_job: str, root: int) -> dict[str, Any]:
+    """`account`'s signed run commitment to ROOTS[root] for the training job (cached: signing costs)."""
+    key = ACCOUNT_KEYS.get(account, ACCOUNT_KEYS["alice"])
+    commitment = RunCommitment(bytes.fromhex(training_job), 4, Root(ROOTS[root]), get_public_key_bytes(key))
+    return compute_signed_run_commitment_json(sign_run_commitment(key, commitment))
+
+
+def compute_job_commitment(account: str, training_job: str, root: int, variant: int) -> dict[str, Any]:
+    """A commitment for the job, or (variant 0) one for another training job: a replay that must fail."""
+    target = training_job if variant else compute_training_job(int(training_job, 16) + 1)
+    return dict(compute_commitment_json(account, target, root))
 
 KINDS = (
     "transfer",
@@ -65,6 +91,7 @@ KINDS = (
     "claim_vesting",
     "open_dispute",
     "settle_dispute",
+    "verdict",
     "slash_missed_deadline",
     "slash_missed_heartbeats",
     "propose",
@@ -74,7 +101,10 @@ KINDS = (
     "genesis_allocation",
     "open_account",
 )
-"""Action kinds the random actor picks from; "epoch" appears with extra weight below."""
+"""Action kinds the random actor picks from; "epoch" appears with extra weight below. "verdict" is no
+message: it stands for a dispute whose game was played and checked, and the property tests apply its
+outcome with `process_dispute_verdict` (settling with real games is tested in test_economy_settlement);
+"settle_dispute" carries a transcript that is not a game's, which every settlement must refuse."""
 
 WEIGHTED_KINDS = KINDS + (
     "post_job",
@@ -91,8 +121,9 @@ WEIGHTED_KINDS = KINDS + (
     "settle_job",
     "open_dispute",
     "open_dispute",
-    "settle_dispute",
-    "settle_dispute",
+    "open_dispute",
+    "verdict",
+    "verdict",
     "heartbeat",
     "register_worker",
     "claim_vesting",
@@ -147,7 +178,6 @@ _WANTED_STATUS = {
     "slash_missed_deadline": JobStatus.ASSIGNED,
     "open_dispute": JobStatus.COMMITTED,
     "settle_job": JobStatus.COMMITTED,
-    "settle_dispute": JobStatus.DISPUTED,
 }
 
 
@@ -181,12 +211,20 @@ def compute_action(state: State, template: tuple[int, int, int, int]) -> Action:
     if kind == "post_job":
         return Action(
             kind,
-            {"max_price": amount, "work_units": 1 + j % 20, "mode": "batch" if k % 3 == 0 else "reverse"},
+            {
+                "max_price": amount,
+                "work_units": 1 + j % 20,
+                "training_job": compute_training_job(state.next_job_id + (k % 5 == 0)),
+                "mode": "batch" if k % 3 == 0 else "reverse",
+            },
             a,
         )
-    if kind in ("cancel_job", "open_dispute"):
-        sender = job.user if (job is not None and kind == "cancel_job" and i % 3) else a
+    if kind == "cancel_job":
+        sender = job.user if (job is not None and i % 3) else a
         return Action(kind, {"job_id": job_id}, sender)
+    if kind == "open_dispute":
+        training_job = job.training_job if job is not None else compute_training_job(0)
+        return Action(kind, {"job_id": job_id, "commitment": compute_job_commitment(a, training_job, k % 3, k % 9)}, a)
     if kind == "bid":
         price = job.max_price * (k % 12) // 10 if job is not None else amount
         return Action(kind, {"job_id": job_id, "price": price}, worker)
@@ -196,15 +234,16 @@ def compute_action(state: State, template: tuple[int, int, int, int]) -> Action:
         return Action(kind, {"unit_price": amount // 10, "capacity": j % 4}, worker)
     if kind == "submit_commitment":
         sender = job.worker if (job is not None and job.worker and i % 4) else a
-        return Action(kind, {"job_id": job_id, "commitment": COMMITMENT if k % 11 else "zz"}, sender)
-    if kind == "settle_dispute":
-        dispute = state.disputes.get(job_id)
-        defender = job.worker if job is not None and job.worker else a
-        challenger = dispute.challenger if dispute is not None else b
-        winner, loser = (challenger, defender) if i % 2 else (defender, challenger)
-        if k % 13 == 0:
-            loser = "nobody"
-        return Action(kind, {"job_id": job_id, "winner": winner, "loser": loser})
+        training_job = job.training_job if job is not None else compute_training_job(0)
+        commitment = compute_job_commitment(sender, training_job, k % 2, k % 11) if k % 13 else {"commitment": "zz"}
+        return Action(kind, {"job_id": job_id, "commitment": commitment}, sender)
+    if kind in ("settle_dispute", "verdict"):
+        disputes = sorted(state.disputes)
+        number = disputes[j % len(disputes)] if disputes and j % 8 != 7 else state.next_dispute + j
+        if kind == "settle_dispute":  # a transcript no game produced: refused, whoever sends it
+            return Action(kind, {"dispute": number, "transcript": {"format": "pinpoint-game-transcript/2"}})
+        outcomes = ("worker-wrong", "challenger-wrong", "both-wrong", "worker-wrong", "nobody-wrong")
+        return Action(kind, {"dispute": number, "outcome": outcomes[k % len(outcomes)]})
     if kind == "slash_missed_heartbeats":
         return Action(kind, {"worker": a})
     if kind == "propose":
@@ -253,11 +292,21 @@ def make_market(**overrides: Any) -> State:
 
 def make_committed_job(state: State, price: int = 100, worker: str = "alice", units: int = 10) -> int:
     """A reverse-auction job of carol's won by `worker` at `price` and committed; returns its id."""
-    job_id = process_post_job(state, "carol", price, units)
+    job_id = process_post_job(state, "carol", price, units, compute_training_job(state.next_job_id))
     process_bid(state, worker, job_id, price)
     process_close_auction(state, job_id)
-    process_submit_commitment(state, worker, job_id, COMMITMENT)
+    process_submit_commitment(
+        state, worker, job_id, compute_commitment_json(worker, state.jobs[job_id].training_job, 0)
+    )
     return job_id
+
+
+def make_challenge(state: State, challenger: str, job_id: int, root: int = 1) -> int:
+    """`challenger` opens a dispute on the job with its commitment to ROOTS[root]; returns its number."""
+    from protocol.economy import process_open_dispute
+
+    commitment = compute_commitment_json(challenger, state.jobs[job_id].training_job, root)
+    return process_open_dispute(state, challenger, job_id, commitment).number
 
 
 LEDGER_SETUP: tuple[Action, ...] = tuple(
@@ -274,9 +323,10 @@ def compute_ledger_action(state: State, seed: int, sequence: int, attempt: int) 
     return compute_action(state, draw_template(random.Random(f"{seed}:{sequence}:{attempt}")))
 
 
-def compute_reference_state(params: Params, seed: int, entries: int) -> State:
-    """The state after `entries` committed log entries of run `seed`, computed in memory."""
-    state = create_state(params, b"genesis")
+def compute_reference_state(params: Params, seed: int, entries: int, time_source: bytes = b"") -> State:
+    """The state after `entries` committed log entries of run `seed`, computed in memory (for a ledger
+    whose time source key is `time_source`)."""
+    state = create_state(params, b"genesis", time_source=time_source)
     for action in LEDGER_SETUP[:entries]:
         apply_action(state, action, trust_unsigned=True)
     for sequence in range(len(LEDGER_SETUP) + 1, entries + 1):

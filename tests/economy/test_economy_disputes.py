@@ -1,11 +1,13 @@
-"""Disputes: the bond, the window, the three verdicts, refunds, forced errors and the jackpot."""
+"""Disputes: the bond, the window, the three verdicts, refunds, forced errors and the jackpot.
+
+The money side of settlement (`process_dispute_verdict`, what a checked transcript's verdict does);
+the check itself, with real games, is in test_economy_settlement."""
 
 from __future__ import annotations
 
 from protocol.economy import (
     ChallengeWindowClosed,
     DisputeAlreadyOpen,
-    DisputeOutcome,
     InsufficientFunds,
     InvalidOutcome,
     JobAlreadySettled,
@@ -21,30 +23,43 @@ from protocol.economy import (
     get_stake_at_risk,
     get_vesting_held,
     process_deregister_worker,
+    process_dispute_verdict,
     process_open_dispute,
     process_post_job,
-    process_settle_dispute,
     process_settle_job,
     process_transfer,
     process_unbond,
 )
 
-from .actors import GENESIS, advance, expect_unchanged, make_committed_job, make_market
+from .actors import (
+    GENESIS,
+    advance,
+    compute_commitment_json,
+    compute_training_job,
+    expect_unchanged,
+    make_challenge,
+    make_committed_job,
+    make_market,
+)
 
 
 def test_dispute_needs_bond_window_and_commitment() -> None:
     s = make_market()
-    open_job = process_post_job(s, "carol", 100, 10)
-    expect_unchanged(s, JobNotCommitted, process_open_dispute, "dave", open_job)
+    open_job = process_post_job(s, "carol", 100, 10, compute_training_job(s.next_job_id))
+    challenge = compute_commitment_json("dave", compute_training_job(open_job), 1)
+    expect_unchanged(s, JobNotCommitted, process_open_dispute, "dave", open_job, challenge)
     job = make_committed_job(s)
-    expect_unchanged(s, SelfDispute, process_open_dispute, "alice", job)
-    expect_unchanged(s, UnknownAccount, process_open_dispute, "nobody", job)
+    challenge = compute_commitment_json("dave", s.jobs[job].training_job, 1)
+    expect_unchanged(s, SelfDispute, process_open_dispute, "alice", job, challenge)
+    expect_unchanged(s, UnknownAccount, process_open_dispute, "nobody", job, challenge)
     process_transfer(s, "erin", "carol", GENESIS - s.params.challenger_bond + 1)  # erin keeps bond - 1
-    expect_unchanged(s, InsufficientFunds, process_open_dispute, "erin", job)
-    process_open_dispute(s, "dave", job)
-    assert s.disputes[job].bond == s.params.challenger_bond and s.jobs[job].status == JobStatus.DISPUTED
+    expect_unchanged(s, InsufficientFunds, process_open_dispute, "erin", job, challenge)
+    number = make_challenge(s, "dave", job)
+    assert s.disputes[number].bond == s.params.challenger_bond and s.jobs[job].open_disputes == 1
     assert get_balance(s, "dave") == GENESIS - s.params.challenger_bond
-    expect_unchanged(s, DisputeAlreadyOpen, process_open_dispute, "carol", job)
+    expect_unchanged(s, DisputeAlreadyOpen, process_open_dispute, "dave", job, challenge)  # one each
+    make_challenge(s, "carol", job)  # but any number of challengers: disputes run side by side
+    assert s.jobs[job].open_disputes == 2 and s.jobs[job].status == JobStatus.COMMITTED
     expect_unchanged(s, DisputeAlreadyOpen, process_settle_job, job)
     check_invariants(s)
 
@@ -53,7 +68,8 @@ def test_dispute_after_window_is_refused() -> None:
     s = make_market()
     job = make_committed_job(s)
     advance(s, s.params.challenge_window_epochs)
-    expect_unchanged(s, ChallengeWindowClosed, process_open_dispute, "dave", job)
+    challenge = compute_commitment_json("dave", s.jobs[job].training_job, 1)
+    expect_unchanged(s, ChallengeWindowClosed, process_open_dispute, "dave", job, challenge)
 
 
 def test_worker_loses_slash_split_and_user_refund() -> None:
@@ -65,8 +81,8 @@ def test_worker_loses_slash_split_and_user_refund() -> None:
     at_risk = get_stake_at_risk(s, "alice")
     held = get_vesting_held(s, "alice")
     carol, dave, burned = get_balance(s, "carol"), get_balance(s, "dave"), s.burned
-    process_open_dispute(s, "dave", job)
-    result = process_settle_dispute(s, DisputeOutcome(job, winner="dave", loser="alice"))
+    number = make_challenge(s, "dave", job)
+    result = process_dispute_verdict(s, number, "worker-wrong")
     slashed = at_risk * 5_000 // 10_000 + held
     reward = slashed * 3_000 // 10_000
     assert (result.kind, result.slashed, result.winner_reward, result.burned) == (
@@ -83,7 +99,7 @@ def test_worker_loses_slash_split_and_user_refund() -> None:
     assert get_reputation(s, "alice") < s.params.reputation_success_gain
     assert s.slash_events[-1].amount <= s.slash_events[-1].at_stake
     expect_unchanged(s, JobAlreadySettled, process_settle_job, job)
-    expect_unchanged(s, JobAlreadySettled, process_settle_dispute, DisputeOutcome(job, "dave", "alice"))
+    expect_unchanged(s, NoOpenDispute, process_dispute_verdict, number, "worker-wrong")
     check_invariants(s)
 
 
@@ -94,8 +110,7 @@ def test_slash_reaches_unbonding_stake() -> None:
     process_unbond(s, "alice", get_stake(s, "alice"))  # tries to run with the stake
     assert get_stake(s, "alice") == 0
     at_risk = get_stake_at_risk(s, "alice")
-    process_open_dispute(s, "dave", job)
-    result = process_settle_dispute(s, DisputeOutcome(job, "dave", "alice"))
+    result = process_dispute_verdict(s, make_challenge(s, "dave", job), "worker-wrong")
     assert result.slashed == at_risk // 2 and get_stake_at_risk(s, "alice") == at_risk - at_risk // 2
     check_invariants(s)
 
@@ -105,8 +120,7 @@ def test_challenger_loses_bond_split_between_worker_and_burn() -> None:
     job = make_committed_job(s)
     alice, burned = get_balance(s, "alice"), s.burned
     stake = get_stake(s, "alice")
-    process_open_dispute(s, "dave", job)
-    result = process_settle_dispute(s, DisputeOutcome(job, winner="alice", loser="dave"))
+    result = process_dispute_verdict(s, make_challenge(s, "dave", job), "challenger-wrong")
     bond = s.params.challenger_bond
     assert (result.kind, result.slashed, result.winner_reward) == ("challenger-slashed", bond, bond // 2)
     assert get_balance(s, "alice") == alice + bond // 2 and s.burned == burned + bond - bond // 2
@@ -117,13 +131,13 @@ def test_challenger_loses_bond_split_between_worker_and_burn() -> None:
     check_invariants(s)
 
 
-def test_outcome_must_name_the_parties() -> None:
+def test_outcome_must_be_one_of_the_three() -> None:
     s = make_market()
     job = make_committed_job(s)
-    expect_unchanged(s, NoOpenDispute, process_settle_dispute, DisputeOutcome(job, "dave", "alice"))
-    process_open_dispute(s, "dave", job)
-    for winner, loser in [("dave", "bob"), ("erin", "alice"), ("dave", "dave"), ("alice", "alice")]:
-        expect_unchanged(s, InvalidOutcome, process_settle_dispute, DisputeOutcome(job, winner, loser))
+    expect_unchanged(s, NoOpenDispute, process_dispute_verdict, 0, "worker-wrong")
+    number = make_challenge(s, "dave", job)
+    for outcome in ("dave", "worker", "", "WORKER-WRONG"):
+        expect_unchanged(s, InvalidOutcome, process_dispute_verdict, number, outcome)
 
 
 def test_caught_forced_error_pays_jackpot_not_slash() -> None:
@@ -133,12 +147,15 @@ def test_caught_forced_error_pays_jackpot_not_slash() -> None:
     job = make_committed_job(s, price=100)
     assert s.jobs[job].forced_error
     jackpot, dave, stake = s.jackpot, get_balance(s, "dave"), get_stake(s, "alice")
-    process_open_dispute(s, "dave", job)
-    result = process_settle_dispute(s, DisputeOutcome(job, winner="dave", loser="alice"))
+    number = make_challenge(s, "dave", job)
+    late = make_challenge(s, "erin", job)
+    result = process_dispute_verdict(s, number, "worker-wrong")
     assert result.kind == "forced-error-caught" and result.jackpot_paid == jackpot // 2 > 0
     assert get_balance(s, "dave") == dave + jackpot // 2 and s.jackpot == jackpot - jackpot // 2
     assert get_stake(s, "alice") == stake  # erring on the protocol's order is not punished
-    expect_unchanged(s, ChallengeWindowClosed, process_open_dispute, "erin", job)  # caught once
+    assert process_dispute_verdict(s, late, "worker-wrong").kind == "bond-refunded"  # caught once
+    challenge = compute_commitment_json("carol", s.jobs[job].training_job, 2)
+    expect_unchanged(s, ChallengeWindowClosed, process_open_dispute, "carol", job, challenge)
     process_settle_job(s, job)  # the window closed with the catch: the job settles now
     check_invariants(s)
 

@@ -55,9 +55,10 @@ from protocol.economy import (
 from protocol.economy.helpers import increase_reputation
 
 from .actors import (
-    COMMITMENT,
     GENESIS,
     advance,
+    compute_commitment_json,
+    compute_training_job,
     expect_unchanged,
     make_committed_job,
     make_market,
@@ -68,18 +69,18 @@ from .actors import (
 def test_posting_escrows_price_and_tax() -> None:
     s = make_market()
     tax = compute_job_tax(200, s.params.job_tax_bps)
-    job = process_post_job(s, "carol", 200, 10)
+    job = process_post_job(s, "carol", 200, 10, compute_training_job(s.next_job_id))
     assert s.escrow[job] == 200 + tax and get_balance(s, "carol") == GENESIS - 200 - tax
-    expect_unchanged(s, InvalidAmount, process_post_job, "carol", s.params.min_job_payment - 1, 10)
-    expect_unchanged(s, InvalidAmount, process_post_job, "carol", 100, 0)
-    expect_unchanged(s, InsufficientFunds, process_post_job, "carol", GENESIS, 10)
-    expect_unchanged(s, WrongAuctionMode, process_post_job, "carol", 100, 10, "dutch")
+    expect_unchanged(s, InvalidAmount, process_post_job, "carol", s.params.min_job_payment - 1, 10, compute_training_job(s.next_job_id))
+    expect_unchanged(s, InvalidAmount, process_post_job, "carol", 100, 0, compute_training_job(s.next_job_id))
+    expect_unchanged(s, InsufficientFunds, process_post_job, "carol", GENESIS, 10, compute_training_job(s.next_job_id))
+    expect_unchanged(s, WrongAuctionMode, process_post_job, "carol", 100, 10, compute_training_job(s.next_job_id), "dutch")
     check_invariants(s)
 
 
 def test_reverse_auction_lowest_price_wins_and_refunds_the_rest() -> None:
     s = make_market()
-    job = process_post_job(s, "carol", 200, 10)
+    job = process_post_job(s, "carol", 200, 10, compute_training_job(s.next_job_id))
     process_bid(s, "alice", job, 150)
     process_bid(s, "bob", job, 120)
     won = process_close_auction(s, job)
@@ -93,13 +94,13 @@ def test_reverse_auction_lowest_price_wins_and_refunds_the_rest() -> None:
 
 def test_reputation_breaks_price_ties_then_name() -> None:
     s = make_market()
-    job = process_post_job(s, "carol", 200, 10)
+    job = process_post_job(s, "carol", 200, 10, compute_training_job(s.next_job_id))
     process_bid(s, "alice", job, 150)
     process_bid(s, "bob", job, 150)
     assert process_close_auction(s, job).worker == "alice"  # equal reputation: name order
     s = make_market()
     increase_reputation(s, "bob", 50)
-    job = process_post_job(s, "carol", 200, 10)
+    job = process_post_job(s, "carol", 200, 10, compute_training_job(s.next_job_id))
     process_bid(s, "alice", job, 150)
     process_bid(s, "bob", job, 150)
     assert process_close_auction(s, job).worker == "bob"
@@ -108,7 +109,7 @@ def test_reputation_breaks_price_ties_then_name() -> None:
 def test_bid_rejections() -> None:
     s = make_market(max_bids_per_job=2, auction_duration_epochs=1)
     make_worker(s, "erin")
-    job = process_post_job(s, "carol", 200, 10)
+    job = process_post_job(s, "carol", 200, 10, compute_training_job(s.next_job_id))
     expect_unchanged(s, InvalidBid, process_bid, "alice", job, 201)
     expect_unchanged(s, InvalidBid, process_bid, "alice", job, s.params.min_job_payment - 1)
     expect_unchanged(s, NotAWorker, process_bid, "dave", job, 100)
@@ -118,7 +119,7 @@ def test_bid_rejections() -> None:
     expect_unchanged(s, DuplicateBid, process_bid, "alice", job, 90)
     process_bid(s, "bob", job, 100)
     expect_unchanged(s, AuctionFull, process_bid, "erin", job, 90)
-    batch = process_post_job(s, "carol", 200, 10, "batch")
+    batch = process_post_job(s, "carol", 200, 10, compute_training_job(s.next_job_id), "batch")
     expect_unchanged(s, WrongAuctionMode, process_bid, "alice", batch, 100)
     advance(s, 2)
     expect_unchanged(s, JobNotOpen, process_bid, "erin", job, 90)  # bidding is over
@@ -128,7 +129,7 @@ def test_bid_rejections() -> None:
 
 def test_no_eligible_bid_leaves_job_open_for_cancellation() -> None:
     s = make_market()
-    job = process_post_job(s, "carol", 200, 10)
+    job = process_post_job(s, "carol", 200, 10, compute_training_job(s.next_job_id))
     expect_unchanged(s, NoBids, process_close_auction, job)
     process_bid(s, "alice", job, 100)
     process_deregister_worker(s, "alice")  # no longer eligible
@@ -142,12 +143,12 @@ def test_no_eligible_bid_leaves_job_open_for_cancellation() -> None:
 
 def test_slashed_worker_below_its_stake_cannot_bid() -> None:
     s = make_market()
-    late = process_post_job(s, "carol", 100, 10)
+    late = process_post_job(s, "carol", 100, 10, compute_training_job(s.next_job_id))
     process_bid(s, "alice", late, 100)
     process_close_auction(s, late)
     advance(s, s.params.commit_deadline_epochs + 1)
     slash_missed_deadline(s, late)
-    job = process_post_job(s, "carol", 200, 10)
+    job = process_post_job(s, "carol", 200, 10, compute_training_job(s.next_job_id))
     expect_unchanged(s, InsufficientStake, process_bid, "alice", job, 100)
     process_stake(s, "alice", s.workers["alice"].required_stake - get_stake(s, "alice"))  # top up
     process_bid(s, "alice", job, 100)
@@ -156,9 +157,9 @@ def test_slashed_worker_below_its_stake_cannot_bid() -> None:
 def test_batch_auction_clears_at_uniform_marginal_price() -> None:
     s = make_market()
     make_worker(s, "erin")
-    j_rich = process_post_job(s, "carol", 400, 10, "batch")  # 40 per unit
-    j_mid = process_post_job(s, "carol", 250, 10, "batch")  # 25 per unit
-    j_poor = process_post_job(s, "carol", 100, 10, "batch")  # 10 per unit: below every ask
+    j_rich = process_post_job(s, "carol", 400, 10, compute_training_job(s.next_job_id), "batch")  # 40 per unit
+    j_mid = process_post_job(s, "carol", 250, 10, compute_training_job(s.next_job_id), "batch")  # 25 per unit
+    j_poor = process_post_job(s, "carol", 100, 10, compute_training_job(s.next_job_id), "batch")  # 10 per unit: below every ask
     process_post_ask(s, "alice", 20, 1)
     process_post_ask(s, "bob", 15, 1)
     process_post_ask(s, "erin", 30, 5)
@@ -180,20 +181,20 @@ def test_batch_auction_clears_at_uniform_marginal_price() -> None:
 
 def test_commitment_before_deadline_only() -> None:
     s = make_market()
-    job = process_post_job(s, "carol", 100, 10)
+    job = process_post_job(s, "carol", 100, 10, compute_training_job(s.next_job_id))
     process_bid(s, "alice", job, 100)
     process_close_auction(s, job)
-    expect_unchanged(s, NotJobWorker, process_submit_commitment, "bob", job, COMMITMENT)
-    expect_unchanged(s, InvalidCommitment, process_submit_commitment, "alice", job, "AB" * 32)
-    expect_unchanged(s, InvalidCommitment, process_submit_commitment, "alice", job, "ab")
+    expect_unchanged(s, NotJobWorker, process_submit_commitment, "bob", job, compute_commitment_json("bob", s.jobs[job].training_job, 0))
+    expect_unchanged(s, InvalidCommitment, process_submit_commitment, "alice", job, {"commitment": "AB" * 32})
+    expect_unchanged(s, InvalidCommitment, process_submit_commitment, "alice", job, {"commitment": {}, "signature": "ab"})
     expect_unchanged(s, DeadlineNotPassed, slash_missed_deadline, job)
     advance(s, s.params.commit_deadline_epochs + 1)
-    expect_unchanged(s, DeadlinePassed, process_submit_commitment, "alice", job, COMMITMENT)
+    expect_unchanged(s, DeadlinePassed, process_submit_commitment, "alice", job, compute_commitment_json("alice", s.jobs[job].training_job, 0))
 
 
 def test_missed_deadline_slashes_burns_and_refunds() -> None:
     s = make_market()
-    job = process_post_job(s, "carol", 100, 10)
+    job = process_post_job(s, "carol", 100, 10, compute_training_job(s.next_job_id))
     process_bid(s, "alice", job, 100)
     process_close_auction(s, job)
     carol_after_award = get_balance(s, "carol")
@@ -205,7 +206,7 @@ def test_missed_deadline_slashes_burns_and_refunds() -> None:
     assert s.burned - burned == taken and get_balance(s, "carol") == carol_after_award + 100
     assert s.jobs[job].status == JobStatus.EXPIRED and s.workers["alice"].open_jobs == 0
     expect_unchanged(s, JobAlreadySettled, slash_missed_deadline, job)
-    expect_unchanged(s, JobAlreadySettled, process_submit_commitment, "alice", job, COMMITMENT)
+    expect_unchanged(s, JobAlreadySettled, process_submit_commitment, "alice", job, compute_commitment_json("alice", s.jobs[job].training_job, 0))
     check_invariants(s)
 
 
@@ -242,14 +243,14 @@ def test_cliff_vesting_releases_at_the_end() -> None:
 
 def test_settle_needs_a_commitment() -> None:
     s = make_market()
-    job = process_post_job(s, "carol", 100, 10)
+    job = process_post_job(s, "carol", 100, 10, compute_training_job(s.next_job_id))
     expect_unchanged(s, JobNotCommitted, process_settle_job, job)
     process_bid(s, "alice", job, 100)
     process_close_auction(s, job)
     expect_unchanged(s, JobNotCommitted, process_settle_job, job)
     expect_unchanged(s, JobNotOpen, process_cancel_job, "carol", job)
-    process_submit_commitment(s, "alice", job, COMMITMENT)
-    expect_unchanged(s, JobNotAssigned, process_submit_commitment, "alice", job, COMMITMENT)
+    process_submit_commitment(s, "alice", job, compute_commitment_json("alice", s.jobs[job].training_job, 0))
+    expect_unchanged(s, JobNotAssigned, process_submit_commitment, "alice", job, compute_commitment_json("alice", s.jobs[job].training_job, 0))
 
 
 def test_worker_with_open_jobs_cannot_withdraw_unbonded_stake() -> None:
@@ -266,7 +267,7 @@ def test_worker_with_open_jobs_cannot_withdraw_unbonded_stake() -> None:
 @pytest.mark.parametrize("mode", ["reverse", "batch"])
 def test_forced_error_is_decided_by_the_seed(mode: str) -> None:
     s = make_market(forced_error_rate_bps=10_000)
-    job = process_post_job(s, "carol", 100, 10, mode)
+    job = process_post_job(s, "carol", 100, 10, compute_training_job(s.next_job_id), mode)
     if mode == "reverse":
         process_bid(s, "alice", job, 100)
         process_close_auction(s, job)

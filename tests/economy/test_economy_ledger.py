@@ -41,9 +41,9 @@ def test_restart_recovers_exact_state(tmp_path: Path) -> None:
     same state (and root) as an in-memory run of the same transitions."""
     key = private_key_from_bytes(bytes([7]) * 32)
     signer = get_public_key_bytes(key).hex()
-    reference = create_state(PARAMS, b"genesis")
     path = tmp_path / "economy.db"
     ledger = Ledger.create(path, PARAMS, b"genesis", trust_unsigned=True, snapshot_every=7, check_each=True)
+    reference = create_state(PARAMS, b"genesis", time_source=bytes(ledger.get_time_source_key()))
     actions = list(LEDGER_SETUP) + [
         Action("genesis_allocation", {"account": signer, "amount": 500}),
         sign_transaction(key, "transfer", 0, recipient="carol", amount=40),
@@ -205,6 +205,7 @@ def test_sigkill_never_loses_or_half_applies(tmp_path: Path) -> None:
             with Ledger.open(path, trust_unsigned=True) as recovered:
                 assert recovered.sequence >= acknowledged  # nothing committed was lost
                 assert recovered.sequence > len(LEDGER_SETUP)  # the worker did write
-                reference = compute_reference_state(PARAMS, seed, recovered.sequence)
+                reference = compute_reference_state(PARAMS, seed, recovered.sequence,
+                                                    bytes(recovered.get_time_source_key()))
                 assert recovered.state == reference  # nothing half-applied
                 check_invariants(recovered.state)
