@@ -174,7 +174,7 @@ def _conv_rows(
 ) -> Tensor:
     """Channels-last convolution without bias: x_cl [N, *S, C] → [N, *O, OC].
 
-    Each output is acc = +0.0, then acc = fl(acc + fl(window[k] * w[k])) for k = (offset, channel)
+    Each output is acc = +0.0, then acc = fma(window[k], w[k], acc) for k = (offset, channel)
     in order (the `mm` order over KK*Cg terms)."""
     n, c = x_cl.shape[0], x_cl.shape[-1]
     kernel = tuple(weight.shape[2:])
@@ -199,8 +199,8 @@ def _conv_adjoint(
       transposed convolution with output_padding): the convolution (`_conv_rows`) of the gradient,
       zero-padded by dilation*(K-1) - padding, with the kernel flipped and each group's channels
       swapped: one sequential sum over k = (flipped offset row-major, the group's output channel);
-    - otherwise: window_grad[n, o, offset, (j, c)] = sequential sum over q in order of
-      fl(g[n, o, (j, q)] * w[(j, q), c, offset]) (the `mm` order over OCg terms), then folded by
+    - otherwise: window_grad[n, o, offset, (j, c)] = sequential fused sum over q in order of
+      g[n, o, (j, q)] * w[(j, q), c, offset] (the `mm` order over OCg terms), then folded by
       `_fold` (kernel offsets in row-major order).
     The first is the same sum as the second without the separate roundings of the fold (and with
     +0.0 products on the padding), and avoids writing and re-reading the KK-times larger windows."""
@@ -230,7 +230,7 @@ def _conv_weight_grad(
     """The weight gradient of `_conv_rows`: x_cl [N, *S, C], grad_cl [N, *O, OC] → [OC, Cg, *K].
 
     Over the M = N*P rows in (n, o) order, cut into chunks of WEIGHT_GRAD_CHUNK_ROWS rows:
-    part[chunk] = sequential sum over the chunk's rows r of fl(g[r, q] * window[r, k]) (`bmm` order),
+    part[chunk] = sequential fused sum over the chunk's rows r of g[r, q] * window[r, k] (`bmm` order),
     then grad = rowsum over the chunks' parts in chunk order (pairwise; a single chunk is its part)."""
     n, c = x_cl.shape[0], x_cl.shape[-1]
     out = tuple(grad_cl.shape[1:-1])

@@ -1,14 +1,20 @@
 """Reference matrix products: the canonical order that defines their bits.
 
-Canonical order ("sequential, separately rounded"): every output element is its own running sum,
+Canonical order ("sequential, fused"): every output element is its own running sum,
 
     acc = +0.0
-    for k = 0, 1, …, K-1:   acc = fl(acc + fl(a[i,k] * b[k,j]))
+    for k = 0, 1, …, K-1:   acc = fma(a[i,k], b[k,j], acc)       float32: one rounding per step
     C[i,j] = acc                      (NaN → the canonical NaN 0x7FC00000)
 
-Two roundings per step, never a fused multiply-add; the k order is strictly ascending; K = 0 gives
-+0.0. Because each element depends only on row i of `a` and column j of `b`, the result does not
-depend on how the rows are batched, how the work is split, or the operands' memory layout.
+fma(x, y, z) is IEEE 754 fusedMultiplyAdd: x*y + z computed exactly and rounded once to float32
+(nearest, ties to even), as every CPU with FMA units and every GPU computes it in one instruction,
+which is why the order is fused: a kernel then spends one instruction per step, as the fastest
+non-reproducible ones do. The reference computes it exactly with binary64 steps (`compute_fma32`),
+so any device with IEEE binary64 arithmetic can referee it. float64 operands follow the separately
+rounded order, acc = fl(acc + fl(a[i,k] * b[k,j])) in binary64 (a binary64 fma has no wider type to
+be checked against). The k order is strictly ascending; K = 0 gives +0.0. Because each element
+depends only on row i of `a` and column j of `b`, the result does not depend on how the rows are
+batched, how the work is split, or the operands' memory layout.
 """
 
 from __future__ import annotations
@@ -22,6 +28,46 @@ from protocol.semantics.floats import (
     require_same_device,
     require_same_dtype,
 )
+
+FLOAT32_OVERFLOW = 2.0**128 - 2.0**103
+"""Halfway between the largest float32 and 2**128: from here on (ties to even) a float32 rounds to ±inf."""
+
+
+def compute_fma32(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """fma(x, y, z) of float32 tensors (broadcast), exactly, by binary64 steps:
+
+        p = x*y                      exact: two 24-bit significands make at most 48 bits
+        s = fl64(p + z); e = (p - (s - b)) + (z - b) with b = s - p     (TwoSum: s + e = p + z exactly)
+        r = float32(s)               (nearest, ties to even)
+        if s lies exactly halfway between r and its float32 neighbour n on s's side, and e points
+        beyond that midpoint (e has the sign of s - r): the result is n, else r.
+
+    Why this is exact: binary64 holds every float32 midpoint, so rounding p + z to binary64 never
+    carries it across one; only when s lands on a midpoint can the float32 rounding of s differ from
+    that of p + z, and then e's sign says on which side p + z lies (e = 0 is a true tie). Specials:
+    infinities and NaNs go through s (e is then NaN and changes nothing), as IEEE fma gives them."""
+    p = x.double() * y.double()
+    z64 = z.double()
+    s = p + z64
+    back = s - p
+    e = (p - (s - back)) + (z64 - back)
+    r = s.to(torch.float32)
+    r64 = r.double()
+    d = s - r64
+    toward = torch.where(d > 0, torch.full_like(r, float("inf")), torch.full_like(r, float("-inf")))
+    n = torch.nextafter(r, toward)
+    # s halfway between r and n; when r overflowed to ±inf, halfway means |s| is the overflow threshold
+    halfway = torch.where(torch.isfinite(r), (d != 0) & (d * 2 == n.double() - r64),
+                          torch.isfinite(s) & (s.abs() == FLOAT32_OVERFLOW))
+    beyond = halfway & (((e > 0) & (d > 0)) | ((e < 0) & (d < 0)))
+    return torch.where(beyond, n, r)
+
+
+def _step(acc: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """One canonical step: fma for float32, a product then a sum for float64."""
+    if acc.dtype == torch.float32:
+        return compute_fma32(x, y, acc)
+    return torch.add(acc, torch.mul(x, y))
 
 
 def reference_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -40,8 +86,7 @@ def reference_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     n = b.shape[1]
     acc = torch.zeros((m, n), dtype=a.dtype, device=a.device)
     for k in range(depth):
-        product = torch.mul(a[:, k : k + 1], b[k : k + 1, :])  # [M,1] * [1,N], one rounding
-        acc = torch.add(acc, product)  # one rounding
+        acc = _step(acc, a[:, k : k + 1], b[k : k + 1, :])  # [M,1] * [1,N] + [M,N]
     return canonicalize_nan(acc)
 
 
@@ -60,6 +105,5 @@ def reference_bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     n = b.shape[2]
     acc = torch.zeros((batch, m, n), dtype=a.dtype, device=a.device)
     for k in range(depth):
-        product = torch.mul(a[:, :, k : k + 1], b[:, k : k + 1, :])  # [B,M,1] * [B,1,N]
-        acc = torch.add(acc, product)
+        acc = _step(acc, a[:, :, k : k + 1], b[:, k : k + 1, :])  # [B,M,1] * [B,1,N] + [B,M,N]
     return canonicalize_nan(acc)

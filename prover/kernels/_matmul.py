@@ -1,14 +1,14 @@
 """Fast CPU matrix products, bit-equal to `protocol.semantics.reference_mm` / `reference_bmm`.
 
-Every output element follows the canonical order: acc = +0.0, then acc = fl(acc + fl(a[i,k]*b[k,j]))
-for k = 0 … K-1, NaN canonicalised. Speed comes from doing many such independent running sums at
+Every output element follows the canonical order: acc = +0.0, then acc = fma(a[i,k], b[k,j], acc)
+(one rounding) for k = 0 … K-1, NaN canonicalised. Speed comes from doing many such independent running sums at
 once, never from reordering one:
 
 - A register tile of ROWS x (VECTORS * WIDTH) accumulators (6 x 64 with 16-lane vectors on CPUs with
   AVX-512, 6 x 16 with 8 lanes otherwise), written directly as LLVM vector IR through numba
   intrinsics, because numba would keep a small local array in memory. Per k, the tile loads one row
-  of B's panel, broadcasts one element of A per row, and does a separate `fmul` and `fadd` on each
-  accumulator. No fast-math flags are set, so LLVM never contracts them into an FMA.
+  of B's panel, broadcasts one element of A per row, and does one `llvm.fma` on each accumulator
+  (IEEE fusedMultiplyAdd: exact product and sum, one rounding; one instruction on CPUs with FMA).
 - The whole k range runs inside one tile call, so each accumulator sees k strictly in order.
 - A is read in place with any strides (the tile broadcasts single elements). B is packed into
   contiguous k-major panels when that pays (large B, or a transposed B, which is packed by 16x16
@@ -70,7 +70,7 @@ def _make_tile(width: int, rows: int, vectors: int):
 
     tile(a, a_row_stride, a_k_stride, b, b_k_stride, c, c_row_stride, depth): addresses are byte
     addresses of float32 data, strides count elements. For i < rows, j < vectors*width:
-        acc = +0.0; for k in 0 … depth-1: acc = fl(acc + fl(A[i,k] * B[k,j]))
+        acc = +0.0; for k in 0 … depth-1: acc = fma(A[i,k], B[k,j], acc)
         C[i,j] = acc, or the canonical NaN if acc is a NaN
     with A[i,k] at a + 4*(i*a_row_stride + k*a_k_stride), B[k,j] at b + 4*(k*b_k_stride + j),
     C[i,j] at c + 4*(i*c_row_stride + j).
@@ -113,12 +113,14 @@ def _make_tile(width: int, rows: int, vectors: int):
                 for v in range(vectors)
             ]
             a_offset = builder.mul(k, a_ks)
+            name = f"llvm.fma.v{width}f32"
+            fma = builder.module.globals.get(name) or ir.Function(builder.module, ir.FunctionType(vec, [vec, vec, vec]), name=name)
             updated = []
             for i in range(rows):
                 a_val = builder.load(builder.gep(a_rows[i], [a_offset], source_etype=_F32), align=4, typ=_F32)
                 a_vec = builder.shuffle_vector(builder.insert_element(undef, a_val, ir.Constant(_I32, 0)), undef, splat_mask)
-                # the canonical step: one rounded product, then one rounded sum (no contraction)
-                updated.append([builder.fadd(acc[i][v], builder.fmul(a_vec, b_vec[v])) for v in range(vectors)])
+                # the canonical step: a fused multiply-add, one rounding
+                updated.append([builder.call(fma, [a_vec, b_vec[v], acc[i][v]]) for v in range(vectors)])
             k_next = builder.add(k, const(1))
             k.add_incoming(k_next, body)
             for i in range(rows):

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numba
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol.semantics import OperandError, reference_bmm, reference_mm
+from protocol.semantics.matmul import compute_fma32
 from prover.kernels import bmm, mm
 from tests.kernels.support import (
     FAST,
@@ -106,15 +110,54 @@ def test_rows_computed_alone_equal_rows_computed_in_a_batch(shape):
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=lambda i: i.name)
-def test_no_fused_multiply_add(impl: Implementation):
-    # acc = fl(0 + fl(a0*b0)) = -(1 + 2**-11); then fl((1 + 2**-12)**2) = 1 + 2**-11 (a tie, to even),
-    # so the canonical order gives exactly +0.0 where a fused multiply-add would give 2**-24
+def test_each_step_is_one_fused_multiply_add(impl: Implementation):
+    # acc = fma(a0, b0, 0) = -(1 + 2**-11); then (1 + 2**-12)**2 = 1 + 2**-11 + 2**-24 exactly, plus acc:
+    # a fused step keeps the 2**-24 that a separately rounded product (a tie, to even) would drop
     a = torch.tensor([[-(1 + 2.0**-11), 1 + 2.0**-12]])
     b = torch.tensor([[1.0], [1 + 2.0**-12]])
     result = impl("mm", a, b)
-    assert bits(result).item() == 0, f"{impl.name} mm fused a multiply-add: {result.item()!r}"
+    assert result.item() == 2.0**-24, f"{impl.name} mm rounded the product on its own: {result.item()!r}"
     wide = impl("mm", a.repeat(13, 1), b.repeat(1, 70))  # the same through full tiles
-    assert torch.equal(bits(wide), torch.zeros_like(bits(wide)))
+    assert bool((wide == 2.0**-24).all())
+
+
+def _round_to_float32(exact: Fraction) -> float:
+    """The float32 nearest to a rational (ties to even), by exact comparison of the candidates."""
+    guess = np.float32(float(exact))
+    candidates = [np.nextafter(guess, np.float32(-np.inf)), guess, np.nextafter(guess, np.float32(np.inf))]
+    finite = [c for c in candidates if np.isfinite(c)]
+    return float(min(finite, key=lambda c: (abs(Fraction(float(c)) - exact), int(np.array(c).view(np.uint32)) & 1)))
+
+
+def _exact_fma(x: float, y: float, z: float) -> float:
+    return _round_to_float32(Fraction(x) * Fraction(y) + Fraction(z))
+
+
+def test_the_reference_fma_is_exact_at_float32_midpoints() -> None:
+    # 3 * (1 + k 2**-23) for odd k lies exactly halfway between two float32 values; a tiny z decides
+    # the side, which a binary64 sum alone cannot see
+    xs, ys, zs = [], [], []
+    for k in range(1, 400, 2):
+        for z in (2.0**-70, -(2.0**-70), 0.0, 2.0**-40, -(2.0**-40)):
+            for sign in (1.0, -1.0):
+                xs.append(3.0 * sign)
+                ys.append(1 + k * 2.0**-23)
+                zs.append(z)
+    x, y, z = (torch.tensor(v, dtype=torch.float32) for v in (xs, ys, zs))
+    got = compute_fma32(x, y, z).tolist()
+    assert got == [_exact_fma(*t) for t in zip(x.tolist(), y.tolist(), z.tolist(), strict=True)]
+    # and the hardware's fused multiply-add in the kernel agrees, through mm
+    for i in range(0, len(xs), 97):
+        pair = mm(torch.tensor([[zs[i], xs[i]]]), torch.tensor([[1.0], [ys[i]]]))
+        assert pair.item() == _exact_fma(xs[i], ys[i], zs[i])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(*[st.floats(width=32, min_value=-(2.0**60), max_value=2.0**60, allow_subnormal=True)] * 3),
+                min_size=1, max_size=16))
+def test_the_reference_fma_is_exact(triples: list[tuple[float, float, float]]) -> None:
+    x, y, z = (torch.tensor(column, dtype=torch.float32) for column in zip(*triples, strict=True))
+    assert compute_fma32(x, y, z).tolist() == [_exact_fma(*t) for t in triples]
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS, ids=lambda i: i.name)
