@@ -152,7 +152,7 @@ class Demo:
         if self.rng.random() < 0.25:
             job.tamper = Tamper("state", step)
         else:
-            skeleton = TraceReferee(job.spec, resolve_task(job.spec)).get_skeleton(step)
+            skeleton = TraceReferee(job.spec, resolve_task(job.spec)).replay_skeleton(step)
             floating = [j for j, node in enumerate(skeleton.nodes) if node.outputs and node.outputs[0] is not None and node.outputs[0].dtype == 1]
             job.tamper = Tamper("output", step, self.rng.choice(floating))
         return job

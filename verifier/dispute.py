@@ -216,10 +216,11 @@ def dispute_runs(
     report.result = result
     verdict = result.verdict
     if verdict.tree is not None and verdict.tree.value == "ops" and verdict.step is not None and verdict.index is not None:
-        traces = result.state.position.traces
-        hints = (traces[0].hint, traces[1].hint) if traces is not None else None
-        nodes = referee.get_skeleton(verdict.step, hints).nodes
-        report.op = nodes[verdict.index].op if verdict.index < len(nodes) else None
+        traces, state_before = result.state.position.traces, result.state.position.state_before
+        if traces is not None and state_before is not None:
+            skeleton = referee.get_skeleton(verdict.step, state_before, (traces[0].hint, traces[1].hint))
+            nodes = () if skeleton is None else skeleton.nodes
+            report.op = nodes[verdict.index].op if verdict.index < len(nodes) else None
     report.referee_meta_steps = referee.replayed_steps
     report.seconds = time.perf_counter() - start
     if transcript_path is not None:
