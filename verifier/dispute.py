@@ -245,6 +245,12 @@ def verify_dispute_transcript(path: str | os.PathLike[str], task: Task | None = 
     except (OSError, ValueError, KeyError, TypeError, JobSpecError) as error:
         return VerificationResult(False, f"cannot read the transcript's job: {error}")
     try:
+        claimed = {value["setup"][role]["commitment"]["steps"] for role in ("worker", "challenger")}
+    except (KeyError, TypeError) as error:
+        return VerificationResult(False, f"cannot read the transcript's run commitments: {error}")
+    if claimed != {job.steps}:  # the job fixes T: a commitment to other steps judges nothing about it
+        return VerificationResult(False, f"the run commitments claim {sorted(claimed, key=str)} steps; the job has {job.steps}")
+    try:
         referee = TraceReferee(job, resolve_task(job, task))
     except TaskError as error:
         return VerificationResult(False, f"cannot judge the transcript's job: {error}")
