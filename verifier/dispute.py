@@ -127,7 +127,7 @@ class DisputeReport:
     result: GameResult | None  # None when the chain roots agree
     seconds: float
     op: str | None = None  # the aten operator of the decisive node, when the game ended on one
-    referee_meta_steps: int = 0  # skeleton steps the referee ran on meta tensors (1 with agreed hints)
+    referee_meta_steps: int = 0  # skeleton steps the referee ran on meta tensors (1: from the proven layout of s_t)
 
     @property
     def disputed(self) -> bool:
