@@ -185,6 +185,11 @@ def decode_header(data: bytes) -> tuple[TensorHeader, int]:
     shape = struct.unpack(f"<{ndim}Q", data[6:end])
     if any(size > MAX_DIMENSION for size in shape):
         raise EncodingError(f"a dimension of {max(shape)} is beyond what a tensor can have")
+    extent = 1
+    for size in shape:
+        extent *= max(size, 1)
+    if extent > MAX_DIMENSION:  # even when empty: torch's strides and element count must fit 64 bits
+        raise EncodingError(f"the dimensions {shape} multiply (a zero counted as one) beyond what a tensor can have")
     return TensorHeader(DTYPES_BY_CODE[code], tuple(shape)), end
 
 

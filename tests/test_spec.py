@@ -159,7 +159,7 @@ def spec_decode(data: bytes) -> tuple[str, list[int], list[int]]:
     if len(data) < 6 + 8 * ndim:
         raise ValueError("short header")
     shape = [int.from_bytes(data[6 + 8 * i : 14 + 8 * i], "little") for i in range(ndim)]
-    if any(size >= 1 << 63 for size in shape):
+    if any(size >= 1 << 63 for size in shape) or math.prod(max(size, 1) for size in shape) >= 1 << 63:
         raise ValueError("dimension too large")
     _, width, pattern, nan, infinity = SPEC_DTYPES[dtype]
     count = math.prod(shape)
@@ -359,7 +359,7 @@ def spec_open_hint(hint: bytes) -> tuple[bytes, list[tuple[str, int, list[int]]]
             end = offset + 6 + 8 * ndim
             header = hint[offset:end]
             shape = [int.from_bytes(header[6 + 8 * i : 14 + 8 * i], "little") for i in range(ndim)]
-            if len(header) != 6 + 8 * ndim or any(size >= 1 << 63 for size in shape):
+            if len(header) != 6 + 8 * ndim or math.prod(max(size, 1) for size in shape) >= 1 << 63:
                 return None
             size = SPEC_DTYPES[SPEC_BY_CODE[code]][1] * math.prod(shape)
             opening = hint[end : end + (size if size <= 32 else 32)]
