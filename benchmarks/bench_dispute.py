@@ -37,7 +37,8 @@ from protocol.game.enums import Role  # noqa: E402
 from protocol.hint import compute_structure_hint  # noqa: E402
 from protocol.ops import execute  # noqa: E402
 from protocol.signing import generate_private_key  # noqa: E402
-from protocol.state import get_sorted_names  # noqa: E402
+from protocol.encoding import compute_digest  # noqa: E402
+from protocol.state import compute_state_root, get_sorted_names  # noqa: E402
 from protocol.recording import (  # noqa: E402
     ReproducibleMode,
     RngContext,
@@ -99,22 +100,32 @@ def real_dispute(model: str, optimizer: str, steps: int, tamper: str, folder: Pa
     }
 
 
+def _counters_at(job: Any, step: int) -> dict[str, torch.Tensor]:
+    """A state before step `step`: s_1's layout (the optimizer's state made) with every counter at `step`."""
+    session = Session(job, resolve_task(job))
+    for param in session.model.parameters():
+        param.grad = torch.zeros_like(param)
+    session.optimizer.step()
+    tensors = session.state_tensors()
+    for name, tensor in tensors.items():
+        if tensor.numel() == 1 and (name.endswith("/step") or name == "step"):
+            tensor.fill_(step)
+    return {name: tensor.detach().clone() for name, tensor in tensors.items()}
+
+
 def referee_scaling(steps_list: list[int]) -> list[dict[str, Any]]:
     """The referee's skeleton of step t for the mid-size transformer: replayed from s_0 (linear in t)
     against one meta step from an agreed structure hint (constant)."""
     job = make_job("transformer", "adamw", max(steps_list) + 1, seed=3, size="mid")
-    session = Session(job, resolve_task(job), meta=True)
-    hints = {}
-    for t in range(max(steps_list) + 1):
-        if t in steps_list:
-            hints[t] = compute_structure_hint(session.state_tensors())
-        trace_step(session, skeleton=True)
     rows = []
     for t in steps_list:
+        state = _counters_at(job, t)
+        hint = compute_structure_hint(state)
+        root = compute_state_root({name: compute_digest(tensor) for name, tensor in state.items()})
         start = time.perf_counter()
-        replayed = TraceReferee(job, resolve_task(job)).get_skeleton(t)
+        replayed = TraceReferee(job, resolve_task(job)).replay_skeleton(t)
         middle = time.perf_counter()
-        hinted = TraceReferee(job, resolve_task(job)).get_skeleton(t, (hints[t], hints[t]))
+        hinted = TraceReferee(job, resolve_task(job)).get_skeleton(t, root, (hint, hint))
         end = time.perf_counter()
         assert hinted == replayed
         rows.append({"t": t, "replay_seconds": middle - start, "hinted_seconds": end - middle})
@@ -136,7 +147,7 @@ def _warm_step_seconds(run: Any) -> float:
 
 def largest_operator_time(repeats: int = 3) -> dict[str, Any]:
     job = make_job("transformer", "adamw", 4, seed=0, size="mid")
-    skeleton = TraceReferee(job, resolve_task(job)).get_skeleton(1)
+    skeleton = TraceReferee(job, resolve_task(job)).replay_skeleton(1)
     session = Session(job, resolve_task(job), meta=True)
     trace_step(session, skeleton=True)  # now at s_1, whose tensors step 1 reads
     state = session.state_tensors()

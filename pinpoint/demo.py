@@ -281,7 +281,7 @@ def get_tamperable_nodes(spec: JobSpec, step: int) -> list[int]:
     """Nodes of `step` a cheater can perturb to change s_{step+1}: not derived (a view's or a copy's
     bits are its input's), with a floating-point output 0 that reaches the state after the step
     (`compute_influential_outputs`)."""
-    skeleton = TraceReferee(spec, resolve_task(spec)).get_skeleton(step)
+    skeleton = TraceReferee(spec, resolve_task(spec)).replay_skeleton(step)
     influential = compute_influential_outputs(skeleton)
     return [
         j for j, node in enumerate(skeleton.nodes)

@@ -1,8 +1,14 @@
 """Canonical tensor encoding and digest.
 
-    encoding = MAGIC (4 bytes "PPT1") || dtype code (1 byte) || ndim (1 byte)
-               || each dimension as u64 little-endian || the elements, row-major, little-endian
-    digest   = BLAKE3(encoding), 32 bytes
+    encoding  = header || the elements, row-major, little-endian
+    header    = MAGIC (4 bytes "PPT1") || dtype code (1 byte) || ndim (1 byte)
+                || each dimension as u64 little-endian
+    data hash = BLAKE3("pinpoint/v1/tensor-data\\n" || the elements)
+    digest    = BLAKE3(header || data hash), 32 bytes
+
+The digest is split in two so that a tensor's dtype and shape can be proven without its data: the
+header and the 32-byte data hash open a digest (`compute_digest_of_opening`). A state's layout is proven
+that way against its root (`protocol.hint`); hashing costs the same, dominated by the elements.
 
 The encoding depends only on the tensor's dtype, shape and values: never on strides, storage offset,
 device or the machine's byte order. Every NaN is encoded as the one quiet NaN with a clear sign and
@@ -31,6 +37,7 @@ import torch
 from protocol.types import DIGEST_SIZE, Root
 
 MAGIC = b"PPT1"
+DATA_TAG = b"pinpoint/v1/tensor-data\n"  # what a data hash's input begins with
 MAX_NDIM = 64
 
 # Codes are part of the protocol: never renumber, only append.
@@ -135,18 +142,34 @@ def encode_tensor(tensor: torch.Tensor) -> bytes:
     return compute_header(tensor.dtype, tuple(tensor.shape)) + bytes(compute_element_bytes(tensor))
 
 
-def compute_digest(tensor: torch.Tensor) -> Root:
-    """BLAKE3 digest of the tensor's canonical encoding, without materialising the encoding."""
-    elements = compute_element_bytes(tensor)
+def compute_data_hash_of_elements(elements: bytes | memoryview) -> Root:
+    """The data hash of element bytes: BLAKE3 of the data tag and the elements."""
     threads = blake3.blake3.AUTO if len(elements) >= PARALLEL_HASH_BYTES else 1
-    hasher = blake3.blake3(compute_header(tensor.dtype, tuple(tensor.shape)), max_threads=threads)
+    hasher = blake3.blake3(DATA_TAG, max_threads=threads)
     hasher.update(elements)
     return Root(hasher.digest())
 
 
+def compute_data_hash(tensor: torch.Tensor) -> Root:
+    """The data hash of the tensor's canonical elements."""
+    return compute_data_hash_of_elements(compute_element_bytes(tensor))
+
+
+def compute_digest_of_opening(header: bytes, data_hash: bytes) -> Root:
+    """The digest a header and a data hash open: BLAKE3(header || data hash)."""
+    return Root(blake3.blake3(bytes(header) + bytes(data_hash)).digest())
+
+
+def compute_digest(tensor: torch.Tensor) -> Root:
+    """The tensor's digest, without materialising its encoding."""
+    return compute_digest_of_opening(compute_header(tensor.dtype, tuple(tensor.shape)), compute_data_hash(tensor))
+
+
 def compute_digest_of_encoding(data: bytes) -> Root:
-    """Digest of an already encoded tensor (what a receiver checks before decoding)."""
-    return Root(blake3.blake3(data).digest())
+    """Digest of an already encoded tensor (what a receiver checks before decoding). The header must
+    parse (EncodingError otherwise); the rest is hashed as the elements, whatever its length."""
+    _, start = decode_header(data)
+    return compute_digest_of_opening(data[:start], compute_data_hash_of_elements(memoryview(data)[start:]))
 
 
 def decode_header(data: bytes) -> tuple[TensorHeader, int]:
@@ -162,6 +185,11 @@ def decode_header(data: bytes) -> tuple[TensorHeader, int]:
     shape = struct.unpack(f"<{ndim}Q", data[6:end])
     if any(size > MAX_DIMENSION for size in shape):
         raise EncodingError(f"a dimension of {max(shape)} is beyond what a tensor can have")
+    extent = 1
+    for size in shape:
+        extent *= max(size, 1)
+    if extent > MAX_DIMENSION:  # even when empty: torch's strides and element count must fit 64 bits
+        raise EncodingError(f"the dimensions {shape} multiply (a zero counted as one) beyond what a tensor can have")
     return TensorHeader(DTYPES_BY_CODE[code], tuple(shape)), end
 
 

@@ -1,44 +1,68 @@
-"""Structure hints: what a referee needs, besides the job, to know the structure of step t cheaply.
+"""Structure hints: s_t's layout, proven against s_t's root, so a referee knows step t's structure cheaply.
 
-A step's skeleton (its operators, arguments, shapes and bindings) is a function of the job and of
-s_t's *layout* (each tensor's name, dtype and shape) and of the values of s_t's one-element tensors
-(optimizer step counters, which `.item()` reads turn into operator arguments). Replaying skeletons
-from s_0 finds both, at a cost linear in t. A party that signs a trace commitment for step t also
-states them, in a few dozen bytes:
+A step's skeleton (its operators, arguments, shapes and bindings) is a function of the job, of s_t's
+*layout* (each tensor's name, dtype and shape) and of the values of s_t's one-element tensors (the step
+counter, optimizer step counts and learning rates, which `.item()` reads turn into operator arguments).
+Replaying skeletons from s_0 finds them at a cost linear in t. A party that signs a trace commitment
+for step t states them instead, as an opening of every state leaf of s_t:
 
-    hint = layout digest (32 bytes) || runs
-    runs = the one-element tensors of s_t in canonical name order, with their elements as in their
-           canonical encodings, grouped into runs of equal element bytes: each run is a varint count
-           followed by the elements once (optimizer step counters are all equal: one run)
+    hint  = entry || entry || …           one per tensor of s_t, in canonical name order
+    entry = u16le L || name (L bytes of UTF-8) || header || opening
+    header  = the tensor's encoding header (protocol.encoding): "PPT1", dtype code, ndim, dimensions
+    opening = the element bytes themselves when they take at most OPENED_BYTES bytes (every
+              one-element tensor), else the 32-byte data hash
 
-    layout digest = BLAKE3("pinpoint/v1/state-layout\\n" || canonical JSON [[name, dtype code, shape], …])
-
-The values travel without names, dtypes or shapes: a receiver that knows (or guesses) the layout
-checks it against the digest and then reads the values. A hint is only ever *used* when both parties
-signed the same one; since an honest party's hint is true, agreement makes it true, and anything else
-falls back to the replay.
+Each entry opens its tensor's digest, H(header || data hash) (the data hash computed from the element
+bytes when those are given), hence its state leaf; the Merkle root over the leaves must be the s_t
+both parties agreed on. A hint that opens to that root states the true layout and values whoever sent
+it (a different one would be a hash collision), so a referee takes it without trusting its sender,
+and a hint that does not is its sender's fault (the game decides it; `open_structure_hint` never
+raises). Checking one costs a hash per tensor and the tree over the leaves: bounded by the hint's
+size, whatever t is.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-import blake3
 import torch
 
-from protocol.encoding import DTYPE_CODES, EncodingError, compute_element_bytes, compute_header, decode_tensor
-from protocol.signing import compute_canonical_json
-from protocol.state import get_sorted_names
-from protocol.types import DIGEST_SIZE, Root
+from protocol.encoding import (
+    MAGIC,
+    MAX_NDIM,
+    EncodingError,
+    compute_data_hash_of_elements,
+    compute_digest_of_opening,
+    compute_element_bytes,
+    compute_header,
+    decode_header,
+    decode_tensor,
+)
+from protocol.merkle import compute_tree
+from protocol.state import MAX_NAME_BYTES, StateLeafError, compute_state_leaf, get_sorted_names
+from protocol.types import DIGEST_SIZE
 
-LAYOUT_DOMAIN = b"pinpoint/v1/state-layout\n"
-MAX_HINT_BYTES = 1 << 16  # far beyond the counters of any model here; bounds what a move may carry
+MAX_HINT_BYTES = 1 << 20  # a state of some ten thousand tensors; bounds what a move may carry and a referee reads
+OPENED_BYTES = DIGEST_SIZE  # elements of at most this many bytes travel as themselves: never longer than a hash
 
 StateLayout = tuple[tuple[str, torch.dtype, tuple[int, ...]], ...]
 
 
-class HintError(ValueError):
-    """A state that cannot be described by a hint (a dtype without an encoding)."""
+@dataclass(frozen=True)
+class StateOpening:
+    """What a proven hint says about s_t: every tensor's layout, and the values of the small ones."""
+
+    layout: StateLayout  # (name, dtype, shape) of every tensor, canonical name order
+    values: Mapping[str, torch.Tensor]  # each tensor of at most OPENED_BYTES element bytes, on the CPU
+
+    def get_scalars(self) -> dict[str, torch.Tensor]:
+        """The one-element tensors (what a step's `.item()` reads may depend on)."""
+        return {name: value for name, value in self.values.items() if value.numel() == 1}
+
+    def get_shapes(self) -> dict[str, tuple[torch.dtype, tuple[int, ...]]]:
+        return {name: (dtype, shape) for name, dtype, shape in self.layout}
 
 
 def compute_state_layout(tensors: Mapping[str, torch.Tensor]) -> StateLayout:
@@ -46,82 +70,66 @@ def compute_state_layout(tensors: Mapping[str, torch.Tensor]) -> StateLayout:
     return tuple((name, tensors[name].dtype, tuple(tensors[name].shape)) for name in get_sorted_names(tensors))
 
 
-def compute_layout_digest(layout: StateLayout) -> Root:
-    try:
-        body = [[name, DTYPE_CODES[dtype], list(shape)] for name, dtype, shape in layout]
-    except KeyError as error:
-        raise HintError(f"dtype {error.args[0]} has no canonical encoding") from error
-    return Root(blake3.blake3(LAYOUT_DOMAIN + compute_canonical_json(body)).digest())
-
-
-def _is_scalar(shape: tuple[int, ...]) -> bool:
-    count = 1
-    for size in shape:
-        count *= size
-    return count == 1
-
-
-def compute_structure_hint(tensors: Mapping[str, torch.Tensor]) -> bytes:
-    """The hint of a state: its layout digest and its one-element tensors' elements."""
-    layout = compute_state_layout(tensors)
-    values = [bytes(compute_element_bytes(tensors[name])) for name, _, shape in layout if _is_scalar(shape)]
-    runs = bytearray()
-    start = 0
-    while start < len(values):
-        end = start
-        while end < len(values) and values[end] == values[start]:
-            end += 1
-        runs += _encode_varint(end - start) + values[start]
-        start = end
-    return bytes(compute_layout_digest(layout)) + bytes(runs)
-
-
-def _encode_varint(value: int) -> bytes:
+def compute_structure_hint(tensors: Mapping[str, torch.Tensor], data_hashes: Mapping[str, bytes] | None = None) -> bytes:
+    """The hint of a state: every tensor's name, header and opening. `data_hashes` may give the data
+    hashes already computed (`protocol.encoding.compute_data_hash`), so the state is hashed once."""
     out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
+    for name in get_sorted_names(tensors):
+        tensor = tensors[name]
+        raw = name.encode()
+        out += struct.pack("<H", len(raw)) + raw + compute_header(tensor.dtype, tuple(tensor.shape))
+        known = None if data_hashes is None else data_hashes.get(name)
+        if known is not None and tensor.numel() * tensor.element_size() > OPENED_BYTES:
+            out += bytes(known)
+            continue
+        elements = compute_element_bytes(tensor)
+        out += bytes(elements) if len(elements) <= OPENED_BYTES else compute_data_hash_of_elements(elements)
+    return bytes(out)
 
 
-def _decode_varint(data: bytes, offset: int) -> tuple[int, int] | None:
-    value = shift = 0
-    while offset < len(data) and shift < 64:
-        byte = data[offset]
-        value |= (byte & 0x7F) << shift
-        offset += 1
-        if not byte & 0x80:
-            return (value, offset) if byte or shift == 0 else None  # minimal encodings only
-        shift += 7
-    return None
-
-
-def parse_structure_hint(hint: bytes, layout: StateLayout) -> dict[str, torch.Tensor] | None:
-    """The one-element tensors a hint states for a state of this layout (CPU tensors), or None when
-    the hint is for another layout or does not have exactly their bytes. Never raises."""
+def open_structure_hint(hint: bytes, state_root: bytes) -> StateOpening | None:
+    """The layout and small values of the state whose root is `state_root`, as the hint opens it; None
+    when the hint is malformed or does not open to that root. Never raises."""
     try:
-        if len(hint) < DIGEST_SIZE or hint[:DIGEST_SIZE] != compute_layout_digest(layout):
-            return None
-    except HintError:
+        return _open(bytes(hint), bytes(state_root))
+    except (EncodingError, StateLeafError, ValueError, IndexError, struct.error):
         return None
-    entries = [(name, dtype, shape) for name, dtype, shape in layout if _is_scalar(shape)]
-    scalars: dict[str, torch.Tensor] = {}
-    offset, index = DIGEST_SIZE, 0
-    while index < len(entries):
-        decoded = _decode_varint(hint, offset)
-        if decoded is None or decoded[0] == 0 or index + decoded[0] > len(entries):
+
+
+def _open(hint: bytes, state_root: bytes) -> StateOpening | None:
+    if len(hint) > MAX_HINT_BYTES:
+        return None
+    leaves: list[bytes] = []
+    layout: list[tuple[str, torch.dtype, tuple[int, ...]]] = []
+    values: dict[str, torch.Tensor] = {}
+    offset, previous = 0, b""
+    while offset < len(hint):
+        (length,) = struct.unpack_from("<H", hint, offset)
+        raw = hint[offset + 2 : offset + 2 + length]
+        if not 1 <= length <= MAX_NAME_BYTES or len(raw) != length or (leaves and raw <= previous):
+            return None  # a name out of canonical order (or repeated) opens no state
+        name, previous = raw.decode(), raw
+        offset += 2 + length
+        if offset + 6 > len(hint) or hint[offset : offset + 4] != MAGIC or hint[offset + 5] > MAX_NDIM:
             return None
-        count, offset = decoded
-        size = torch.empty((), dtype=entries[index][1]).element_size()
-        chunk = hint[offset : offset + size]
-        offset += size
-        for name, dtype, shape in entries[index : index + count]:
-            if len(chunk) != size or torch.empty((), dtype=dtype).element_size() != size:
+        end = offset + 6 + 8 * hint[offset + 5]
+        header_bytes = hint[offset:end]
+        header, _ = decode_header(header_bytes)
+        offset = end
+        if header.nbytes <= OPENED_BYTES:
+            elements = hint[offset : offset + header.nbytes]
+            if len(elements) != header.nbytes:
                 return None
-            try:
-                scalars[name] = decode_tensor(compute_header(dtype, shape) + chunk)
-            except EncodingError:
+            values[name] = decode_tensor(header_bytes + elements)  # refuses non-canonical elements
+            data_hash: bytes = compute_data_hash_of_elements(elements)
+            offset += header.nbytes
+        else:
+            data_hash = hint[offset : offset + DIGEST_SIZE]
+            if len(data_hash) != DIGEST_SIZE:
                 return None
-        index += count
-    return scalars if offset == len(hint) else None
+            offset += DIGEST_SIZE
+        leaves.append(compute_state_leaf(name, compute_digest_of_opening(header_bytes, data_hash)))
+        layout.append((name, header.dtype, header.shape))
+    if not leaves or compute_tree(leaves).root != state_root:
+        return None
+    return StateOpening(tuple(layout), values)

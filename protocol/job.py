@@ -26,11 +26,11 @@ from protocol.signing import compute_canonical_json
 from protocol.state import compute_state_root
 from protocol.types import DIGEST_SIZE, Root
 
-PROTOCOL_VERSION = "pinpoint/v2"
+PROTOCOL_VERSION = "pinpoint/v3"  # v3: tensor digests open to their header (protocol.encoding)
 TASK_TAG = b"pinpoint/v2/task\n"
 JOB_TAG = b"pinpoint/v2/job\n"
 DATA_PREFIX = "data/"
-MAX_STEPS = 1 << 32  # the data order and dropout streams are keyed by the step modulo 2**32
+MAX_STEPS = 1 << 32  # the data order and dropout streams are keyed by the step modulo 2**32; run commitments too
 MAX_BATCH = 1 << 24  # examples a step may draw
 MAX_POSTING_CHARS = 256
 

@@ -32,7 +32,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import protocol.ops  # noqa: F401  (registers pinpoint's operators)
 from protocol.autocast import protocol_autocast
-from protocol.encoding import compute_digest
+from protocol.encoding import compute_data_hash, compute_digest, compute_digest_of_opening, compute_header
 from protocol.hint import compute_structure_hint
 from protocol.initial import initialize_parameters
 from protocol.job import JobSpec
@@ -350,8 +350,10 @@ def record_step(
     t = int(session.step)
     before = session.state_tensors()
     names = get_sorted_names(before)
-    before_digests = {} if skeleton else _digests(before)
-    hint = b"" if skeleton else compute_structure_hint(before)
+    before_hashes = {} if skeleton else {name: compute_data_hash(tensor) for name, tensor in before.items()}
+    before_digests = {name: compute_digest_of_opening(compute_header(before[name].dtype, tuple(before[name].shape)), data_hash)
+                      for name, data_hash in before_hashes.items()}
+    hint = b"" if skeleton else compute_structure_hint(before, before_hashes)  # s_t hashed once for both
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinpoint-hash") as hasher:
         recorder = Recorder(skeleton=skeleton, keep_tensors=tensors is not None, hasher=None if skeleton else hasher)
         recorder.bind_state(names, before)

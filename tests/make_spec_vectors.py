@@ -18,7 +18,7 @@ from typing import Any
 import blake3
 import torch
 
-from protocol.encoding import compute_digest, encode_tensor
+from protocol.encoding import compute_data_hash, compute_digest, encode_tensor
 from protocol.game.commitments import (
     RUN_COMMITMENT_KIND,
     TRACE_COMMITMENT_KIND,
@@ -43,7 +43,7 @@ from protocol.game.messages import (
 from protocol.game.rules import compute_game_id, compute_history
 from protocol.game.state import GameSetup
 from protocol.game.timesource import RECEIPT_KIND, compute_receipt_statement, sign_receipt
-from protocol.hint import compute_layout_digest, compute_state_layout, compute_structure_hint
+from protocol.hint import compute_structure_hint
 from protocol.job import JobSpec, compute_data_root, compute_job_id, compute_task_digest
 from protocol.merkle import EMPTY, compute_subtree_root, compute_tree, hash_leaf, hash_node
 from protocol.ops.canonical import canonicalize_call, compute_written_outputs, get_mutation
@@ -62,7 +62,7 @@ from protocol.signing import (
     get_public_key_bytes,
     private_key_from_bytes,
 )
-from protocol.state import compute_chain_tree, compute_state_leaf, compute_state_tree
+from protocol.state import compute_chain_tree, compute_state_leaf, compute_state_tree, get_sorted_names
 from protocol.trace import DERIVED, NodeStructure, OutputMeta, TraceNode, compute_trace_root, encode_node
 from protocol.types import Root, SignatureBytes
 
@@ -133,6 +133,7 @@ def build_tensors() -> dict[str, Any]:
             "shape": " ".join(map(str, shape)) or "scalar",
             "bits": bits or "none",
             "encoding": encode_tensor(tensor).hex(),
+            "data_hash": compute_data_hash(tensor).hex(),
             "digest": compute_digest(tensor).hex(),
         }
     return out
@@ -307,9 +308,8 @@ def _setup_json(setup: GameSetup) -> Any:
 
 def hint_tensors() -> dict[str, torch.Tensor]:
     return {
-        "param/w": torch.zeros(2, 2),
+        "param/w": torch.arange(9, dtype=torch.float32).reshape(3, 3),
         "optim/w/step": torch.tensor(3.0),
-        "optim/v/step": torch.tensor(3.0),
         "seed": torch.tensor(7, dtype=torch.int64),
         "step": torch.tensor(3, dtype=torch.int64),
     }
@@ -317,13 +317,14 @@ def hint_tensors() -> dict[str, torch.Tensor]:
 
 def build_hint() -> dict[str, Any]:
     tensors = hint_tensors()
-    layout = compute_state_layout(tensors)
-    body = [[name, code, list(shape)] for name, code, shape in
-            ((n, encode_tensor(tensors[n])[4], tuple(tensors[n].shape)) for n, _, _ in layout)]
+    names = get_sorted_names(tensors)
+    entries = [compute_structure_hint({name: tensors[name]}) for name in names]
     hint = compute_structure_hint(tensors)
+    assert hint == b"".join(entries)
     return {
-        "layout": compute_canonical_json(body).decode(),
-        "layout_digest": compute_layout_digest(layout).hex(),
+        "names": names,
+        "entries": [entry.hex() for entry in entries],
+        "state_root": compute_state_tree({name: compute_digest(t) for name, t in tensors.items()}).root.hex(),
         "hint": hint.hex(),
     }
 

@@ -97,4 +97,4 @@ def test_every_node_of_a_bf16_step_re_executes_and_matches_the_skeleton(bf16_run
     names = sorted(trace.state_before, key=str.encode)
     checked = assert_nodes_re_execute(trace.nodes, [trace.state_before[name] for name in names], tensors)
     assert "aten::addmm.default" in checked or "aten::mm.default" in checked
-    assert TraceReferee(run.job, task).get_skeleton(1) == trace.skeleton
+    assert TraceReferee(run.job, task).replay_skeleton(1) == trace.skeleton

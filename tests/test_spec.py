@@ -25,7 +25,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.encoding import EncodingError, decode_tensor, encode_tensor
+from protocol.encoding import DTYPE_CODES, EncodingError, decode_tensor, encode_tensor
+from protocol.hint import open_structure_hint
 from tests.make_spec_vectors import JSON_PATH, PAGE_PATH, build, flatten, read_page_vectors
 
 DATA = json.loads(JSON_PATH.read_text())
@@ -158,7 +159,7 @@ def spec_decode(data: bytes) -> tuple[str, list[int], list[int]]:
     if len(data) < 6 + 8 * ndim:
         raise ValueError("short header")
     shape = [int.from_bytes(data[6 + 8 * i : 14 + 8 * i], "little") for i in range(ndim)]
-    if any(size >= 1 << 63 for size in shape):
+    if any(size >= 1 << 63 for size in shape) or math.prod(max(size, 1) for size in shape) >= 1 << 63:
         raise ValueError("dimension too large")
     _, width, pattern, nan, infinity = SPEC_DTYPES[dtype]
     count = math.prod(shape)
@@ -172,8 +173,14 @@ def spec_decode(data: bytes) -> tuple[str, list[int], list[int]]:
     return dtype, shape, bits
 
 
+def spec_data_hash(elements: bytes) -> bytes:
+    return H(b"pinpoint/v1/tensor-data\n" + elements)
+
+
 def spec_digest(encoding: bytes) -> bytes:
-    return H(encoding)
+    """H(header || data hash), the header being the first 6 + 8·n bytes."""
+    end = 6 + 8 * encoding[5]
+    return H(encoding[:end] + spec_data_hash(encoding[end:]))
 
 
 # -- Merkle trees -----------------------------------------------------------------------------------
@@ -327,13 +334,46 @@ def spec_trace_leaves() -> dict[str, str]:
 # -- structure hints --------------------------------------------------------------------------------
 
 
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
+def hint_entry(name: str, dtype: str, shape: list[int], bits: list[int]) -> bytes:
+    """One entry of a hint: the name, the header, and the elements (at most 32 bytes) or their data hash."""
+    encoding = spec_encode(dtype, shape, bits)
+    end = 6 + 8 * len(shape)
+    elements = encoding[end:]
+    raw = name.encode("utf-8")
+    return len(raw).to_bytes(2, "little") + raw + encoding[:end] + (elements if len(elements) <= 32 else spec_data_hash(elements))
+
+
+def spec_open_hint(hint: bytes) -> tuple[bytes, list[tuple[str, int, list[int]]]] | None:
+    """(the root a hint opens, its layout), or None when it is not a hint."""
+    offset, leaves, layout, previous = 0, [], [], b""
+    try:
+        while offset < len(hint):
+            length = int.from_bytes(hint[offset : offset + 2], "little")
+            raw = hint[offset + 2 : offset + 2 + length]
+            if not 1 <= length <= 1024 or len(raw) != length or (leaves and raw <= previous):
+                return None
+            previous, offset = raw, offset + 2 + length
+            code, ndim = hint[offset + 4], hint[offset + 5]
+            if hint[offset : offset + 4] != b"PPT1" or code not in SPEC_BY_CODE or ndim > 64:
+                return None
+            end = offset + 6 + 8 * ndim
+            header = hint[offset:end]
+            shape = [int.from_bytes(header[6 + 8 * i : 14 + 8 * i], "little") for i in range(ndim)]
+            if len(header) != 6 + 8 * ndim or math.prod(max(size, 1) for size in shape) >= 1 << 63:
+                return None
+            size = SPEC_DTYPES[SPEC_BY_CODE[code]][1] * math.prod(shape)
+            opening = hint[end : end + (size if size <= 32 else 32)]
+            if len(opening) != (size if size <= 32 else 32):
+                return None
+            if size <= 32:
+                spec_decode(header + opening)  # canonical elements only
+            data_hash = spec_data_hash(opening) if size <= 32 else opening
+            leaves.append(state_leaf(raw.decode("utf-8"), H(header + data_hash)))
+            layout.append((raw.decode("utf-8"), code, shape))
+            offset = end + len(opening)
+    except (ValueError, IndexError):
+        return None
+    return (spec_root(leaves), layout) if leaves else None
 
 
 # -- randomness -------------------------------------------------------------------------------------
@@ -384,7 +424,7 @@ def test_code_reproduces_the_json() -> None:
 
 def test_page_names_the_protocol_constants() -> None:
     for text in ("PPT1", "pinpoint/v1/", "pinpoint/v2/task\\n", "pinpoint/v2/job\\n", "pinpoint/v1/trace-root\\n",
-                 "pinpoint/v1/state-layout\\n", "pinpoint/v1/game-id\\n", "pinpoint/v1/game-history\\n",
+                 "pinpoint/v1/tensor-data\\n", "pinpoint/v1/game-id\\n", "pinpoint/v1/game-history\\n",
                  "0x7FEB352D", "0x6A09E667", "0x5EED", "0x1A17"):
         assert text in PAGE, text
 
@@ -407,6 +447,7 @@ def test_spec_tensor(name: str) -> None:
     bits = [] if vector["bits"] == "none" else [int(word, 16) for word in vector["bits"].split()]
     encoding = spec_encode(vector["dtype"], shape, bits)
     assert encoding.hex() == vector["encoding"]
+    assert spec_data_hash(encoding[6 + 8 * len(shape) :]).hex() == vector["data_hash"]
     assert spec_digest(encoding).hex() == vector["digest"]
     assert spec_encode(*spec_decode(encoding)) == encoding
     decoded = decode_tensor(encoding)  # the code's decoder takes it back, bit for bit
@@ -537,13 +578,36 @@ def test_spec_trace() -> None:
 
 def test_spec_hint() -> None:
     h = V["hint"]
-    layout = [["optim/v/step", 1, []], ["optim/w/step", 1, []], ["param/w", 1, [2, 2]], ["seed", 5, []], ["step", 5, []]]
-    assert canonical(layout).decode() == h["layout"]
-    digest = H(b"pinpoint/v1/state-layout\n" + canonical(layout))
-    assert digest.hex() == h["layout_digest"]
-    three = struct.pack("<f", 3.0)
-    runs = varint(2) + three + varint(1) + struct.pack("<q", 7) + varint(1) + struct.pack("<q", 3)
-    assert (digest + runs).hex() == h["hint"]
+    state = {"param/w": ("float32", [3, 3], f32_bits(np.arange(9, dtype=np.float32))),
+             "optim/w/step": ("float32", [], f32_bits([3.0])),
+             "seed": ("int64", [], [7]), "step": ("int64", [], [3])}
+    names = sorted(state, key=lambda name: name.encode("utf-8"))
+    assert names == h["names"]
+    entries = [hint_entry(name, *state[name]) for name in names]
+    assert [entry.hex() for entry in entries] == h["entries"]
+    assert b"".join(entries).hex() == h["hint"]
+    root = state_root({name: bytes.fromhex(tensor_digest(*state[name])) for name in names})
+    assert root.hex() == h["state_root"]
+    opened = spec_open_hint(b"".join(entries))
+    assert opened is not None and opened[0] == root
+    assert opened[1] == [(name, SPEC_DTYPES[state[name][0]][0], state[name][1]) for name in names]
+
+
+@given(st.binary(max_size=200), st.data())
+def test_hint_openings_agree(noise: bytes, data: st.DataObject) -> None:
+    """The code and the page's reading of a hint agree on what it opens, for the vector with any one
+    byte changed and for arbitrary bytes."""
+    hint = bytes.fromhex(V["hint"]["hint"])
+    position = data.draw(st.integers(0, len(hint) - 1))
+    changed = hint[:position] + bytes([data.draw(st.integers(0, 255))]) + hint[position + 1 :]
+    root = bytes.fromhex(V["hint"]["state_root"])
+    for candidate in (hint, changed, noise, hint + noise):
+        ours = spec_open_hint(candidate)
+        if ours is not None:  # the code opens the same root to the same layout
+            theirs = open_structure_hint(candidate, ours[0])
+            assert theirs is not None
+            assert [(name, DTYPE_CODES[dtype], list(shape)) for name, dtype, shape in theirs.layout] == ours[1]
+        assert (open_structure_hint(candidate, root) is not None) == (ours is not None and ours[0] == root)
 
 
 def test_spec_randomness() -> None:

@@ -222,12 +222,12 @@ def test_cached_meta_results_give_the_same_skeletons(transformer_run: Path, monk
 
     run = load_run(transformer_run)
     monkeypatch.setattr(protocol.recording, "_META_RESULTS", {})
-    cold = TraceReferee(run.job, resolve_task(run.job)).get_skeleton(2)
+    cold = TraceReferee(run.job, resolve_task(run.job)).replay_skeleton(2)
     assert protocol.recording._META_RESULTS  # filled
-    warm = TraceReferee(run.job, resolve_task(run.job)).get_skeleton(2)
+    warm = TraceReferee(run.job, resolve_task(run.job)).replay_skeleton(2)
     monkeypatch.setattr(protocol.recording, "MAX_META_RESULTS", 0)
     monkeypatch.setattr(protocol.recording, "_META_RESULTS", {})
-    uncached = TraceReferee(run.job, resolve_task(run.job)).get_skeleton(2)
+    uncached = TraceReferee(run.job, resolve_task(run.job)).replay_skeleton(2)
     assert cold == warm == uncached == regenerate_trace(run, 2).skeleton
 
 

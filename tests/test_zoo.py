@@ -18,6 +18,7 @@ import torch
 from protocol.ops import OpKind, get_definition
 from protocol.recording import Tamper
 from protocol.session import make_job
+from protocol.state import compute_state_root
 from protocol.trace import is_derived
 from prover.run import Run, TamperError, load_run, regenerate_trace, train
 from prover.task import Task, load_task
@@ -67,7 +68,7 @@ def test_a_cheat_at_a_random_operator_loses_at_that_step_and_node(zoo: tuple[Tas
     task, _, run = zoo
     rng = random.Random(task.name)
     step = rng.randrange(STEPS)
-    nodes = TraceReferee(run.job, task).get_skeleton(step).nodes
+    nodes = TraceReferee(run.job, task).replay_skeleton(step).nodes
     candidates = [
         j for j, node in enumerate(nodes)
         if not is_derived(node) and node.outputs and node.outputs[0] is not None and node.outputs[0].dtype in FLOAT_CODES
@@ -100,5 +101,5 @@ def test_every_node_of_a_real_step_re_executes_from_the_reference(zoo: tuple[Tas
     assert_nodes_re_execute(trace.nodes, [trace.state_before[name] for name in names], tensors)
     # the referee's skeleton, from meta tensors alone, is the real step's structure node for node
     referee = TraceReferee(run.job, task)
-    assert referee.get_skeleton(1) == trace.skeleton
-    assert referee.get_skeleton(1, (trace.hint, trace.hint)) == trace.skeleton
+    assert referee.replay_skeleton(1) == trace.skeleton
+    assert referee.get_skeleton(1, compute_state_root(trace.state_before), (trace.hint, b"")) == trace.skeleton

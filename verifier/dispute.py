@@ -129,7 +129,7 @@ class DisputeReport:
     result: GameResult | None  # None when the chain roots agree
     seconds: float
     op: str | None = None  # the aten operator of the decisive node, when the game ended on one
-    referee_meta_steps: int = 0  # skeleton steps the referee ran on meta tensors (1 with agreed hints)
+    referee_meta_steps: int = 0  # skeleton steps the referee ran on meta tensors (1: from the proven layout of s_t)
 
     @property
     def disputed(self) -> bool:
@@ -218,10 +218,11 @@ def dispute_runs(
     report.result = result
     verdict = result.verdict
     if verdict.tree is not None and verdict.tree.value == "ops" and verdict.step is not None and verdict.index is not None:
-        traces = result.state.position.traces
-        hints = (traces[0].hint, traces[1].hint) if traces is not None else None
-        nodes = referee.get_skeleton(verdict.step, hints).nodes
-        report.op = nodes[verdict.index].op if verdict.index < len(nodes) else None
+        traces, state_before = result.state.position.traces, result.state.position.state_before
+        if traces is not None and state_before is not None:
+            skeleton = referee.get_skeleton(verdict.step, state_before, (traces[0].hint, traces[1].hint))
+            nodes = () if skeleton is None else skeleton.nodes
+            report.op = nodes[verdict.index].op if verdict.index < len(nodes) else None
     report.referee_meta_steps = referee.replayed_steps
     report.seconds = time.perf_counter() - start
     if transcript_path is not None:
@@ -256,6 +257,12 @@ def verify_dispute_transcript(path: str | os.PathLike[str], task: Task | None = 
         value, job = read_dispute_transcript(path)
     except FileFormatError as error:
         return VerificationResult(False, f"cannot read the transcript: {error}")
+    try:
+        claimed = {value["setup"][role]["commitment"]["steps"] for role in ("worker", "challenger")}
+    except (KeyError, TypeError) as error:
+        return VerificationResult(False, f"cannot read the transcript's run commitments: {error}")
+    if claimed != {job.steps}:  # the job fixes T: a commitment to other steps judges nothing about it
+        return VerificationResult(False, f"the run commitments claim {sorted(claimed, key=str)} steps; the job has {job.steps}")
     try:
         referee = TraceReferee(job, resolve_task(job, task))
     except TaskError as error:

@@ -4,11 +4,13 @@ It implements `protocol.game.interfaces.Referee` for pinpoint's step traces. It 
 
 - the true structure of step t (which operator, arguments, input refs, output shapes, and which node
   produces each tensor of s_{t+1}) comes from the skeleton, which it computes itself on meta tensors.
-  The skeleton depends on s_t's layout and one-element counters only. When both parties' trace
-  commitments carry the same structure hint (`protocol.hint`) and its layout digest is that of s_1
-  (one meta step from s_0), the referee takes the counters from it and runs one meta step: constant
-  cost in t. An honest party's hint is true, so an agreed hint is true. Otherwise (hints that differ
-  or a layout that changed) it replays skeletons from s_0, linear in t, which needs nobody's word;
+  The skeleton depends on s_t's layout and one-element tensors only, and those it takes from a
+  structure hint (`protocol.hint`) that opens the agreed s_t's root: proven, so true whoever sent it.
+  The game refuses a trace commitment whose hint is not proven (`is_valid_hint`), so by the time the
+  referee is asked about step t it holds a proven layout and runs one meta step: its work is bounded by
+  the size of s_t and of one step, whatever t and T are. When the proven s_t admits no step (a step
+  counter other than t, a t the job does not have, shapes the task's model refuses), no claim about
+  the step can be right. `replay_skeleton` (from s_0, linear in t) is for tools that hold no hint;
 - input digests come from evidence the game has already checked against the agreed prefix of the ops
   tree or against the agreed s_t; input tensors are accepted only with a matching digest; an input
   made by derived (view) operators, which are not hashed, is rebuilt from its hashed ancestor by
@@ -39,7 +41,7 @@ from protocol.game.evidence import (
     StepStructure,
     TensorRequest,
 )
-from protocol.hint import StateLayout, compute_state_layout, parse_structure_hint
+from protocol.hint import StateOpening, open_structure_hint
 from protocol.job import JobSpec, compute_job_id
 from protocol.ops import execute
 from protocol.recording import TraceError
@@ -61,9 +63,11 @@ from protocol.trace import (
 )
 from protocol.types import DIGEST_SIZE, Root, StepIndex
 
+MAX_CACHED_OPENINGS = 8  # proven (or refused) hints kept: a game has two
+
 
 class RefereeError(ValueError):
-    """A question about another job than the referee's."""
+    """A question about another job than the referee's, or one the game never asks."""
 
 
 class TraceReferee:
@@ -81,10 +85,10 @@ class TraceReferee:
             raise TaskError(f"the data set task {self.task.name} loads here is not the job's: this referee cannot judge it")
         self.job_id = compute_job_id(job)
         self._skeletons: dict[int, Skeleton] = {}  # replayed from s_0: true whatever anyone says
-        self._hinted: dict[tuple[int, bytes], Skeleton | None] = {}  # from an agreed hint (None: unusable)
-        self._layout_after_first: StateLayout | None = None  # s_1's layout, from one meta step
+        self._openings: dict[tuple[bytes, bytes], StateOpening | None] = {}  # (s_t root, hint) -> what it proves
+        self._proven: dict[tuple[int, bytes], Skeleton | None] = {}  # (t, s_t root) -> skeleton (None: no step)
         self._meta: Session | None = None
-        self.replayed_steps = 0  # meta steps run so far (what the hints save)
+        self.replayed_steps = 0  # meta steps run so far (one per proven s_t; t+1 for a replay to step t)
         self.seconds_executing = 0.0  # time spent re-executing operators (the referee's real work)
         self.last_op: str | None = None
 
@@ -98,21 +102,49 @@ class TraceReferee:
         self._check_job(job_id)
         return Root(bytes.fromhex(self.job.initial))  # the job binds s_0: nobody's computation decides it
 
-    def get_skeleton(self, step: int, hints: Pair[bytes] | None = None) -> Skeleton:
-        """Skeleton of step `step`: from the parties' structure hints when they agree and fit, else
-        replayed from s_0 (both cached)."""
+    def _open(self, state_before: bytes, hint: bytes) -> StateOpening | None:
+        key = (bytes(state_before), bytes(hint))
+        if key not in self._openings:
+            if len(self._openings) >= MAX_CACHED_OPENINGS:
+                self._openings.pop(next(iter(self._openings)))  # a game has two hints: keep a few, not all
+            self._openings[key] = open_structure_hint(hint, state_before)
+        return self._openings[key]
+
+    def is_valid_hint(self, job_id: bytes, state_before: Root, hint: bytes) -> bool:
+        """Whether `hint` opens the state root `state_before` (`protocol.hint`); never raises on a bad hint."""
+        self._check_job(job_id)
+        return self._open(state_before, hint) is not None
+
+    def get_skeleton(self, step: int, state_before: bytes, hints: Pair[bytes]) -> Skeleton | None:
+        """Skeleton of step `step` from s_t's layout as a hint proven against `state_before` (the agreed
+        s_t) states it: one meta step, whatever t is. None when the proven s_t admits no step t. A
+        RefereeError when neither hint is proven (the game never asks then: it refuses such hints)."""
+        opening = next((o for o in (self._open(state_before, hint) for hint in dict.fromkeys(hints)) if o is not None), None)
+        if opening is None:
+            raise RefereeError(f"no structure hint of s_{step} is proven against {bytes(state_before).hex()}")
+        key = (step, bytes(state_before))  # every proven hint of one root states the same layout
+        if key not in self._proven:
+            self._proven[key] = self._compute_proven_skeleton(step, opening)
+        return self._proven[key]
+
+    def _compute_proven_skeleton(self, step: int, opening: StateOpening) -> Skeleton | None:
+        if not 0 <= step < self.job.steps:
+            return None  # the job has no step t: no claim about one can be right
+        scalars = opening.get_scalars()
+        counter = scalars.get("step")
+        if counter is None or counter.dtype != torch.int64 or int(counter) != step:
+            return None  # the agreed s_t is not a state before step t: nobody's step t can follow from it
+        self.replayed_steps += 1
+        try:
+            return compute_skeleton(self.job, self.task, opening.get_shapes(), scalars)
+        except (StateError, TaskError, TraceError, RuntimeError, ValueError, TypeError, ArithmeticError):
+            return None  # a layout or counters the task's step refuses: no true step follows from them
+
+    def replay_skeleton(self, step: int) -> Skeleton:
+        """Skeleton of step `step` replayed from s_0 (cached), needing nobody's word: time and memory
+        linear in t. For tools that hold no hint (the game's referee never replays)."""
         if step in self._skeletons:
             return self._skeletons[step]
-        if step >= 1 and hints is not None and hints[0] == hints[1]:
-            key = (step, bytes(hints[0]))
-            if key not in self._hinted:
-                self._hinted[key] = self._compute_hinted_skeleton(step, bytes(hints[0]))
-            hinted = self._hinted[key]
-            if hinted is not None:
-                return hinted
-        return self._replay_skeleton(step)
-
-    def _replay_skeleton(self, step: int) -> Skeleton:
         if self._meta is None or int(self._meta.step) > step:
             self._meta = Session(self.job, self.task, meta=True)
         while int(self._meta.step) <= step:
@@ -125,35 +157,11 @@ class TraceReferee:
             self.replayed_steps += 1
         return self._skeletons[step]
 
-    def _guess_layout_after_first(self) -> StateLayout:
-        """s_1's layout: s_0's plus the state a stock optimizer creates on its first step, found by
-        running only the optimizer, on meta tensors with a gradient for every parameter. A guess (a
-        parameter without a gradient would get no state), checked against the agreed layout digest
-        before any use."""
-        if self._layout_after_first is None:
-            session = Session(self.job, self.task, meta=True)
-            for param in session.model.parameters():
-                param.grad = torch.zeros_like(param)
-            session.optimizer.step()
-            self._layout_after_first = compute_state_layout(session.state_tensors())
-        return self._layout_after_first
-
-    def _compute_hinted_skeleton(self, step: int, hint: bytes) -> Skeleton | None:
-        """One meta step from the state the hint describes, if it has s_1's layout."""
-        layout = self._guess_layout_after_first()
-        scalars = parse_structure_hint(hint, layout)
-        if scalars is None or ("step" in scalars and int(scalars["step"]) != step):
-            return None  # not a state of this layout, or not s_step
-        shapes = {name: (dtype, shape) for name, dtype, shape in layout}
-        self.replayed_steps += 1
-        try:
-            return compute_skeleton(self.job, self.task, shapes, scalars)
-        except (StateError, TraceError, RuntimeError, ValueError, TypeError, ArithmeticError):
-            return None  # counters no true state has (both parties lied alike): replay instead
-
-    def compute_structure(self, job_id: bytes, step: StepIndex, hints: Pair[bytes] = (b"", b"")) -> StepStructure:
+    def compute_structure(self, job_id: bytes, step: StepIndex, state_before: Root, hints: Pair[bytes]) -> StepStructure:
         self._check_job(job_id)
-        skeleton = self.get_skeleton(step, hints)
+        skeleton = self.get_skeleton(step, state_before, hints)
+        if skeleton is None:
+            return StepStructure(num_ops=0, num_state_after=0)  # no step: every claimed count (>= 1) is wrong
         return StepStructure(num_ops=len(skeleton.nodes), num_state_after=len(skeleton.bindings))
 
     # --- evidence ---------------------------------------------------------------------------------
@@ -168,7 +176,9 @@ class TraceReferee:
 
     def _refs(self, dispute: LeafDispute) -> list[Ref] | None:
         """The refs whose values decide the disputed leaf (None: no such leaf in the true step)."""
-        skeleton = self.get_skeleton(dispute.step, dispute.hints)
+        skeleton = self.get_skeleton(dispute.step, dispute.state_before, dispute.hints)
+        if skeleton is None:
+            return None
         if dispute.tree is TreeKind.OPS:
             if dispute.index >= len(skeleton.nodes):
                 return None
@@ -180,7 +190,10 @@ class TraceReferee:
 
     def get_evidence_requests(self, dispute: LeafDispute) -> Sequence[EvidenceRequest]:
         self._check_job(dispute.job_id)
-        nodes = self.get_skeleton(dispute.step, dispute.hints).nodes
+        skeleton = self.get_skeleton(dispute.step, dispute.state_before, dispute.hints)
+        if skeleton is None:
+            return []  # no true leaf: nothing to ask for
+        nodes = skeleton.nodes
         requests: list[EvidenceRequest] = []
         for ref in self._refs(dispute) or []:
             base, _ = compute_derivation(nodes, ref)
@@ -238,9 +251,9 @@ class TraceReferee:
 
     def compute_expected_leaf(self, dispute: LeafDispute, evidence: Evidence) -> bytes | MissingEvidence:
         self._check_job(dispute.job_id)
-        skeleton = self.get_skeleton(dispute.step, dispute.hints)
+        skeleton = self.get_skeleton(dispute.step, dispute.state_before, dispute.hints)
         refs = self._refs(dispute)
-        if refs is None:
+        if skeleton is None or refs is None:
             return b""  # no such leaf in the true step: no claimed leaf can be right
         if dispute.tree is TreeKind.STATE_AFTER:
             name, ref = skeleton.bindings[dispute.index]

@@ -5,8 +5,9 @@
     trace commitment  {job_id, step: t, state_before: s_t, state_after: s_{t+1},
                        ops_root, num_ops: N, num_state_after: m, hint}    kind "trace-commitment"
                       ops_root = root of compute_tree(op leaves), N leaves; s_{t+1} is the root of
-                      the state tree of m state leaves; hint = what the referee needs besides the
-                      job to know step t's structure (`protocol.hint`; opaque to the game, may be empty)
+                      the state tree of m state leaves; hint = s_t's layout as an opening of its
+                      state leaves (`protocol.hint`; opaque to the game, which asks the referee
+                      whether it is proven against the agreed s_t)
 
 Statements are signed with `protocol.signing` over their JSON bodies (bytes as lowercase hex), so the
 body written to a file is exactly what was signed.
@@ -21,12 +22,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol.game.codec import ParseError, parse_hex, parse_int, parse_object
 from protocol.hint import MAX_HINT_BYTES
+from protocol.job import MAX_STEPS as JOB_MAX_STEPS
 from protocol.signing import sign_statement, verify_statement
 from protocol.types import DIGEST_SIZE, PublicKeyBytes, Root, SignatureBytes, StepIndex
 
 RUN_COMMITMENT_KIND = "run-commitment"
 TRACE_COMMITMENT_KIND = "trace-commitment"
-MAX_STEPS = 1 << 48  # a run of more steps than this is not a training run
+MAX_STEPS = JOB_MAX_STEPS  # a run commits to no more steps than a job may have
 MAX_COUNT = 1 << 62  # bound on counts read from JSON before a config narrows them
 
 
@@ -57,7 +59,7 @@ class TraceCommitment:
     ops_root: Root
     num_ops: int  # N, leaves of the ops tree
     num_state_after: int  # m, leaves of the state tree of s_{t+1}
-    hint: bytes = b""  # the structure hint of s_t (protocol.hint); the referee uses it only when both agree
+    hint: bytes = b""  # the structure hint of s_t (protocol.hint); a party whose hint is not proven loses
 
 
 def compute_run_commitment_json(commitment: RunCommitment) -> dict[str, Any]:
@@ -128,7 +130,7 @@ def parse_trace_commitment_json(value: Any, *, max_leaves: int = MAX_COUNT) -> T
     body = parse_object(value, keys, "trace commitment")
     return TraceCommitment(
         job_id=parse_hex(body["job_id"], "job_id", size=DIGEST_SIZE),
-        step=StepIndex(parse_int(body["step"], "step", low=0, high=MAX_STEPS)),
+        step=StepIndex(parse_int(body["step"], "step", low=0, high=MAX_STEPS - 1)),
         state_before=Root(parse_hex(body["state_before"], "state_before", size=DIGEST_SIZE)),
         state_after=Root(parse_hex(body["state_after"], "state_after", size=DIGEST_SIZE)),
         ops_root=Root(parse_hex(body["ops_root"], "ops_root", size=DIGEST_SIZE)),

@@ -25,9 +25,15 @@ class Referee(Protocol):
         """s_0 of the job, when the parties disagree on the initial state."""
         ...
 
-    def compute_structure(self, job_id: bytes, step: StepIndex, hints: Pair[bytes]) -> StepStructure:
+    def is_valid_hint(self, job_id: bytes, state_before: Root, hint: bytes) -> bool:
+        """Whether a party's structure hint of s_t (from its trace commitment) is proven against the
+        agreed s_t. The game asks it when the trace commitment arrives: a party whose hint is not proven
+        loses. A predicate: never raises, and costs no more than reading the hint."""
+        ...
+
+    def compute_structure(self, job_id: bytes, step: StepIndex, state_before: Root, hints: Pair[bytes]) -> StepStructure:
         """The true op and state-leaf counts of step t (from the skeleton), when the parties' differ.
-        `hints` are the parties' structure hints of s_t, which a referee may use only when they agree."""
+        `hints` are the parties' structure hints of s_t, both proven against `state_before` (the agreed s_t)."""
         ...
 
     def get_evidence_requests(self, dispute: LeafDispute) -> Sequence[EvidenceRequest]:

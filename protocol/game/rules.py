@@ -14,8 +14,9 @@ back to the party's own node, and descendants lying wholly in padding must be th
 into the leftmost differing child. At the leaves, i is the first differing chain leaf; both reveal s_i
 (and s_{i-1} with an inclusion proof). If i == 0 the referee names the true s_0. Otherwise t = i - 1.
 
-Phase 2 (TRACE). Both sign a trace commitment for step t whose state_before is the agreed s_t and whose
-state_after is their own s_{t+1}. Different counts: the referee's structure decides. Different ops
+Phase 2 (TRACE). Both sign a trace commitment for step t whose state_before is the agreed s_t, whose
+state_after is their own s_{t+1}, and whose structure hint the referee finds proven against s_t (it
+states s_t's layout, so the referee knows step t's structure without replaying from s_0). Different counts: the referee's structure decides. Different ops
 roots: descend the ops trees to the first differing op leaf; equal ops roots: descend the state-after
 trees to the first differing state leaf. Both reveal that leaf; the referee asks for evidence, the game
 checks every item, and the referee names the correct leaf. Evidence is agreed data, so an evidence query
@@ -367,7 +368,7 @@ def _process_answer(state: GameState, role: Role, message: SignedMove, referee: 
         move = parse_move(query, message.move, state.setup.config)
     except ParseError as error:
         return _process_loss(state, role, Reason.MALFORMED_MESSAGE, f"the {role}'s answer to query {state.seq}: {error}")
-    failure = get_move_failure(state, role, move)
+    failure = get_move_failure(state, role, move, referee)
     if failure is not None:
         return _process_loss(state, role, failure[0], failure[1])
     state = replace(state, answers=_pair_set(state.answers, role, move))
@@ -376,14 +377,14 @@ def _process_answer(state: GameState, role: Role, message: SignedMove, referee: 
     return _process_round(state, referee)
 
 
-def get_move_failure(state: GameState, role: Role, move: Move) -> tuple[Reason, str] | None:
+def get_move_failure(state: GameState, role: Role, move: Move, referee: Referee) -> tuple[Reason, str] | None:
     """Why a well-formed answer is wrong on its own (without looking at the opponent's), or None."""
     if isinstance(move, NodesReveal):
         return _get_nodes_failure(state, role, move)
     if isinstance(move, StatesReveal):
         return _get_states_failure(state, role, move)
     if isinstance(move, TraceReveal):
-        return _get_trace_failure(state, role, move)
+        return _get_trace_failure(state, role, move, referee)
     if isinstance(move, LeafReveal):
         return _get_leaf_failure(state, role, move)
     return _get_evidence_failure(state, role, move)
@@ -419,9 +420,9 @@ def _get_states_failure(state: GameState, role: Role, move: StatesReveal) -> tup
     return None
 
 
-def _get_trace_failure(state: GameState, role: Role, move: TraceReveal) -> tuple[Reason, str] | None:
+def _get_trace_failure(state: GameState, role: Role, move: TraceReveal, referee: Referee) -> tuple[Reason, str] | None:
     position, index = state.position, get_role_index(role)
-    assert position.step is not None and position.states_after is not None
+    assert position.step is not None and position.states_after is not None and position.state_before is not None
     commitment = move.commitment
     if not is_valid_trace_signature(state.keys[index], commitment, move.signature):
         return Reason.BAD_TRACE_SIGNATURE, f"the {role}'s trace commitment is not signed by its key"
@@ -432,6 +433,9 @@ def _get_trace_failure(state: GameState, role: Role, move: TraceReveal) -> tuple
     if commitment.state_after != position.states_after[index]:
         return Reason.INCONSISTENT_TRACE, (
             f"the {role}'s trace commitment does not end in its own s_{position.step + 1}")
+    if not referee.is_valid_hint(get_job_id(state), position.state_before, commitment.hint):
+        # the layout of the agreed s_t is provable by whoever holds it: an honest party's hint always is
+        return Reason.BAD_PROOF, f"the {role}'s structure hint is not proven against the agreed s_{position.step}"
     return None
 
 
@@ -547,7 +551,8 @@ def _process_trace_round(state: GameState, referee: Referee) -> GameState:
     state = replace(state, position=position)
     if (a.num_ops, a.num_state_after) != (b.num_ops, b.num_state_after):
         assert position.step is not None
-        truth = referee.compute_structure(get_job_id(state), position.step, (a.hint, b.hint))
+        assert position.state_before is not None
+        truth = referee.compute_structure(get_job_id(state), position.step, position.state_before, (a.hint, b.hint))
         expected = (truth.num_ops, truth.num_state_after)
         correct = ((a.num_ops, a.num_state_after) == expected, (b.num_ops, b.num_state_after) == expected)
         return _process_judgement(state, correct, Reason.WRONG_STRUCTURE,

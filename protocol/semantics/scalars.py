@@ -33,6 +33,8 @@ import mpmath
 _CONTEXT = mpmath.MPContext()
 _CONTEXT.prec = 320
 MAX_EXACT_EXPONENT = 64
+BELOW_HALF_SUBNORMAL = -1075  # |value| < 2**-1075, half of binary64's least subnormal: rounds to zero
+BEYOND_OVERFLOW = 1025  # |value| >= 2**1025: beyond binary64's largest finite value, rounds to infinity
 
 
 def _round(value: object) -> float:
@@ -43,6 +45,11 @@ def _round(value: object) -> float:
     if _CONTEXT.isinf(number):
         return math.inf if number > 0 else -math.inf
     sign, mantissa, exponent, _ = number._mpf_
+    magnitude = exponent + int(mantissa).bit_length()  # 2**(magnitude - 1) <= |value| < 2**magnitude
+    if magnitude <= BELOW_HALF_SUBNORMAL:  # below half the least subnormal: rounds to zero (what the
+        return -0.0 if sign else 0.0  # exact conversion gives, without a 2**|exponent| rational)
+    if magnitude > BEYOND_OVERFLOW:
+        return -math.inf if sign else math.inf
     exact = Fraction(mantissa) * (Fraction(2) ** exponent)
     try:
         result = float(-exact if sign else exact)

@@ -391,8 +391,9 @@ class WrongTraceSignature(Deviant):
 
 
 class WrongHint(Deviant):
-    """Commits to its trace with a structure hint other than the true one (properly signed): the
-    referee must not take a hint only one party states, so it falls back to replaying from s_0."""
+    """Commits to its trace with a structure hint other than the true one (properly signed): a hint
+    that does not open the agreed s_t loses at once (a bad proof); a machine whose structure needs no
+    hint (the toy's) ignores it, and the liar loses on its values."""
 
     def answer_trace(self, state: GameState, role: Role, query: TraceQuery) -> Move | None:
         move = super().answer_trace(state, role, query)
@@ -576,7 +577,7 @@ CATALOGUE: dict[str, Adversary] = dict([
            "agrees, then commits to the opponent's s_{t+1}"),
     _entry("wrong-trace-signature", _deviant(WrongTraceSignature), {Reason.BAD_TRACE_SIGNATURE},
            "a trace commitment signed with another key"),
-    _entry("wrong-hint", _deviant(WrongHint), {Reason.WRONG_LEAF},
+    _entry("wrong-hint", _deviant(WrongHint), {Reason.BAD_PROOF, Reason.WRONG_LEAF},
            "a structure hint that is not its s_t's, in a validly signed trace commitment"),
     _entry("wrong-leaf-reveal", _deviant(WrongLeafReveal), {Reason.BAD_PROOF},
            "reveals leaf bytes other than those committed"),

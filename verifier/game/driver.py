@@ -62,8 +62,12 @@ class TimedReferee:
         result: Root = self._timed(lambda: self.referee.compute_initial_state_root(job_id))
         return result
 
-    def compute_structure(self, job_id: bytes, step: StepIndex, hints: Pair[bytes]) -> StepStructure:
-        result: StepStructure = self._timed(lambda: self.referee.compute_structure(job_id, step, hints))
+    def is_valid_hint(self, job_id: bytes, state_before: Root, hint: bytes) -> bool:
+        result: bool = self._timed(lambda: self.referee.is_valid_hint(job_id, state_before, hint))
+        return result
+
+    def compute_structure(self, job_id: bytes, step: StepIndex, state_before: Root, hints: Pair[bytes]) -> StepStructure:
+        result: StepStructure = self._timed(lambda: self.referee.compute_structure(job_id, step, state_before, hints))
         return result
 
     def get_evidence_requests(self, dispute: LeafDispute) -> Sequence[EvidenceRequest]:

@@ -251,8 +251,11 @@ class ToyReferee:
         self._check_job(job_id)
         return self.machine.compute_state_root(self.machine.compute_initial_state())
 
-    def compute_structure(self, job_id: bytes, step: StepIndex, hints: Pair[bytes] = (b"", b"")) -> StepStructure:
-        self._check_job(job_id)  # the toy's structure is the same at every step: no hint needed
+    def is_valid_hint(self, job_id: bytes, state_before: Root, hint: bytes) -> bool:
+        return bytes(job_id) == self.machine.job_id  # the toy's structure is the same at every step: no hint needed
+
+    def compute_structure(self, job_id: bytes, step: StepIndex, state_before: Root, hints: Pair[bytes]) -> StepStructure:
+        self._check_job(job_id)
         return StepStructure(len(self.machine.program), len(self.machine.names))
 
     def _sources(self, dispute: LeafDispute) -> tuple[Ref, ...] | None:
