@@ -321,20 +321,36 @@ def test_an_honest_worker_is_paid_whatever_griefers_do() -> None:
     check_invariants(market.state)
 
 
-def test_a_forced_error_pays_the_first_catch_only() -> None:
-    market = make_settlement_market(forced_error_rate_bps=10_000)
+def test_a_secret_forced_error_pays_the_first_catch_once_opened() -> None:
+    """Real games against a sealed job's public, forced-wrong commitment: while the window runs nobody can
+    tell it from a fault, so the first winner is the catcher pending the seal; the opening shows the forced
+    error, pays the catcher the jackpot and leaves the worker unpunished; later catches get their bond."""
+    from protocol.economy import process_open_seal
+
+    from .actors import find_salt
+
+    market = make_settlement_market(forced_error_rate_bps=5_000)
     machine = get_machine(CONFIG)
-    worker = make_party("alice", machine, FAULT)
+    true, forced = make_party("alice", machine), make_party("alice", machine, FAULT)
+    salt = find_salt(b"draw", 0, 5_000, forced=True)
+    job = market.post_sealed_toy_job(CONFIG, true, forced, salt, b"draw")
     first, second = make_party("honest", machine), make_party("carol", machine)
-    job = market.post_toy_job(CONFIG, worker)
-    assert market.state.jobs[job].forced_error
     a, b = market.open(job, first), market.open(job, second)
+    stake = market.state.stakes["alice"]
+    caught = market.settle(a, market.play(CONFIG, forced, first, a))
+    again = market.settle(b, market.play(CONFIG, forced, second, b))
+    assert caught.kind == "caught-pending-seal" and again.kind == "bond-refunded"
+    advance(market, market.state.params.challenge_window_epochs)
     jackpot = market.state.jackpot
-    caught = market.settle(a, market.play(CONFIG, worker, first, a))
-    again = market.settle(b, market.play(CONFIG, worker, second, b))
-    assert caught.kind == "forced-error-caught" and caught.jackpot_paid == jackpot // 2
-    assert again.kind == "bond-refunded" and market.state.jackpot == jackpot - caught.jackpot_paid
-    process_settle_job(market.state, job)
+    opened = process_open_seal(market.state, "alice", job, true.commitment_json(), salt)
+    assert opened.forced and opened.jackpot_paid == jackpot // 2 > 0 and market.state.stakes["alice"] == stake
+    # the true result stands a window of its own: a challenge to it loses its game
+    liar = make_party("griefer", machine, fabricated=b"\x05" * 32)
+    c = market.open(job, liar)
+    assert market.state.disputes[c.number].against_true
+    assert market.settle(c, market.play(CONFIG, true, liar, c)).kind == "challenger-slashed"
+    advance(market, market.state.params.challenge_window_epochs)
+    assert process_settle_job(market.state, job) == 100
     check_invariants(market.state)
 
 
