@@ -74,7 +74,7 @@ from protocol.economy.helpers import (
     slash_stake,
     slash_unreleased_vesting,
 )
-from protocol.economy.jobs import is_forced_error_opening, require_not_terminal
+from protocol.economy.jobs import get_replica_problem, is_forced_error_opening, require_not_terminal
 from protocol.economy.state import Dispute, Job, JobStatus, State
 from protocol.economy.units import JobId
 
@@ -123,14 +123,16 @@ def process_checked_dispute(state: State, challenger: str, job_id: JobId, record
     does after its check; a driver that models commitments, the simulation, calls it directly).
 
     Open while the job's window runs, or while any dispute on it is still open (so no challenger's
-    timing can close the window on another); one open dispute per challenger and job."""
+    timing can close the window on another), or for a replica while its replicas disagree (games must
+    settle which result stands); one open dispute per challenger and job."""
     p = state.params
     get_account(state, challenger)
     job = get_job(state, job_id)
     require_not_terminal(job)
     if job.status != JobStatus.COMMITTED:
         raise JobNotCommitted(f"job {job_id} is {job.status.value}; there is no commitment to challenge")
-    if state.epoch >= job.window_end and job.open_disputes == 0:
+    disagreeing = job.replica_of >= 0 and get_replica_problem(state, job) is not None
+    if state.epoch >= job.window_end and job.open_disputes == 0 and not disagreeing:
         raise ChallengeWindowClosed(f"job {job_id}'s challenge window ended at epoch {job.window_end}")
     if challenger == job.worker:
         raise SelfDispute(f"{challenger!r} cannot challenge its own job")

@@ -356,3 +356,52 @@ def test_a_secret_forced_error_pays_the_first_catch_once_opened() -> None:
 
 def test_machines_differ() -> None:
     assert ToyMachine(CONFIG).job_id != ToyMachine(OTHER).job_id
+
+
+@pytest.mark.parametrize("replicas", [2, 3, 4])
+def test_replicated_job_with_one_honest_worker_pays_the_honest_one(replicas: int) -> None:
+    """Verde's "at least one honest": N workers on one training job, one honest; the others commit a
+    faulty run, a fabricated root, or agree among themselves on a wrong one. Disagreeing replicas cannot
+    be paid; the honest worker's real games against each other root remove them, and the liars' games
+    against it fail, so the honest worker is paid and every other replica is slashed or unpaid."""
+    from protocol.economy import (
+        ReplicasDisagree,
+        get_required_worker_stake,
+        process_bid,
+        process_close_auction,
+        process_post_job,
+        process_register_worker,
+        process_stake,
+        process_submit_commitment,
+    )
+
+    market = make_settlement_market()
+    s, machine = market.state, get_machine(CONFIG)
+    names = ["alice", "bob", "carol", "griefer"][: replicas - 1]
+    for name in names[2:]:
+        process_stake(s, name, get_required_worker_stake(s))
+        process_register_worker(s, name)
+    process_stake(s, "honest", get_required_worker_stake(s))
+    process_register_worker(s, "honest")
+    liars = [make_party(name, machine, FAULT) if i % 2 == 0 else make_party(name, machine, fabricated=b"\x07" * 32)
+             for i, name in enumerate(names)]
+    honest = make_party("honest", machine)
+    parties = {p.name: p for p in [*liars, honest]}
+    first = process_post_job(s, "user", 100, 10, machine.job_id.hex(), replicas=replicas)
+    order = list(parties)
+    for job_id, name in zip(range(first, first + replicas), order, strict=True):
+        process_bid(s, name, job_id, 100)
+        process_close_auction(s, job_id)
+        process_submit_commitment(s, name, job_id, parties[name].commitment_json())
+    job_of = {s.jobs[j].worker: j for j in range(first, first + replicas)}
+    advance(market, s.params.challenge_window_epochs)
+    expect_unchanged(s, ReplicasDisagree, process_settle_job, job_of["honest"])
+    for liar in liars:  # each liar challenges the honest replica and loses; the honest one challenges back
+        attack = market.open(job_of["honest"], liar)
+        assert market.settle(attack, market.play(CONFIG, honest, liar, attack)).kind == "challenger-slashed"
+        defence = market.open(job_of[liar.name], honest)
+        assert market.settle(defence, market.play(CONFIG, liar, honest, defence)).kind == "worker-slashed"
+        check_invariants(s)
+    assert process_settle_job(s, job_of["honest"]) == 100
+    assert all(s.jobs[job_of[liar.name]].status == JobStatus.SLASHED for liar in liars)
+    check_invariants(s)
