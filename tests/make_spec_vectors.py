@@ -9,6 +9,7 @@ Regenerate only for a deliberate change of the protocol's formats.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -413,6 +414,30 @@ def build_random() -> dict[str, Any]:
     }
 
 
+SEAL_SALT = bytes([0x22] * 32)
+DRAW_SEED = bytes(range(8))
+
+
+def build_economy(signing: dict[str, Any]) -> dict[str, Any]:
+    """A seal over the signed run commitment of section 6 and the forced-error draw it takes part in."""
+    from protocol.economy import compute_seal
+    from protocol.economy.helpers import compute_is_forced_error
+
+    signed = {"commitment": signing["run"]["body"], "signature": signing["run"]["signature"]}
+    statement = compute_canonical_json(signed).decode()
+    digest = hashlib.sha256(b"pinpoint/v1/forced-error\n" + DRAW_SEED + SEAL_SALT + (7).to_bytes(8, "big")).digest()
+    return {
+        "salt": SEAL_SALT.hex(),
+        "sealed_statement": statement,
+        "seal": compute_seal(statement, SEAL_SALT.hex()),
+        "draw_seed": DRAW_SEED.hex(),
+        "draw_job": 7,
+        "draw_value": int.from_bytes(digest[:8], "big") % 10_000,
+        "forced_at_2000_bps": compute_is_forced_error(DRAW_SEED.hex(), SEAL_SALT.hex(), 7, 2_000),
+        "forced_at_9000_bps": compute_is_forced_error(DRAW_SEED.hex(), SEAL_SALT.hex(), 7, 9_000),
+    }
+
+
 def build() -> dict[str, Any]:
     state = build_state()
     job = build_job()
@@ -430,6 +455,7 @@ def build() -> dict[str, Any]:
         "signing": build_signing(job, state, trace, hint["hint"]),
         "random": build_random(),
     }
+    vectors["economy"] = build_economy(vectors["signing"])
     return {"format": FORMAT, "vectors": vectors}
 
 

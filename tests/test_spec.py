@@ -775,3 +775,22 @@ def test_every_non_canonical_nan_pattern_is_rejected(dtype: str) -> None:
         data = canonical_encoding[:-width] + pattern.to_bytes(width, "little")
         with pytest.raises(EncodingError, match="NaN"):
             decode_tensor(data)
+
+
+def test_spec_seal_and_forced_error_draw() -> None:
+    """The seal and the draw from the page's formulas, with BLAKE3 and SHA-256 directly."""
+    import hashlib
+
+    import blake3
+
+    e = V["economy"]
+    run = V["signing"]["run"]
+    signed = json.dumps({"commitment": run["body"], "signature": run["signature"]}, sort_keys=True, separators=(",", ":"))
+    assert signed == e["sealed_statement"]
+    salt = bytes.fromhex(e["salt"])
+    assert blake3.blake3(b"pinpoint/v1/sealed-result\n" + salt + signed.encode()).hexdigest() == e["seal"]
+    digest = hashlib.sha256(b"pinpoint/v1/forced-error\n" + bytes.fromhex(e["draw_seed"]) + salt
+                            + e["draw_job"].to_bytes(8, "big")).digest()
+    value = int.from_bytes(digest[:8], "big") % 10_000
+    assert value == e["draw_value"]
+    assert (value < 2_000, value < 9_000) == (e["forced_at_2000_bps"], e["forced_at_9000_bps"])

@@ -79,6 +79,8 @@ from protocol.economy import (
     State,
     check_invariants,
     compute_job_tax,
+    compute_seal,
+    compute_tax_bps,
     create_state,
     get_required_worker_stake,
     get_stake_at_risk,
@@ -87,6 +89,7 @@ from protocol.economy import (
     process_cancel_job,
     process_checked_commitment,
     process_checked_dispute,
+    process_checked_open_seal,
     process_claim_vesting,
     process_close_auction,
     process_deregister_worker,
@@ -97,12 +100,14 @@ from protocol.economy import (
     process_post_ask,
     process_post_job,
     process_register_worker,
+    process_seal_result,
     process_settle_job,
     process_stake,
     process_unbond,
     process_withdraw_unbonded,
 )
 from protocol.economy.helpers import get_vesting_unreleased
+from protocol.economy.jobs import is_forced_error_opening
 
 COMMIT_RIGHT = "c0" * 32
 """Chain root of a true result's modelled run commitment."""
@@ -113,6 +118,9 @@ COMMIT_WRONG = "ba" * 32
 COMMIT_CHECK = "c1" * 32
 """Chain root a challenger's modelled commitment names (anything but the worker's)."""
 
+COMMIT_FORCED = "fe" * 32
+"""Chain root of the public commitment a worker reveals on a forced-error job (wrong on order)."""
+
 
 def compute_training_job(job_number: int) -> str:
     """The modelled training job id of the simulation's `job_number`-th posting (unique per posting)."""
@@ -120,8 +128,9 @@ def compute_training_job(job_number: int) -> str:
 
 
 def compute_record(root: str) -> CommitmentRecord:
-    """A modelled run commitment: its root only (the simulation signs nothing)."""
-    return CommitmentRecord(root, "", 1, "")
+    """A modelled run commitment: its root only (the simulation signs nothing); its statement names the
+    root, so a seal over it binds the root."""
+    return CommitmentRecord(root, "", 1, "model:" + root)
 
 COUNTERS = (
     "jobs_posted", "jobs_unfunded", "jobs_assigned", "jobs_cancelled", "jobs_executed", "jobs_settled", "jobs_slashed",
@@ -157,6 +166,8 @@ class Transitions:
         self.close_auction = wrap(process_close_auction)
         self.cancel_job = wrap(process_cancel_job)
         self.submit_commitment = wrap(process_checked_commitment)
+        self.seal_result = wrap(process_seal_result)
+        self.open_seal = wrap(process_checked_open_seal)
         self.open_dispute = wrap(process_checked_dispute)
         self.settle_dispute = wrap(process_dispute_verdict)
         self.settle_job = wrap(process_settle_job)
@@ -176,7 +187,7 @@ class JobRecord:
     """What the run knows about one live job beyond the ledger (who cheated, what it cost)."""
 
     __slots__ = ("user", "work_units", "posted", "worker", "price", "cheated", "wrong", "forced", "cost", "gain",
-                 "stake", "vesting", "p_watch", "game_cost")
+                 "stake", "vesting", "p_watch", "game_cost", "salt", "sealed_root", "catcher")
 
     def __init__(self, user: int, work_units: int, posted: int) -> None:
         self.user = user
@@ -193,6 +204,9 @@ class JobRecord:
         self.vesting = 0  # worker's unreleased vesting when it committed
         self.p_watch = 0.0  # the watcher's verifying chance
         self.game_cost = 0.0  # the worker's dispute-game cost on this job
+        self.salt = ""  # the seal's secret salt (forced errors on)
+        self.sealed_root = COMMIT_RIGHT  # the result the worker sealed as its true one
+        self.catcher = -1  # the challenger whose game proved the public commitment wrong, pending the seal
 
 
 @dataclass
@@ -229,6 +243,7 @@ class Simulation:
         self.mode = AuctionMode.BATCH if config.market.auction == "batch" else AuctionMode.REVERSE
         self.records: dict[int, JobRecord] = {}
         self.pending: list[tuple[int, int, int]] = []  # (job, worker agent, price) assigned, not yet executed
+        self.to_reveal: list[int] = []  # jobs sealed last epoch: their draw is in, they reveal this epoch
         self.settle_due: dict[int, list[int]] = {}
         self.close_due: dict[int, list[int]] = {}
         self.withdraw_due: dict[int, list[int]] = {}
@@ -240,7 +255,7 @@ class Simulation:
         self.cost: list[tuple[int, float]] = []  # (agent, tokens) off-chain cost
         self.pay: list[tuple[int, float]] = []  # (agent, tokens) job payments and rewards (Gini)
         self.worker_outcomes: list[tuple[int, bool, float, int]] = []  # (population, cheated, profit, price) resolved jobs
-        self.check_outcomes: list[tuple[int, float, float]] = []  # (population, profit, check cost) checks
+        self.check_outcomes: list[tuple[int, float, float, int]] = []  # (population, profit, check cost, checks)
         self.memories = [PayoffMemory(p.memory) for p in a.populations]
         self.heartbeat_every = max(1, self.params.heartbeat_grace_epochs)
         self.claim_every = max(1, self.params.vesting_epochs)
@@ -248,6 +263,7 @@ class Simulation:
         self.genesis_active = a.status == ACTIVE
         self.columns: dict[str, list[float]] = {name: [] for name in list(EPOCH_COLUMNS) + list(PROFIT_COLUMNS)}
         self.invariant_checks = 0
+        self.slashes = np.zeros(a.size, dtype=np.int64)  # disputes each agent lost as a worker since genesis
         self.income_total = np.zeros(a.size)  # tokens of ledger income per agent since genesis (users: value - payments)
         self._genesis()
 
@@ -406,41 +422,66 @@ class Simulation:
     # -- 3: execution -----------------------------------------------------------------------------------
 
     def _execute(self, c: dict[str, int], s: dict[str, float]) -> list[int]:
-        """Workers carry out the jobs assigned to them and commit; returns the committed jobs."""
-        pending, self.pending = self.pending, []
-        if not pending:
-            return []
+        """Workers carry out the jobs assigned to them and commit; returns the jobs committed this epoch.
+
+        With forced errors on a worker seals its result (under a secret salt) and reveals it the next
+        epoch, once the draw's seed is in: its sealed result, or on a forced-error job a wrong one."""
         a, st, records, names, tx = self.agents, self.state, self.records, self.names, self.tx
         jobs = st.jobs
+        window = self.params.challenge_window_epochs
+        due = self.settle_due.setdefault(st.epoch + window, [])
+        committed: list[int] = []
+        reveals, self.to_reveal = self.to_reveal, []
+        for job_id in reveals:
+            job, r = jobs[job_id], records[job_id]
+            if job.status != JobStatus.SEALED:
+                continue
+            r.forced = is_forced_error_opening(job, r.salt)
+            public = COMMIT_FORCED if r.forced else r.sealed_root
+            r.wrong = public != COMMIT_RIGHT
+            tx.submit_commitment(st, names[r.worker], job_id, compute_record(public))
+            self._committed(job_id, r, c)
+            due.append(job_id)
+            committed.append(job_id)
+        pending, self.pending = self.pending, []
+        if not pending:
+            return committed
         job_ids = [p[0] for p in pending]
         workers = np.array([p[1] for p in pending], dtype=np.int64)
         units = np.array([records[j].work_units for j in job_ids], dtype=np.int64)
-        forced = np.array([jobs[j].forced_error for j in job_ids], dtype=bool)
-        ex = decide_executions(a, workers, units, forced, self.rng)
-        window = self.params.challenge_window_epochs
-        due = self.settle_due.setdefault(st.epoch + window, [])
+        ex = decide_executions(a, workers, units, np.zeros(len(pending), dtype=bool), self.rng)
         costs = ex.cost.tolist()
-        for k, (job_id, worker, price), cheated, wrong, is_forced, gain in zip(
-            range(len(pending)), pending, ex.cheated.tolist(), ex.wrong.tolist(), forced.tolist(), ex.gain.tolist(),
-            strict=True,
+        for k, (job_id, worker, price), cheated, wrong, gain in zip(
+            range(len(pending)), pending, ex.cheated.tolist(), ex.wrong.tolist(), ex.gain.tolist(), strict=True,
         ):
             name = names[worker]
-            tx.submit_commitment(st, name, job_id, compute_record(COMMIT_WRONG if wrong else COMMIT_RIGHT))
             r = records[job_id]
-            r.worker, r.price, r.cheated, r.wrong, r.forced = worker, price, cheated, wrong, is_forced
+            r.worker, r.price, r.cheated, r.wrong = worker, price, cheated, wrong
             r.cost, r.gain = costs[k], gain
+            r.sealed_root = COMMIT_WRONG if wrong else COMMIT_RIGHT
             if cheated:
                 r.stake = get_stake_at_risk(st, name)
                 r.vesting = get_vesting_unreleased(st, name)
             self.cost.append((worker, costs[k]))
+            if jobs[job_id].forced_rate_bps > 0:
+                r.salt = self.rng.bytes(32).hex()
+                tx.seal_result(st, name, job_id, compute_seal(compute_record(r.sealed_root).statement, r.salt))
+                self.to_reveal.append(job_id)
+                continue
+            tx.submit_commitment(st, name, job_id, compute_record(r.sealed_root))
+            self._committed(job_id, r, c)
             due.append(job_id)
+            committed.append(job_id)
         c["jobs_executed"] += len(pending)
         c["cheats"] += int(ex.cheated.sum())
-        c["wrong_results"] += int(ex.wrong.sum())
-        c["wrong_cheats"] += int((ex.wrong & ex.cheated & ~forced).sum())
-        c["forced_errors"] += int(forced.sum())
         s["price_sum"] += float(sum(p[2] for p in pending))
-        return job_ids
+        return committed
+
+    def _committed(self, job_id: int, r: JobRecord, c: dict[str, int]) -> None:
+        """Count a public commitment: wrong or not, forced or not."""
+        c["wrong_results"] += int(r.wrong)
+        c["wrong_cheats"] += int(r.wrong and r.cheated and not r.forced)
+        c["forced_errors"] += int(r.forced)
 
     # -- 4: checks and disputes ---------------------------------------------------------------------------
 
@@ -470,7 +511,7 @@ class Simulation:
                 try:
                     opened = tx.open_dispute(st, names[watcher], job_id, compute_record(COMMIT_CHECK))
                 except InsufficientFunds:
-                    self.check_outcomes.append((int(population[watcher]), profit, check_cost))
+                    self.check_outcomes.append((int(population[watcher]), profit, check_cost, 1))
                     s["check_profit_sum"] += profit
                     continue
                 c["disputes"] += 1
@@ -482,28 +523,72 @@ class Simulation:
                 self.cost.append((r.worker, game_w))
                 r.game_cost = game_w
                 profit += reward - game_c
-                if result.kind == "forced-error-caught":
-                    c["forced_caught"] += 1
-                    price = tx.settle_job(st, job_id)
-                    self._resolve(job_id, r, price, False, c, s)
-                else:
+                if result.kind == "caught-pending-seal":
+                    r.catcher = watcher  # paid once the seal is opened: the jackpot, or a share of the slash
+                elif result.kind == "worker-slashed":
                     c["cheats_caught"] += 1
                     self.slashed_workers.append(r.worker)
                     self._resolve(job_id, r, -result.slashed, True, c, s)
-            self.check_outcomes.append((int(population[watcher]), profit, check_cost))
+            self.check_outcomes.append((int(population[watcher]), profit, check_cost, 1))
             s["check_profit_sum"] += profit
+
+    def _pay_catcher(self, r: JobRecord, amount: int, s: dict[str, float]) -> None:
+        """A catch paid after the seal's opening: income to the catcher, and to its check's payoff."""
+        if r.catcher < 0 or amount <= 0:
+            return
+        self.income.append((r.catcher, amount))
+        self.check_outcomes.append((int(self.agents.population[r.catcher]), float(amount), 0.0, 0))
+        s["check_profit_sum"] += amount
 
     # -- 5: settlement --------------------------------------------------------------------------------
 
     def _settle_due(self, e: int, c: dict[str, int], s: dict[str, float]) -> None:
+        """Jobs whose window is over: a sealed job's worker opens its seal first (a forced error's true
+        result then stands one more window), then the job is paid or, if its claim failed, slashed."""
         st, records, tx = self.state, self.records, self.tx
         jobs = st.jobs
         for job_id in self.settle_due.pop(e, []):
             r = records.get(job_id)
-            if r is None or jobs[job_id].status != JobStatus.COMMITTED:
+            job = jobs.get(job_id)
+            if r is None or job is None or job.status != JobStatus.COMMITTED:
                 continue
+            if job.forced_rate_bps > 0 and not job.opened:
+                opened = tx.open_seal(st, self.names[r.worker], job_id, compute_record(r.sealed_root), r.salt)
+                if opened.kind == "worker-slashed":
+                    c["cheats_caught"] += 1
+                    self.slashed_workers.append(r.worker)
+                    self._pay_catcher(r, opened.reward, s)
+                    self._resolve(job_id, r, -opened.slashed, True, c, s)
+                    continue
+                if opened.forced:
+                    if r.catcher >= 0:
+                        c["forced_caught"] += 1
+                        self._pay_catcher(r, opened.jackpot_paid, s)
+                        if r.sealed_root != COMMIT_RIGHT and self._catch_true_result(job_id, r, c, s):
+                            continue
+                    self.settle_due.setdefault(job.window_end, []).append(job_id)
+                    continue
             price = tx.settle_job(st, job_id)
             self._resolve(job_id, r, price, False, c, s)
+
+    def _catch_true_result(self, job_id: int, r: JobRecord, c: dict[str, int], s: dict[str, float]) -> bool:
+        """The catcher of a forced error computed the true result: a sealed result that is wrong too (a
+        cheater's) it disputes at once and wins. True when the worker was slashed."""
+        st, tx = self.state, self.tx
+        try:
+            opened = tx.open_dispute(st, self.names[r.catcher], job_id, compute_record(COMMIT_RIGHT))
+        except InsufficientFunds:
+            return False
+        c["disputes"] += 1
+        result = tx.settle_dispute(st, opened.number, WORKER_WRONG)
+        self.cost.append((r.catcher, self.config.dispute.game_cost_challenger))
+        self.cost.append((r.worker, self.config.dispute.game_cost_worker))
+        r.game_cost += self.config.dispute.game_cost_worker
+        self._pay_catcher(r, result.winner_reward, s)
+        c["cheats_caught"] += 1
+        self.slashed_workers.append(r.worker)
+        self._resolve(job_id, r, -result.slashed, True, c, s)
+        return True
 
     def _resolve(self, job_id: int, r: JobRecord, received: int, slashed: bool, c: dict[str, int],
                  s: dict[str, float]) -> None:
@@ -530,7 +615,7 @@ class Simulation:
             s["honest_profit_sumsq"] += profit * profit
         self.worker_outcomes.append((int(self.agents.population[r.worker]), r.cheated, profit, r.price))
         # the user paid the price and its tax; a slashed job's price came back; a wrong result is worth nothing
-        tax = compute_job_tax(r.price, self.params.job_tax_bps)
+        tax = compute_job_tax(r.price, compute_tax_bps(self.params))
         useful = not slashed and not (r.cheated and r.wrong and not r.forced)
         value = float(self.agents.unit_cost[r.user]) * r.work_units if useful else 0.0
         self.income.append((r.user, value - tax - (0 if slashed else r.price)))
@@ -542,6 +627,8 @@ class Simulation:
     def _top_up(self, c: dict[str, int]) -> None:
         """A slashed worker bonds back up to its target stake, or leaves if it cannot afford to."""
         a, st = self.agents, self.state
+        for i in self.slashed_workers:
+            self.slashes[i] += 1
         for i in dict.fromkeys(self.slashed_workers):
             if a.status[i] != ACTIVE:
                 continue
@@ -624,7 +711,8 @@ class Simulation:
                 m.scale = compute_average(m.scale, float(sum(o[3] for o in mine)), len(mine), m.memory)
             else:
                 checks = [o for o in self.check_outcomes if o[0] == k]
-                m.chosen = compute_average(m.chosen, sum(o[1] for o in checks), len(checks), m.memory)
+                # rewards paid after a seal's opening count toward the checks of the epoch they arrive in
+                m.chosen = compute_average(m.chosen, sum(o[1] for o in checks), sum(o[3] for o in checks), m.memory)
                 m.other = 0.0  # not verifying costs and pays nothing
                 # the step is scaled by the cost of a check
                 m.scale = compute_average(m.scale, sum(o[2] for o in checks), len(checks), m.memory)

@@ -14,13 +14,24 @@ only by `process_epoch` with a seed the driver supplies. The same functions serv
     job = process_post_job(state, "user", Tokens(200), work_units=10, training_job="ab" * 32)
     process_bid(state, "w1", job, Tokens(150))
     won = process_close_auction(state, job)
+    # forced errors are on (MINIMAL): the worker seals its true result under a secret salt, the next
+    # epoch's seed is the draw, and then it reveals its public commitment (a wrong one if the draw, which
+    # only it can compute, says so)
+    true = CommitmentRecord("c0" * 32, "", 8, "model:" + "c0" * 32)
+    process_seal_result(state, "w1", job, compute_seal(true.statement, "5a" * 32))
+    process_epoch(state, seed=b"beacon-1")
     # a ledger takes signed run commitments and game transcripts and checks them itself
     # (process_submit_commitment, process_open_dispute, process_settle_dispute with a RefereeFactory);
     # a model of the economy applies what they lead to once checked:
-    process_checked_commitment(state, "w1", job, CommitmentRecord("c0" * 32, "", 8, ""))
+    process_checked_commitment(state, "w1", job, CommitmentRecord("ba" * 32, "", 8, ""))
     opened = process_checked_dispute(state, "chal", job, CommitmentRecord("c1" * 32, "", 8, ""))
-    process_dispute_verdict(state, opened.number, WORKER_WRONG)
-    process_epoch(state, seed=b"beacon-1")
+    process_dispute_verdict(state, opened.number, WORKER_WRONG)  # caught; which it was shows at the opening
+    for _ in range(MINIMAL.challenge_window_epochs + 1):
+        process_epoch(state, seed=b"beacon-2")
+    # once the window is over the worker opens its seal (process_open_seal): a forced error pays the
+    # catcher the jackpot. This draw was no forced error, so the wrong public root cannot be opened: the
+    # worker is slashed for it and the catcher paid from the slash
+    slash_unopened_seal(state, job)
     check_invariants(state)
 """
 
@@ -36,11 +47,15 @@ from protocol.economy.codec import (
 from protocol.economy.disputes import (
     DisputeResult,
     OpenedDispute,
+    SealResult,
     get_dispute,
     process_checked_dispute,
+    process_checked_open_seal,
     process_dispute_verdict,
     process_open_dispute,
+    process_open_seal,
     process_settle_dispute,
+    slash_unopened_seal,
 )
 from protocol.economy.errors import (
     AccountExists,
@@ -54,8 +69,10 @@ from protocol.economy.errors import (
     DeadlineNotPassed,
     DeadlinePassed,
     DisputeAlreadyOpen,
+    DrawPending,
     DuplicateBid,
     DuplicatePosting,
+    DuplicateReplica,
     EconomyError,
     GenesisClosed,
     HeartbeatsNotMissed,
@@ -69,6 +86,7 @@ from protocol.economy.errors import (
     InvalidNonce,
     InvalidOutcome,
     InvalidParameter,
+    InvalidSeal,
     InvariantViolation,
     JobAlreadySettled,
     JobNotAssigned,
@@ -90,6 +108,10 @@ from protocol.economy.errors import (
     ProposalAlreadyExecuted,
     ProposalNotPassed,
     ReplayedMessage,
+    ReplicasDisagree,
+    SealNotDue,
+    SealNotOpened,
+    SealRequired,
     SelfDispute,
     StakeLocked,
     TooManyUnbondingEntries,
@@ -110,6 +132,7 @@ from protocol.economy.evidence import (
     RefereeFactory,
     compute_commitment_record,
     compute_dispute_id,
+    compute_seal,
     compute_settlement_outcome,
 )
 from protocol.economy.governance import (
@@ -125,6 +148,7 @@ from protocol.economy.helpers import (
     compute_job_tax,
     compute_pro_rata,
     compute_share,
+    compute_tax_bps,
     compute_vested_amount,
     get_account,
     get_balance,
@@ -159,6 +183,7 @@ from protocol.economy.jobs import (
     process_close_auction,
     process_post_ask,
     process_post_job,
+    process_seal_result,
     process_settle_job,
     process_submit_commitment,
     process_withdraw_ask,
@@ -242,6 +267,20 @@ from protocol.types import Tokens
 
 __all__ = [
     "Tokens",
+    "DrawPending",
+    "DuplicateReplica",
+    "InvalidSeal",
+    "ReplicasDisagree",
+    "SealNotDue",
+    "SealNotOpened",
+    "SealRequired",
+    "SealResult",
+    "compute_seal",
+    "compute_tax_bps",
+    "process_checked_open_seal",
+    "process_open_seal",
+    "process_seal_result",
+    "slash_unopened_seal",
     "Account",
     "AccountExists",
     "AccountId",

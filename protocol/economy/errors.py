@@ -146,6 +146,34 @@ class InvalidCommitment(EconomyError):
     sender's own, or of another length than the commitment it challenges."""
 
 
+class InvalidSeal(EconomyError):
+    """A seal that is malformed, or an opening that does not open it (or shows the forced error unmade)."""
+
+
+class SealRequired(JobStateError):
+    """Forced errors are on: the worker seals its true result before it reveals a public commitment."""
+
+
+class DrawPending(JobStateError):
+    """The seal's draw (the next epoch's seed) is not in yet: the worker cannot reveal before it."""
+
+
+class SealNotOpened(JobStateError):
+    """A sealed job is paid only once its seal is opened."""
+
+
+class SealNotDue(NotSlashable):
+    """The seal may still be opened: an unopened seal is slashed only after the challenge window."""
+
+
+class ReplicasDisagree(JobStateError):
+    """A replica stands only when every other live replica of its job committed to the same result."""
+
+
+class DuplicateReplica(EconomyError):
+    """One worker holds at most one replica of a job (replicas are independent workers)."""
+
+
 class DuplicatePosting(EconomyError):
     """A training job id was posted already: one posting, one ledger job, so no commitment can be
     replayed from one job onto another."""

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from protocol.game.interfaces import Referee
 
 DISPUTE_ID_DOMAIN = b"pinpoint/v1/dispute-id\n"
+SEAL_DOMAIN = b"pinpoint/v1/sealed-result\n"
 
 WORKER_WRONG = "worker-wrong"  # the challenger won: the worker's commitment is wrong
 CHALLENGER_WRONG = "challenger-wrong"  # the worker won: the challenge was wrong
@@ -95,6 +96,19 @@ def compute_commitment_record(value: object, training_job: str, account: str) ->
     return CommitmentRecord(bytes(commitment.chain_root).hex(), key, commitment.steps, statement)
 
 
+def is_salt(value: object) -> bool:
+    """True for the hex of 32 bytes (64 lowercase hex characters): a seal's salt."""
+    return type(value) is str and is_signer_name(value)
+
+
+def compute_seal(statement: str, salt: str) -> str:
+    """The hiding commitment a worker posts before any forced error is drawn (hex):
+    BLAKE3("pinpoint/v1/sealed-result\\n" || salt || canonical JSON of its true signed run commitment).
+    `salt` is 32 secret random bytes (hex): it hides the result (the commitment is guessable, the salt is
+    not) and, revealed with the opening, is half of the forced-error draw (`compute_is_forced_error`)."""
+    return blake3.blake3(SEAL_DOMAIN + bytes.fromhex(salt) + statement.encode()).hexdigest()
+
+
 def compute_dispute_id(time_source: str, job_id: int, number: int) -> str:
     """The id of dispute `number` (opened on ledger job `job_id`) in an economy whose time source key is
     `time_source` (hex): H("pinpoint/v1/dispute-id\\n" || canonical JSON of {"job", "ledger", "number"}),
@@ -124,9 +138,9 @@ def compute_settlement_outcome(
     setup = parsed.setup
     worker_statement = compute_canonical_json(compute_signed_run_commitment_json(setup.worker)).decode()
     challenger_statement = compute_canonical_json(compute_signed_run_commitment_json(setup.challenger)).decode()
-    if worker_statement != job.commitment_statement:
+    if worker_statement != dispute.worker_statement:
         raise InvalidEvidence(
-            f"dispute {dispute.number}: the game's worker commitment is not the one registered for job {job.job_id}"
+            f"dispute {dispute.number}: the game's worker commitment is not the one of job {job.job_id} it was opened against"
         )
     if challenger_statement != dispute.commitment_statement:
         raise InvalidEvidence(

@@ -20,6 +20,7 @@ from protocol.economy.errors import (
     UnknownAccount,
     UnknownJob,
 )
+from protocol.economy.params import Params
 from protocol.economy.state import Account, Job, ReputationRecord, SlashEvent, State, VestingEntry
 from protocol.economy.units import BPS_DENOMINATOR, AccountId, JobId, ReputationPoints
 from protocol.types import Tokens
@@ -113,14 +114,24 @@ def compute_decayed_reputation(score: int, elapsed_epochs: int, retention_bps: i
     )
 
 
-def compute_is_forced_error(seed_hex: str, job_id: int, rate_bps: int) -> bool:
-    """Whether job `job_id` carries a forced error under the epoch's seed: SHA-256 of a domain tag, the
-    seed and the job id, read as a number, falls below the rate. The seed comes from the driver (e.g. a
-    randomness beacon); the protocol has no randomness of its own."""
+def compute_is_forced_error(seed_hex: str, salt_hex: str, job_id: int, rate_bps: int) -> bool:
+    """Whether job `job_id` carries a forced error (Truebit's commit-then-draw): SHA-256 of a domain tag,
+    the seed of the epoch after the worker sealed its result, the seal's secret salt and the job id, read
+    as a number, falls below the rate. Neither half is known to anyone when the seal is made (the seed is
+    a beacon's future output, the salt is bound by the seal), so the worker cannot choose its draw; and
+    until the worker opens its seal after the challenge window only it knows the draw, so no challenger
+    can tell a tested job from another. The protocol has no randomness of its own: the seed comes from
+    the driver (a randomness beacon), the salt from the worker."""
     digest = hashlib.sha256(
-        b"pinpoint/v1/forced-error\n" + bytes.fromhex(seed_hex) + job_id.to_bytes(8, "big")
+        b"pinpoint/v1/forced-error\n" + bytes.fromhex(seed_hex) + bytes.fromhex(salt_hex) + job_id.to_bytes(8, "big")
     )
     return int.from_bytes(digest.digest()[:8], "big") % BPS_DENOMINATOR < rate_bps
+
+
+def compute_tax_bps(params: Params) -> int:
+    """The jackpot tax in force: `job_tax_bps` while forced errors are on, none while they are off (the
+    jackpot pays only for caught forced errors, so with none to catch it takes nothing)."""
+    return params.job_tax_bps if params.forced_error_rate_bps > 0 else 0
 
 
 def compute_vested_amount(entry: VestingEntry, epoch: int) -> Tokens:

@@ -156,6 +156,8 @@ def check_cheater_never_paid(state: State) -> str | None:
             return f"job {job.job_id}'s worker was proven wrong and was paid"
         if job.proven_wrong and job.status == JobStatus.COMMITTED:
             return f"job {job.job_id}'s worker was proven wrong but the job is not slashed"
+        if job.public_wrong and job.status == JobStatus.SETTLED and not job.forced_error:
+            return f"job {job.job_id}'s public commitment was proven wrong without a forced error, and was paid"
     return None
 
 
@@ -165,8 +167,35 @@ def check_postings_unique(state: State) -> str | None:
         if job is not None and job.training_job != training_job:
             return f"posting {training_job} names job {job_id}, which is for {job.training_job}"
     for job in state.jobs.values():
-        if state.postings.get(job.training_job) != job.job_id:
+        posted_as = job.replica_of if job.replica_of >= 0 else job.job_id
+        if state.postings.get(job.training_job) != posted_as:
             return f"job {job.job_id}'s training job {job.training_job} is not posted as it"
+    return None
+
+
+def check_seals(state: State) -> str | None:
+    drawn = [j for j in state.draws if j in state.jobs]
+    waiting = {j for j, job in state.jobs.items() if job.status == JobStatus.SEALED and not job.draw_seed}
+    if set(drawn) != waiting or len(drawn) != len(set(drawn)):
+        return f"jobs awaiting their draw {sorted(waiting)} are not the epoch's draws {sorted(drawn)}"
+    for job in state.jobs.values():
+        if job.status == JobStatus.SETTLED and job.forced_rate_bps > 0 and not job.opened:
+            return f"job {job.job_id} was paid with its seal unopened"
+        if job.forced_error and not job.opened:
+            return f"job {job.job_id} is known to carry a forced error before its seal was opened"
+        if job.status == JobStatus.SEALED and job.forced_rate_bps == 0:
+            return f"job {job.job_id} is sealed without forced errors"
+    return None
+
+
+def check_replicas_agree(state: State) -> str | None:
+    paid: dict[int, str] = {}
+    for job in state.jobs.values():
+        if job.replica_of >= 0 and job.status == JobStatus.SETTLED:
+            if paid.setdefault(job.replica_of, job.commitment) != job.commitment:
+                return f"replicas of job {job.replica_of} were paid for different results"
+            if job.forced_rate_bps:
+                return f"replica {job.job_id} carries forced errors"
     return None
 
 
@@ -241,6 +270,16 @@ INVARIANTS: list[Invariant] = [
         "postings_unique",
         "each training job is posted once, so a commitment fits exactly one ledger job",
         check_postings_unique,
+    ),
+    Invariant(
+        "seals_opened_before_pay",
+        "a sealed job is paid only once its seal is opened, and its draw is known to nobody before",
+        check_seals,
+    ),
+    Invariant(
+        "replicas_agree",
+        "replicas of one job are paid only for one result (games remove every other)",
+        check_replicas_agree,
     ),
     Invariant("counters_consistent", "cached totals agree with what they summarise", check_counters),
     Invariant(

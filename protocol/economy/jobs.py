@@ -4,6 +4,29 @@ settlement with vesting, and the missed-deadline slash.
 A job's life:  OPEN --(auction)--> ASSIGNED --(commitment)--> COMMITTED --(window over, no dispute open)--> SETTLED
                  \\--> CANCELLED        \\--(deadline missed)--> EXPIRED   \\--(worker proven wrong)--> SLASHED
 
+Secret forced errors (Truebit's design, when `forced_error_rate_bps` > 0 at assignment):
+
+    ASSIGNED --seal--> SEALED --(epoch tick: the draw's seed)--> --reveal--> COMMITTED --(window over)--> open seal
+                          \\--(deadline + 1 missed)--> EXPIRED                  \\--(not opened)--> SLASHED
+
+The worker first posts a seal: a hiding commitment to its true signed run commitment under a secret salt
+(`evidence.compute_seal`). The seed of the next epoch, unknown to everyone when the seal is made, and the
+salt decide whether the job is a forced-error test (`helpers.compute_is_forced_error`); only the worker,
+who holds the salt, can tell. By the epoch after its deadline it reveals its public commitment: the true
+one, or on a forced-error job a wrong one. Challengers cannot tell a test from another job while the
+window runs, so checking pays on every job. Once the window is over the worker opens its seal: the
+opening shows the draw, and on a forced-error job a true result that differs from the public one (open
+to challenge for one more window); a worker that cannot open it is slashed. The first challenger who
+proved a forced error's public commitment wrong is paid from the jackpot; one who proved an ordinary
+job's wrong is paid from the worker's slash, as without forced errors.
+
+Replicated jobs (Verde's "at least one honest"): a posting with `replicas` = n > 1 makes n jobs for the
+same training job (ids first .. first + n - 1), each auctioned to a different worker and paid its own
+price. Replicas carry no forced errors (replication is their check). Workers whose commitments differ
+resolve it by games (a replica's worker challenges another replica with its own commitment); a replica
+is paid only when every other replica is terminal or committed, and every one not slashed committed to
+its root: with one honest worker among them, games remove every other root and the honest one stands.
+
 A job names the training job it pays for (its id, the hash of the job spec, which binds the poster's
 posting id), and each training job is posted once: a signed run commitment names its training job, so
 it fits exactly one ledger job and cannot be replayed onto another.
@@ -21,12 +44,15 @@ from protocol.economy.errors import (
     DeadlineNotPassed,
     DeadlinePassed,
     DisputeAlreadyOpen,
+    DrawPending,
     DuplicateBid,
     DuplicatePosting,
+    DuplicateReplica,
     InsufficientFunds,
     InvalidAmount,
     InvalidBid,
     InvalidCommitment,
+    InvalidSeal,
     JobAlreadySettled,
     JobNotAssigned,
     JobNotCommitted,
@@ -35,13 +61,22 @@ from protocol.economy.errors import (
     NothingToClaim,
     NotJobOwner,
     NotJobWorker,
+    ReplicasDisagree,
+    SealNotOpened,
+    SealRequired,
     WrongAuctionMode,
 )
-from protocol.economy.evidence import CommitmentRecord, compute_commitment_record, is_training_job_id
+from protocol.economy.evidence import (
+    CommitmentRecord,
+    compute_commitment_record,
+    is_salt,
+    is_training_job_id,
+)
 from protocol.economy.helpers import (
     compute_is_forced_error,
     compute_job_tax,
     compute_share,
+    compute_tax_bps,
     compute_vested_amount,
     decrease_balance,
     decrease_reputation,
@@ -84,11 +119,19 @@ def process_post_job(
     work_units: int,
     training_job: str,
     mode: str = AuctionMode.REVERSE,
+    replicas: int = 1,
 ) -> JobId:
     """Post a job paying for the training job whose id is `training_job` (64 lowercase hex characters,
     never posted before): `max_price` plus the jackpot tax on it go to escrow; returns the new job's id. A
-    reverse-auction job takes bids now; a batch job waits for the end-of-epoch batch auction."""
+    reverse-auction job takes bids now; a batch job waits for the end-of-epoch batch auction.
+
+    `replicas` > 1 posts that many replicas of the training job (reverse auctions only), each escrowing
+    its own price and tax, to be done by different workers; returns the first one's id."""
     p = state.params
+    if type(replicas) is not int or not 1 <= replicas <= p.max_bids_per_job:
+        raise InvalidAmount(f"replicas is an integer in 1..{p.max_bids_per_job}, got {replicas!r}")
+    if replicas > 1 and mode != AuctionMode.REVERSE:
+        raise WrongAuctionMode("replicated jobs clear in reverse auctions (each replica needs its own worker)")
     if not is_training_job_id(training_job):
         raise InvalidCommitment(f"a training job id is 64 lowercase hex characters, got {training_job!r}")
     if training_job in state.postings:
@@ -100,20 +143,40 @@ def process_post_job(
         raise InvalidAmount(f"work units must be a positive integer, got {work_units!r}")
     if mode not in (AuctionMode.REVERSE, AuctionMode.BATCH):
         raise WrongAuctionMode(f"unknown auction mode {mode!r}")
-    tax = compute_job_tax(max_price, p.job_tax_bps)
+    # replicas carry no forced errors, so no jackpot tax either
+    tax = compute_job_tax(max_price, compute_tax_bps(p)) if replicas == 1 else 0
     acct = get_account(state, user)
-    if acct.balance < max_price + tax:
-        raise InsufficientFunds(f"{user!r} has {acct.balance}, posting needs {max_price} plus tax {tax}")
-    job_id = state.next_job_id
-    decrease_balance(state, user, max_price + tax)
-    state.escrow[job_id] = max_price + tax
-    state.jobs[job_id] = Job(job_id, user, max_price, work_units, AuctionMode(mode), state.epoch, tax)
-    state.jobs[job_id].training_job = training_job
-    state.postings[training_job] = job_id
-    state.next_job_id += 1
-    if mode == AuctionMode.BATCH:
-        state.batch_queue.append(job_id)
-    return JobId(job_id)
+    if acct.balance < (max_price + tax) * replicas:
+        raise InsufficientFunds(
+            f"{user!r} has {acct.balance}, posting needs {replicas} x ({max_price} plus tax {tax})"
+        )
+    first = state.next_job_id
+    for job_id in range(first, first + replicas):
+        decrease_balance(state, user, max_price + tax)
+        state.escrow[job_id] = max_price + tax
+        job = Job(job_id, user, max_price, work_units, AuctionMode(mode), state.epoch, tax)
+        job.training_job = training_job
+        job.replica_of = first if replicas > 1 else -1
+        job.replicas = replicas
+        state.jobs[job_id] = job
+        if mode == AuctionMode.BATCH:
+            state.batch_queue.append(job_id)
+    state.postings[training_job] = first
+    state.next_job_id += replicas
+    return JobId(first)
+
+
+def get_replicas(state: State, job: Job) -> list[Job]:
+    """The other replicas of a replicated job that the state still holds (none for a plain job)."""
+    if job.replica_of < 0:
+        return []
+    ids = range(job.replica_of, job.replica_of + job.replicas)
+    return [state.jobs[j] for j in ids if j != job.job_id and j in state.jobs]
+
+
+def is_holding_replica(state: State, job: Job, worker: str) -> bool:
+    """True when `worker` was assigned another replica of `job`."""
+    return any(other.worker == worker for other in get_replicas(state, job))
 
 
 def process_cancel_job(state: State, user: str, job_id: JobId) -> Tokens:
@@ -157,6 +220,8 @@ def process_bid(state: State, worker: str, job_id: JobId, price: Tokens) -> None
         )
     if worker in job.bids:
         raise DuplicateBid(f"{worker!r} already bid on job {job_id}")
+    if is_holding_replica(state, job, worker):
+        raise DuplicateReplica(f"{worker!r} already holds a replica of job {job_id}'s training job")
     if len(job.bids) >= p.max_bids_per_job:
         raise AuctionFull(f"job {job_id} already has {len(job.bids)} bids")
     job.bids[worker] = price
@@ -184,7 +249,7 @@ def process_close_auction(state: State, job_id: JobId) -> Assignment:
     offers = [
         compute_bid_order(price, get_reputation(state, worker), worker)
         for worker, price in job.bids.items()
-        if is_eligible_worker(state, worker)
+        if is_eligible_worker(state, worker) and not is_holding_replica(state, job, worker)
     ]
     if not offers:
         raise NoBids(f"job {job_id} has no bid from an eligible worker")
@@ -194,11 +259,12 @@ def process_close_auction(state: State, job_id: JobId) -> Assignment:
 
 def process_assignment(state: State, job: Job, worker: str, price: int) -> Assignment:
     """Give `job` to `worker` at `price`: the tax on the price goes to the jackpot, the rest of the
-    escrow above the price goes back to the user, and the epoch's seed decides the forced error."""
+    escrow above the price goes back to the user. The forced-error rate in force is fixed for the job
+    (a plain job's worker then seals its result first); whether the job is a test is drawn later."""
     p = state.params
-    tax = compute_job_tax(price, p.job_tax_bps)
+    # never more than was taxed at posting (governance may have raised the rate since): refund >= 0
+    tax = min(compute_job_tax(price, compute_tax_bps(p)), job.posting_tax)
     escrowed = state.escrow[job.job_id]
-    # price <= max_price, so tax(price) <= tax(max_price) and the refund is never negative
     refund = escrowed - price - tax
     state.jackpot += tax
     increase_balance(state, job.user, refund)
@@ -208,7 +274,7 @@ def process_assignment(state: State, job: Job, worker: str, price: int) -> Assig
     job.price = price
     job.assigned_epoch = state.epoch
     job.commit_deadline = state.epoch + p.commit_deadline_epochs
-    job.forced_error = compute_is_forced_error(state.seed, job.job_id, p.forced_error_rate_bps)
+    job.forced_rate_bps = p.forced_error_rate_bps if job.replica_of < 0 else 0
     job.bids = {}
     state.workers[worker].open_jobs += 1
     return Assignment(job.job_id, worker, price)
@@ -268,10 +334,38 @@ def process_batch_auction(state: State) -> list[Assignment]:
     return assignments
 
 
+def process_seal_result(state: State, worker: str, job_id: JobId, sealed: str) -> None:
+    """With forced errors on, the assigned worker first seals its true result, no later than the job's
+    deadline epoch: `sealed` is `evidence.compute_seal` of its true signed run commitment under a secret
+    salt (hex32). The job waits for the next epoch's seed, its draw (`process_epoch` records it)."""
+    job = get_job(state, job_id)
+    require_not_terminal(job)
+    if job.worker != worker:
+        raise NotJobWorker(f"job {job_id} is assigned to {job.worker!r}, not {worker!r}")
+    if job.status != JobStatus.ASSIGNED:
+        raise JobNotAssigned(f"job {job_id} is {job.status.value}, not waiting for a seal")
+    if job.forced_rate_bps == 0:
+        raise InvalidSeal(f"job {job_id} carries no forced errors: its worker commits without a seal")
+    if state.epoch > job.commit_deadline:
+        raise DeadlinePassed(f"job {job_id}'s deadline was epoch {job.commit_deadline}")
+    if not is_salt(sealed):
+        raise InvalidSeal(f"a seal is 64 lowercase hex characters, got {sealed!r}")
+    job.sealed = sealed
+    job.status = JobStatus.SEALED
+    state.draws.append(job.job_id)
+
+
+def compute_reveal_deadline(job: Job) -> int:
+    """Last epoch in which a job's public commitment is accepted: its deadline, or with a seal the epoch
+    after it (the seal's draw is the seed of the epoch after the seal, at the latest deadline + 1)."""
+    return job.commit_deadline + (1 if job.forced_rate_bps > 0 else 0)
+
+
 def process_submit_commitment(state: State, worker: str, job_id: JobId, commitment: object) -> None:
     """The assigned worker posts its signed run commitment (its JSON) no later than the job's deadline
     epoch: checked on entry (evidence.compute_commitment_record) and kept verbatim, since every game
-    over this job must be played against exactly it; the challenge window starts."""
+    over this job must be played against exactly it; the challenge window starts. With forced errors on
+    this is the reveal, after the seal's draw: the true result, or on a forced-error job a wrong one."""
     job = get_job(state, job_id)
     require_not_terminal(job)
     if job.worker != worker:
@@ -288,10 +382,14 @@ def process_checked_commitment(state: State, worker: str, job_id: JobId, record:
     require_not_terminal(job)
     if job.worker != worker:
         raise NotJobWorker(f"job {job_id} is assigned to {job.worker!r}, not {worker!r}")
-    if job.status != JobStatus.ASSIGNED:
+    if job.status == JobStatus.ASSIGNED and job.forced_rate_bps > 0:
+        raise SealRequired(f"job {job_id} may carry a forced error: its worker seals its true result first")
+    if job.status == JobStatus.SEALED and not job.draw_seed:
+        raise DrawPending(f"job {job_id}'s draw is the next epoch's seed; reveal from the next epoch on")
+    if job.status not in (JobStatus.ASSIGNED, JobStatus.SEALED):
         raise JobNotAssigned(f"job {job_id} is {job.status.value}, not waiting for a commitment")
-    if state.epoch > job.commit_deadline:
-        raise DeadlinePassed(f"job {job_id}'s deadline was epoch {job.commit_deadline}")
+    if state.epoch > compute_reveal_deadline(job):
+        raise DeadlinePassed(f"job {job_id}'s deadline was epoch {compute_reveal_deadline(job)}")
     if not is_training_job_id(record.root):
         raise InvalidCommitment(f"a chain root is 64 lowercase hex characters, got {record.root!r}")
     job.commitment = record.root
@@ -301,10 +399,37 @@ def process_checked_commitment(state: State, worker: str, job_id: JobId, record:
     job.status = JobStatus.COMMITTED
 
 
+def process_draws(state: State) -> None:
+    """Give every job sealed in the epoch that ends its draw: the seed of the epoch that starts (called by
+    `process_epoch` once the new seed is in). O(jobs sealed in the epoch)."""
+    for job_id in state.draws:
+        job = state.jobs.get(job_id)
+        if job is not None and job.status == JobStatus.SEALED:
+            job.draw_seed = state.seed
+    state.draws = []
+
+
+def is_forced_error_opening(job: Job, salt: str) -> bool:
+    """Whether the seal of `job`, opened with `salt`, shows a forced error (see compute_is_forced_error)."""
+    return compute_is_forced_error(job.draw_seed, salt, job.job_id, job.forced_rate_bps)
+
+
+def get_replica_problem(state: State, job: Job) -> str | None:
+    """Why a replica cannot be paid yet (None when it can): another replica not yet committed, or one
+    that is not slashed and committed to another root."""
+    for other in get_replicas(state, job):
+        if other.status in (JobStatus.OPEN, JobStatus.ASSIGNED, JobStatus.SEALED):
+            return f"replica {other.job_id} has not committed yet"
+        if other.status in (JobStatus.COMMITTED, JobStatus.SETTLED) and other.commitment != job.commitment:
+            return f"replica {other.job_id} committed to another result; a game must settle which stands"
+    return None
+
+
 def process_settle_job(state: State, job_id: JobId) -> Tokens:
     """Pay the worker once the challenge window is over with no dispute open (the window stays open while
-    one is: every dispute is settled on its own before the job can be). `vesting_share_bps` of the price
-    is held in a vesting entry; the rest is paid now. Returns the price."""
+    one is: every dispute is settled on its own before the job can be), its seal opened if it has one, and
+    every other replica (if any) agreeing. `vesting_share_bps` of the price is held in a vesting entry;
+    the rest is paid now. Returns the price."""
     p = state.params
     job = get_job(state, job_id)
     require_not_terminal(job)
@@ -314,6 +439,11 @@ def process_settle_job(state: State, job_id: JobId) -> Tokens:
         raise JobNotCommitted(f"job {job_id} is {job.status.value}; nothing to settle")
     if state.epoch < job.window_end:
         raise ChallengeWindowOpen(f"job {job_id}'s challenge window runs until epoch {job.window_end}")
+    if job.forced_rate_bps > 0 and not job.opened:
+        raise SealNotOpened(f"job {job_id}'s worker has not opened its seal; it is paid once it does")
+    problem = get_replica_problem(state, job)
+    if problem is not None:
+        raise ReplicasDisagree(f"job {job_id}: {problem}")
     worker = job.worker
     assert worker is not None
     price = state.escrow.pop(job_id)
@@ -353,15 +483,17 @@ def process_claim_vesting(state: State, account: str) -> Tokens:
 
 
 def slash_missed_deadline(state: State, job_id: JobId) -> Tokens:
-    """Anyone may report a worker that let its commitment deadline pass: `missed_deadline_slash_bps` of
-    its stake at risk is burned, the user gets its payment back, the job expires. Returns the slash."""
+    """Anyone may report a worker that let its commitment deadline pass (its seal's, or its reveal's, the
+    epoch after): `missed_deadline_slash_bps` of its stake at risk is burned, the user gets its payment
+    back, the job expires. Returns the slash."""
     p = state.params
     job = get_job(state, job_id)
     require_not_terminal(job)
-    if job.status != JobStatus.ASSIGNED:
+    if job.status not in (JobStatus.ASSIGNED, JobStatus.SEALED):
         raise JobNotAssigned(f"job {job_id} is {job.status.value}, not waiting for a commitment")
-    if state.epoch <= job.commit_deadline:
-        raise DeadlineNotPassed(f"job {job_id}'s worker has until epoch {job.commit_deadline}")
+    deadline = job.commit_deadline if job.status == JobStatus.ASSIGNED else compute_reveal_deadline(job)
+    if state.epoch <= deadline:
+        raise DeadlineNotPassed(f"job {job_id}'s worker has until epoch {deadline}")
     worker = job.worker
     assert worker is not None
     at_stake = get_stake_at_risk(state, worker)

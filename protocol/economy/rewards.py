@@ -15,7 +15,7 @@ from protocol.economy.helpers import (
     get_reputation,
     increase_balance,
 )
-from protocol.economy.jobs import Assignment, process_batch_auction
+from protocol.economy.jobs import Assignment, process_batch_auction, process_draws
 from protocol.economy.state import SlashEvent, State
 from protocol.economy.units import BPS_DENOMINATOR
 from protocol.types import Tokens
@@ -114,7 +114,8 @@ def process_emission_schedule(state: State) -> None:
 
 
 def process_epoch(state: State, seed: bytes) -> EpochReport:
-    """End the current epoch and start the next, whose forced errors `seed` decides:
+    """End the current epoch and start the next, whose `seed` is the forced-error draw of the jobs sealed
+    in the epoch that ends:
     clear the batch auction, mint and pay the epoch's rewards, step the emission schedule, reset the
     per-epoch tallies. Cost O(queued batch jobs + asks + workers)."""
     ended = state.epoch
@@ -137,4 +138,5 @@ def process_epoch(state: State, seed: bytes) -> EpochReport:
     state.slash_events = []
     state.epoch += 1
     state.seed = bytes(seed).hex()
+    process_draws(state)  # the new seed is the draw of every job sealed in the epoch that ended
     return report

@@ -28,7 +28,8 @@ from protocol.economy.params import Params, validate_params
 
 class JobStatus(StrEnum):
     OPEN = "open"  # posted, payment in escrow, taking bids
-    ASSIGNED = "assigned"  # a worker won; waiting for its run commitment
+    ASSIGNED = "assigned"  # a worker won; waiting for its run commitment (or, with forced errors on, its seal)
+    SEALED = "sealed"  # forced errors on: the sealed true result is in; waiting for the draw and the reveal
     COMMITTED = "committed"  # commitment in; challenge window running or over, disputes may be open
     SETTLED = "settled"  # terminal: worker paid
     SLASHED = "slashed"  # terminal: worker lost a dispute, user refunded
@@ -91,11 +92,21 @@ class Job:
     assigned_epoch: int = -1
     commit_deadline: int = -1  # last epoch in which the commitment is accepted
     training_job: str = ""  # hex of the training job's id (protocol.job: the hash of its spec)
+    replica_of: int = -1  # a replicated job: the id of its first replica (itself for the first); -1: not replicated
+    replicas: int = 1  # replicas of the training job posted together (ids replica_of .. replica_of + replicas - 1)
     commitment: str = ""  # hex of the chain root of the worker's signed run commitment
     commitment_statement: str = ""  # canonical JSON of that signed run commitment, as checked on entry
     commit_epoch: int = -1
     window_end: int = -1  # first epoch after the challenge window; it stays open while a dispute is open
-    forced_error: bool = False
+    forced_rate_bps: int = 0  # forced-error rate in force when assigned; > 0: the worker seals its true result
+    sealed: str = ""  # hex of the hiding commitment to the worker's true signed run commitment (evidence.compute_seal)
+    draw_seed: str = ""  # hex of the seed of the epoch after the seal: with the seal's salt it decides the forced error
+    opened: bool = False  # the worker opened its seal (so the forced error, if any, is known)
+    true_commitment: str = ""  # an opened forced-error job: hex of the chain root of the worker's true result
+    true_statement: str = ""  # canonical JSON of that signed run commitment, what later games are played against
+    public_wrong: bool = False  # a verified game showed the public commitment wrong before the seal was opened
+    catcher: str = ""  # the challenger who first won such a game (paid once the seal is opened or not)
+    forced_error: bool = False  # the opened seal shows a forced error (known only once opened)
     forced_caught: bool = False  # a challenger was paid the jackpot for this job's forced error
     proven_wrong: bool = False  # a verified game showed the worker's commitment wrong
     disputes: int = 0  # disputes opened on this job so far
@@ -113,6 +124,8 @@ class Dispute:
     commitment: str  # hex of the chain root of the challenger's signed run commitment
     commitment_statement: str  # canonical JSON of that signed run commitment
     dispute_id: str  # hex of the id its game binds (evidence.compute_dispute_id)
+    worker_statement: str = ""  # canonical JSON of the worker's signed run commitment its game is played against
+    against_true: bool = False  # the game is against an opened seal's true result, not the public commitment
 
 
 @dataclass(slots=True)
@@ -192,6 +205,7 @@ class State:
     batch_queue: list[int] = field(default_factory=list)  # open batch-auction jobs, oldest first
     escrow: dict[int, int] = field(default_factory=dict)
     postings: dict[str, int] = field(default_factory=dict)  # training job id (hex) -> the job posting it
+    draws: list[int] = field(default_factory=list)  # jobs sealed this epoch: the next epoch's seed is their draw
     disputes: dict[int, Dispute] = field(default_factory=dict)  # open disputes by number
     next_dispute: int = 0
     vesting: dict[str, list[VestingEntry]] = field(default_factory=dict)

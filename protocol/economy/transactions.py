@@ -10,7 +10,8 @@ changes, and the nonce is only consumed by a transaction that succeeds.
 An *action* is the same call without a signature: `Action(kind, params)` for the protocol's own
 inputs (genesis allocations, the epoch tick with its seed) and for the permissionless transitions
 anyone may trigger (closing an auction, settling a job after its window, settling a dispute with its
-game's transcript, reporting a missed deadline or missed heartbeats, executing a passed proposal);
+game's transcript, reporting a missed deadline, an unopened seal or missed heartbeats, executing a passed
+proposal);
 `Action(kind, params, sender=...)` for a user's transition applied by a driver that vouches for the
 sender itself (the simulation, tests), which `apply_action` accepts only with `trust_unsigned=True`.
 
@@ -118,13 +119,15 @@ USER_TRANSITIONS: dict[str, TransitionSpec] = {
     "post_job": TransitionSpec(
         jobs.process_post_job,
         {"max_price": int, "work_units": int, "training_job": str},
-        {"mode": "reverse"},
+        {"mode": "reverse", "replicas": 1},
     ),
     "cancel_job": TransitionSpec(jobs.process_cancel_job, _JOB),
     "bid": TransitionSpec(jobs.process_bid, {"job_id": int, "price": int}),
     "post_ask": TransitionSpec(jobs.process_post_ask, {"unit_price": int, "capacity": int}),
     "withdraw_ask": TransitionSpec(jobs.process_withdraw_ask, {}),
+    "seal_result": TransitionSpec(jobs.process_seal_result, {"job_id": int, "sealed": str}),
     "submit_commitment": TransitionSpec(jobs.process_submit_commitment, {"job_id": int, "commitment": dict}),
+    "open_seal": TransitionSpec(disputes.process_open_seal, {"job_id": int, "commitment": dict, "salt": str}),
     "claim_vesting": TransitionSpec(jobs.process_claim_vesting, {}),
     "open_dispute": TransitionSpec(disputes.process_open_dispute, {"job_id": int, "commitment": dict}),
     "settle_dispute": TransitionSpec(
@@ -135,6 +138,7 @@ USER_TRANSITIONS: dict[str, TransitionSpec] = {
     "close_auction": TransitionSpec(_anyone(jobs.process_close_auction), _JOB),
     "settle_job": TransitionSpec(_anyone(jobs.process_settle_job), _JOB),
     "slash_missed_deadline": TransitionSpec(_anyone(jobs.slash_missed_deadline), _JOB),
+    "slash_unopened_seal": TransitionSpec(_anyone(disputes.slash_unopened_seal), _JOB),
     "slash_missed_heartbeats": TransitionSpec(_anyone(staking.slash_missed_heartbeats), {"worker": str}),
     "execute_proposal": TransitionSpec(_anyone(governance.process_execute_proposal), {"proposal_id": int}),
 }
@@ -152,6 +156,7 @@ SYSTEM_TRANSITIONS: dict[str, TransitionSpec] = {
     "close_auction": TransitionSpec(jobs.process_close_auction, _JOB),
     "settle_job": TransitionSpec(jobs.process_settle_job, _JOB),
     "slash_missed_deadline": TransitionSpec(jobs.slash_missed_deadline, _JOB),
+    "slash_unopened_seal": TransitionSpec(disputes.slash_unopened_seal, _JOB),
     "slash_missed_heartbeats": TransitionSpec(staking.slash_missed_heartbeats, {"worker": str}),
     "execute_proposal": TransitionSpec(governance.process_execute_proposal, {"proposal_id": int}),
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import random
 from collections.abc import Callable
 from typing import Any
@@ -38,7 +39,7 @@ from protocol.economy import (
     process_submit_commitment,
 )
 from protocol.game.commitments import RunCommitment, compute_signed_run_commitment_json, sign_run_commitment
-from protocol.signing import get_public_key_bytes, private_key_from_bytes
+from protocol.signing import compute_canonical_json, get_public_key_bytes, private_key_from_bytes
 from protocol.types import Root
 
 ACCOUNTS = ("alice", "bob", "carol", "dave", "erin")
@@ -87,6 +88,9 @@ KINDS = (
     "post_ask",
     "withdraw_ask",
     "submit_commitment",
+    "seal_result",
+    "open_seal",
+    "slash_unopened_seal",
     "settle_job",
     "claim_vesting",
     "open_dispute",
@@ -117,7 +121,15 @@ WEIGHTED_KINDS = KINDS + (
     "submit_commitment",
     "submit_commitment",
     "submit_commitment",
+    "seal_result",
+    "seal_result",
+    "open_seal",
+    "open_seal",
+    "open_seal",
+    "slash_unopened_seal",
     "settle_job",
+    "settle_job",
+    "claim_vesting",
     "settle_job",
     "open_dispute",
     "open_dispute",
@@ -171,20 +183,39 @@ def make_active_economy(params: Params | None = None) -> State:
 
 
 _WANTED_STATUS = {
-    "cancel_job": JobStatus.OPEN,
-    "bid": JobStatus.OPEN,
-    "close_auction": JobStatus.OPEN,
-    "submit_commitment": JobStatus.ASSIGNED,
-    "slash_missed_deadline": JobStatus.ASSIGNED,
-    "open_dispute": JobStatus.COMMITTED,
-    "settle_job": JobStatus.COMMITTED,
+    "cancel_job": (JobStatus.OPEN,),
+    "bid": (JobStatus.OPEN,),
+    "close_auction": (JobStatus.OPEN,),
+    "seal_result": (JobStatus.ASSIGNED,),
+    "submit_commitment": (JobStatus.ASSIGNED, JobStatus.SEALED),
+    "slash_missed_deadline": (JobStatus.ASSIGNED, JobStatus.SEALED),
+    "open_dispute": (JobStatus.COMMITTED,),
+    "settle_job": (JobStatus.COMMITTED,),
+    "open_seal": (JobStatus.COMMITTED,),
+    "slash_unopened_seal": (JobStatus.COMMITTED,),
 }
+
+
+def compute_actor_salt(job_id: int) -> str:
+    """The salt the actor's workers seal job `job_id` with (the actor plays every worker)."""
+    return f"{job_id + 1:064x}"
+
+
+def _sealed_root(job: Any, worker: str, job_id: int) -> int:
+    """Which of ROOTS the actor's worker sealed for the job (0 when none fits)."""
+    from protocol.economy import compute_seal
+
+    for root in range(len(ROOTS)):
+        statement = compute_canonical_json(compute_commitment_json(worker, job.training_job, root)).decode()
+        if compute_seal(statement, compute_actor_salt(job_id)) == job.sealed:
+            return root
+    return 0
 
 
 def _pick_job(state: State, kind: str, j: int) -> int:
     """Usually a job in the status `kind` needs; sometimes any job or an unknown id."""
-    wanted = _WANTED_STATUS.get(kind)
-    fitting = sorted(job_id for job_id, job in state.jobs.items() if job.status == wanted)
+    wanted = _WANTED_STATUS.get(kind, ())
+    fitting = sorted(job_id for job_id, job in state.jobs.items() if job.status in wanted)
     if fitting and j % 8 != 7:
         return fitting[j % len(fitting)]
     return (sorted(state.jobs) + [10_000])[j % (len(state.jobs) + 1)]
@@ -228,14 +259,34 @@ def compute_action(state: State, template: tuple[int, int, int, int]) -> Action:
     if kind == "bid":
         price = job.max_price * (k % 12) // 10 if job is not None else amount
         return Action(kind, {"job_id": job_id, "price": price}, worker)
-    if kind in ("close_auction", "settle_job", "slash_missed_deadline"):
+    if kind in ("seal_result", "open_seal"):
+        sender = job.worker if (job is not None and job.worker and i % 4) else a
+        training_job = job.training_job if job is not None else compute_training_job(0)
+        root = k % 3
+        if kind == "open_seal" and job is not None and k % 5:  # the worker knows what it sealed
+            root = _sealed_root(job, sender, job_id)
+        true = compute_job_commitment(sender, training_job, root, k % 11)
+        salt = compute_actor_salt(job_id) if k % 7 else "00" * 32
+        if kind == "open_seal":
+            return Action(kind, {"job_id": job_id, "commitment": true, "salt": salt}, sender)
+        from protocol.economy import compute_seal
+
+        sealed = compute_seal(compute_canonical_json(true).decode(), salt) if k % 13 else "zz"
+        return Action(kind, {"job_id": job_id, "sealed": sealed}, sender)
+    if kind in ("close_auction", "settle_job", "slash_missed_deadline", "slash_unopened_seal"):
         return Action(kind, {"job_id": job_id})
     if kind == "post_ask":
         return Action(kind, {"unit_price": amount // 10, "capacity": j % 4}, worker)
     if kind == "submit_commitment":
         sender = job.worker if (job is not None and job.worker and i % 4) else a
         training_job = job.training_job if job is not None else compute_training_job(0)
-        commitment = compute_job_commitment(sender, training_job, k % 2, k % 11) if k % 13 else {"commitment": "zz"}
+        root = k % 3
+        if job is not None and job.status == JobStatus.SEALED and job.draw_seed and k % 5:  # obey the draw
+            from protocol.economy.jobs import is_forced_error_opening
+
+            root = _sealed_root(job, sender, job_id)
+            root = (root + 1) % 3 if is_forced_error_opening(job, compute_actor_salt(job_id)) else root
+        commitment = compute_job_commitment(sender, training_job, root, k % 11) if k % 13 else {"commitment": "zz"}
         return Action(kind, {"job_id": job_id, "commitment": commitment}, sender)
     if kind in ("settle_dispute", "verdict"):
         disputes = sorted(state.disputes)
@@ -299,6 +350,38 @@ def make_committed_job(state: State, price: int = 100, worker: str = "alice", un
         state, worker, job_id, compute_commitment_json(worker, state.jobs[job_id].training_job, 0)
     )
     return job_id
+
+
+def find_salt(seed: bytes, job_id: int, rate_bps: int, forced: bool) -> str:
+    """A salt whose draw under `seed` is (or is not) a forced error: what a test that controls the beacon
+    may choose (a worker cannot: it seals its salt before the seed exists)."""
+    from protocol.economy.helpers import compute_is_forced_error
+
+    for i in range(100_000):
+        salt = hashlib.sha256(b"salt-%d" % i).hexdigest()
+        if compute_is_forced_error(seed.hex(), salt, job_id, rate_bps) == forced:
+            return salt
+    raise AssertionError("no salt found")
+
+
+def make_sealed_job(state: State, forced: bool, price: int = 100, worker: str = "alice", public: int | None = None,
+                    seed: bytes = b"draw") -> tuple[int, str, dict[str, Any]]:
+    """A job of carol's won by `worker`, sealed (its true result is ROOTS[0]), drawn with the next epoch's
+    `seed` (a forced error or not, as asked) and revealed: by default, as the draw orders (ROOTS[0], or
+    ROOTS[2] on a forced error); `public` picks the revealed root instead. Returns (job, salt, the true
+    commitment's JSON)."""
+    from protocol.economy import compute_seal, process_seal_result
+
+    job_id = process_post_job(state, "carol", price, 10, compute_training_job(state.next_job_id))
+    process_bid(state, worker, job_id, price)
+    process_close_auction(state, job_id)
+    true = compute_commitment_json(worker, state.jobs[job_id].training_job, 0)
+    salt = find_salt(seed, job_id, state.jobs[job_id].forced_rate_bps, forced)
+    process_seal_result(state, worker, job_id, compute_seal(compute_canonical_json(true).decode(), salt))
+    process_epoch(state, seed)
+    root = public if public is not None else (2 if forced else 0)
+    process_submit_commitment(state, worker, job_id, compute_commitment_json(worker, state.jobs[job_id].training_job, root))
+    return job_id, salt, dict(true)
 
 
 def make_challenge(state: State, challenger: str, job_id: int, root: int = 1) -> int:

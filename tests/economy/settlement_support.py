@@ -121,6 +121,23 @@ class Market:
         process_submit_commitment(self.state, worker.name, job_id, worker.commitment_json())
         return job_id
 
+    def post_sealed_toy_job(self, config: ToyConfig, true: Party, public: Party, salt: str, seed: bytes,
+                            price: int = 100) -> int:
+        """A job with forced errors on: the worker seals `true`'s commitment under `salt`, the next epoch's
+        `seed` is the draw, and it reveals `public`'s commitment (the same party's key for both)."""
+        from protocol.economy import compute_seal, process_epoch, process_seal_result
+        from protocol.signing import compute_canonical_json
+
+        machine = get_machine(config)
+        job_id = process_post_job(self.state, "user", price, 10, machine.job_id.hex())
+        process_bid(self.state, true.name, job_id, price)
+        process_close_auction(self.state, job_id)
+        sealed = compute_seal(compute_canonical_json(true.commitment_json()).decode(), salt)
+        process_seal_result(self.state, true.name, job_id, sealed)
+        process_epoch(self.state, seed)
+        process_submit_commitment(self.state, public.name, job_id, public.commitment_json())
+        return job_id
+
     def open(self, job_id: int, challenger: Party) -> OpenedDispute:
         return process_open_dispute(self.state, challenger.name, job_id, challenger.commitment_json())
 

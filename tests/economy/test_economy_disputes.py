@@ -138,32 +138,3 @@ def test_outcome_must_be_one_of_the_three() -> None:
     number = make_challenge(s, "dave", job)
     for outcome in ("dave", "worker", "", "WORKER-WRONG"):
         expect_unchanged(s, InvalidOutcome, process_dispute_verdict, number, outcome)
-
-
-def test_caught_forced_error_pays_jackpot_not_slash() -> None:
-    s = make_market(forced_error_rate_bps=10_000, jackpot_payout_bps=5_000)
-    for _ in range(3):  # fund the jackpot with a few jobs' tax
-        make_committed_job(s, price=200, worker="bob")
-    job = make_committed_job(s, price=100)
-    assert s.jobs[job].forced_error
-    jackpot, dave, stake = s.jackpot, get_balance(s, "dave"), get_stake(s, "alice")
-    number = make_challenge(s, "dave", job)
-    late = make_challenge(s, "erin", job)
-    result = process_dispute_verdict(s, number, "worker-wrong")
-    assert result.kind == "forced-error-caught" and result.jackpot_paid == jackpot // 2 > 0
-    assert get_balance(s, "dave") == dave + jackpot // 2 and s.jackpot == jackpot - jackpot // 2
-    assert get_stake(s, "alice") == stake  # erring on the protocol's order is not punished
-    assert process_dispute_verdict(s, late, "worker-wrong").kind == "bond-refunded"  # caught once
-    challenge = compute_commitment_json("carol", s.jobs[job].training_job, 2)
-    expect_unchanged(s, ChallengeWindowClosed, process_open_dispute, "carol", job, challenge)
-    process_settle_job(s, job)  # the window closed with the catch: the job settles now
-    check_invariants(s)
-
-
-def test_unclaimed_forced_error_settles_normally() -> None:
-    s = make_market(forced_error_rate_bps=10_000)
-    job = make_committed_job(s)
-    jackpot = s.jackpot
-    advance(s, s.params.challenge_window_epochs)
-    process_settle_job(s, job)
-    assert s.jackpot == jackpot and s.jobs[job].status == JobStatus.SETTLED

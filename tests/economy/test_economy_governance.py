@@ -12,6 +12,7 @@ from protocol.economy import (
     VotingClosed,
     VotingStillOpen,
     check_invariants,
+    compute_tax_bps,
     process_execute_proposal,
     process_propose,
     process_stake,
@@ -65,7 +66,7 @@ def test_quorum_and_approval() -> None:
     for pid in (low, tie, against):
         expect_unchanged(s, ProposalNotPassed, process_execute_proposal, pid)
     process_execute_proposal(s, passing)
-    assert s.params.job_tax_bps == 400
+    assert compute_tax_bps(s.params) == 400
 
 
 def test_proposal_rules() -> None:

@@ -149,7 +149,7 @@ def test_random_actor_reaches_every_mechanism() -> None:
     for seed in range(40):
         rng = random.Random(seed)
         state = make_active_economy(VARIANTS[seed % len(VARIANTS)])
-        for _ in range(150):
+        for _ in range(300):  # the sealed-job pipeline (seal, draw, reveal, window, opening) is long
             action = compute_action(state, draw_template(rng))
             if apply_checked(state, action, trust_unsigned=True) is None:
                 succeeded[action.kind] += 1

@@ -321,22 +321,87 @@ def test_an_honest_worker_is_paid_whatever_griefers_do() -> None:
     check_invariants(market.state)
 
 
-def test_a_forced_error_pays_the_first_catch_only() -> None:
-    market = make_settlement_market(forced_error_rate_bps=10_000)
+def test_a_secret_forced_error_pays_the_first_catch_once_opened() -> None:
+    """Real games against a sealed job's public, forced-wrong commitment: while the window runs nobody can
+    tell it from a fault, so the first winner is the catcher pending the seal; the opening shows the forced
+    error, pays the catcher the jackpot and leaves the worker unpunished; later catches get their bond."""
+    from protocol.economy import process_open_seal
+
+    from .actors import find_salt
+
+    market = make_settlement_market(forced_error_rate_bps=5_000)
     machine = get_machine(CONFIG)
-    worker = make_party("alice", machine, FAULT)
+    true, forced = make_party("alice", machine), make_party("alice", machine, FAULT)
+    salt = find_salt(b"draw", 0, 5_000, forced=True)
+    job = market.post_sealed_toy_job(CONFIG, true, forced, salt, b"draw")
     first, second = make_party("honest", machine), make_party("carol", machine)
-    job = market.post_toy_job(CONFIG, worker)
-    assert market.state.jobs[job].forced_error
     a, b = market.open(job, first), market.open(job, second)
+    stake = market.state.stakes["alice"]
+    caught = market.settle(a, market.play(CONFIG, forced, first, a))
+    again = market.settle(b, market.play(CONFIG, forced, second, b))
+    assert caught.kind == "caught-pending-seal" and again.kind == "bond-refunded"
+    advance(market, market.state.params.challenge_window_epochs)
     jackpot = market.state.jackpot
-    caught = market.settle(a, market.play(CONFIG, worker, first, a))
-    again = market.settle(b, market.play(CONFIG, worker, second, b))
-    assert caught.kind == "forced-error-caught" and caught.jackpot_paid == jackpot // 2
-    assert again.kind == "bond-refunded" and market.state.jackpot == jackpot - caught.jackpot_paid
-    process_settle_job(market.state, job)
+    opened = process_open_seal(market.state, "alice", job, true.commitment_json(), salt)
+    assert opened.forced and opened.jackpot_paid == jackpot // 2 > 0 and market.state.stakes["alice"] == stake
+    # the true result stands a window of its own: a challenge to it loses its game
+    liar = make_party("griefer", machine, fabricated=b"\x05" * 32)
+    c = market.open(job, liar)
+    assert market.state.disputes[c.number].against_true
+    assert market.settle(c, market.play(CONFIG, true, liar, c)).kind == "challenger-slashed"
+    advance(market, market.state.params.challenge_window_epochs)
+    assert process_settle_job(market.state, job) == 100
     check_invariants(market.state)
 
 
 def test_machines_differ() -> None:
     assert ToyMachine(CONFIG).job_id != ToyMachine(OTHER).job_id
+
+
+@pytest.mark.parametrize("replicas", [2, 3, 4])
+def test_replicated_job_with_one_honest_worker_pays_the_honest_one(replicas: int) -> None:
+    """Verde's "at least one honest": N workers on one training job, one honest; the others commit a
+    faulty run, a fabricated root, or agree among themselves on a wrong one. Disagreeing replicas cannot
+    be paid; the honest worker's real games against each other root remove them, and the liars' games
+    against it fail, so the honest worker is paid and every other replica is slashed or unpaid."""
+    from protocol.economy import (
+        ReplicasDisagree,
+        get_required_worker_stake,
+        process_bid,
+        process_close_auction,
+        process_post_job,
+        process_register_worker,
+        process_stake,
+        process_submit_commitment,
+    )
+
+    market = make_settlement_market()
+    s, machine = market.state, get_machine(CONFIG)
+    names = ["alice", "bob", "carol", "griefer"][: replicas - 1]
+    for name in names[2:]:
+        process_stake(s, name, get_required_worker_stake(s))
+        process_register_worker(s, name)
+    process_stake(s, "honest", get_required_worker_stake(s))
+    process_register_worker(s, "honest")
+    liars = [make_party(name, machine, FAULT) if i % 2 == 0 else make_party(name, machine, fabricated=b"\x07" * 32)
+             for i, name in enumerate(names)]
+    honest = make_party("honest", machine)
+    parties = {p.name: p for p in [*liars, honest]}
+    first = process_post_job(s, "user", 100, 10, machine.job_id.hex(), replicas=replicas)
+    order = list(parties)
+    for job_id, name in zip(range(first, first + replicas), order, strict=True):
+        process_bid(s, name, job_id, 100)
+        process_close_auction(s, job_id)
+        process_submit_commitment(s, name, job_id, parties[name].commitment_json())
+    job_of = {s.jobs[j].worker: j for j in range(first, first + replicas)}
+    advance(market, s.params.challenge_window_epochs)
+    expect_unchanged(s, ReplicasDisagree, process_settle_job, job_of["honest"])
+    for liar in liars:  # each liar challenges the honest replica and loses; the honest one challenges back
+        attack = market.open(job_of["honest"], liar)
+        assert market.settle(attack, market.play(CONFIG, honest, liar, attack)).kind == "challenger-slashed"
+        defence = market.open(job_of[liar.name], honest)
+        assert market.settle(defence, market.play(CONFIG, liar, honest, defence)).kind == "worker-slashed"
+        check_invariants(s)
+    assert process_settle_job(s, job_of["honest"]) == 100
+    assert all(s.jobs[job_of[liar.name]].status == JobStatus.SLASHED for liar in liars)
+    check_invariants(s)

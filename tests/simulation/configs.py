@@ -17,7 +17,7 @@ PARAMS: dict[str, Any] = {
 
 MIXED: dict[str, Any] = {
     "run": {"name": "mixed", "epochs": 40, "seed": 1, "invariants": "epoch"},
-    "protocol": {"preset": "minimal", "params": dict(PARAMS, vesting_share_bps=5000, forced_error_rate_bps=500)},
+    "protocol": {"preset": "minimal", "params": dict(PARAMS, vesting_share_bps=5000, forced_error_rate_bps=2000)},
     "churn": {"enabled": True, "min_tenure": 3, "entry_rate": 0.2, "exit_below": 0.0, "enter_above": 0.0},
     "users": {"count": 8, "jobs_per_epoch": 2.0, "work_units": [5, 15], "max_unit_price": [2, 4]},
     "workers": {
