@@ -209,3 +209,18 @@ def test_sampling_catches_a_holder_who_dropped_shards_at_the_expected_rate() -> 
         assert all(c.holder == placement[c.index] for c in challenges)
     p = 1 - (1 - len(dropped) / 64) ** per_epoch
     assert abs(caught - epochs * p) < 4.5 * math.sqrt(epochs * p * (1 - p)), (caught, epochs * p)
+
+
+def test_the_benchmark_runs_at_a_tiny_size() -> None:
+    """benchmarks/bench_availability.py's coding figures, on 20 kB (its BLS figures are the committee
+    tests' operations)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from bench_availability import measure_coding
+
+    figures = measure_coding(0.02, repeats=1)
+    assert set(figures) == {"megabytes", "encode_reference_mb_s", "encode_fast_mb_s", "decode_reference_mb_s",
+                            "decode_fast_mb_s", "blake3_mb_s"}
+    assert all(value > 0 for value in figures.values())
