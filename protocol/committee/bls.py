@@ -18,10 +18,17 @@ return False on any bad input and never raise (STYLE.md, item 4).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import NewType, Protocol
 
-from py_ecc.bls import G2ProofOfPossession
+_RECURSION_LIMIT = sys.getrecursionlimit()
+from py_ecc.bls import G2ProofOfPossession  # noqa: E402
+
+# Importing py_ecc raises the interpreter's recursion limit to 100000 for the whole process, which would
+# let hostile nesting overflow the C stack where the limit is what refuses it (e.g. a deeply nested TOML
+# config): put it back. Its BLS operations do not recurse that deep.
+sys.setrecursionlimit(_RECURSION_LIMIT)
 
 BLSPublicKey = NewType("BLSPublicKey", bytes)
 """A 48-byte compressed G1 point."""

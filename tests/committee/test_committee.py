@@ -286,3 +286,13 @@ def test_aggregating_refuses_what_is_not_a_signature() -> None:
         aggregate_signatures([])
     with pytest.raises(BLSError, match="96 bytes"):
         aggregate_signatures([bytes(95)])
+
+
+def test_importing_the_bls_backend_keeps_the_recursion_limit() -> None:
+    """py_ecc raises the process's recursion limit on import; the committee's import puts it back, so the
+    limit still refuses hostile nesting elsewhere (a fresh interpreter: this one has imported it already)."""
+    import subprocess
+    import sys
+
+    code = "import sys; before = sys.getrecursionlimit(); import protocol.committee; print(before == sys.getrecursionlimit())"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "True"
