@@ -438,6 +438,80 @@ def build_economy(signing: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# --- committees and availability ---------------------------------------------------------------------
+
+
+BLS_MATERIAL = bytes(range(96, 128))
+
+
+def build_committee() -> dict[str, Any]:
+    """One member's BLS key, proof of possession and signature of a verdict statement (three pairing-free
+    operations: the vectors stay fast to make), and a two-seat draw."""
+    from protocol.committee import (
+        Candidate,
+        VerdictStatement,
+        compute_beacon_commitment,
+        compute_committee,
+        compute_committee_root,
+        compute_epoch_seed,
+        compute_statement_json,
+        generate_secret_key,
+        get_bls_public_key,
+        prove_possession,
+        sign_verdict,
+    )
+    from protocol.game import Outcome, Reason, TreeKind
+
+    secret = generate_secret_key(BLS_MATERIAL)
+    public = get_bls_public_key(secret)
+    statement = VerdictStatement(
+        job_id=bytes([0x22] * 32), game_id=bytes([0x33] * 32), worker=bytes([0x44] * 32),  # type: ignore[arg-type]
+        challenger=bytes([0x55] * 32), outcome=Outcome.DECIDED, reason=Reason.WRONG_LEAF,  # type: ignore[arg-type]
+        winner=Role.CHALLENGER, losers=(Role.WORKER,), step=3, tree=TreeKind.OPS, index=5,  # type: ignore[arg-type]
+        leaves=(Root(bytes([0x66] * 32)), Root(bytes([0x77] * 32))), expected_leaf=Root(bytes([0x77] * 32)),
+        outputs=(Root(bytes([0x88] * 32)), Root(b""), None), history=Root(bytes([0x99] * 32)))
+    keys = [bytes([i]) * 48 for i in range(1, 4)]
+    secrets = [bytes([0x10 + i]) * 32 for i in range(1, 4)]
+    commitments = {key: compute_beacon_commitment(7, key, sec) for key, sec in zip(keys, secrets, strict=True)}
+    seed = compute_epoch_seed(7, commitments, dict(zip(keys, secrets, strict=True)))
+    committee = compute_committee(7, seed, [Candidate(f"r{i}", key, 100 * (i + 1))  # type: ignore[arg-type]
+                                            for i, key in enumerate(keys)], 2)
+    return {
+        "key_material": BLS_MATERIAL.hex(),
+        "secret_key": f"{int(secret):064x}",
+        "public_key": bytes(public).hex(),
+        "proof_of_possession": bytes(prove_possession(secret)).hex(),
+        "statement": compute_canonical_json(compute_statement_json(statement)).decode(),
+        "signature": bytes(sign_verdict(secret, statement)).hex(),
+        "beacon_commitment_1": commitments[keys[0]].hex(),
+        "seed": seed.hex(),
+        "members": [member.account for member in committee.members],
+        "committee_root": compute_committee_root(committee).hex(),
+    }
+
+
+def build_availability() -> dict[str, Any]:
+    from protocol.availability import (
+        compute_availability_commitment,
+        compute_challenge_index,
+        compute_commitment_id,
+        compute_commitment_json,
+        compute_shard_tree,
+    )
+
+    blob = b"pinpoint checkpoint availability"
+    commitment, shards = compute_availability_commitment(bytes([0x22] * 32), 3, bytes([0x33] * 32), blob, 3, 5)
+    commitment_id = compute_commitment_id(commitment)
+    return {
+        "blob": blob.hex(),
+        "shards": [row.tobytes().hex() for row in shards],
+        "commitment": compute_canonical_json(compute_commitment_json(commitment)).decode(),
+        "shards_root": compute_shard_tree(shards).root.hex(),
+        "commitment_id": commitment_id.hex(),
+        "challenges_seed_0": " ".join(str(compute_challenge_index(bytes(32), commitment_id, i, 5)) for i in range(8)),
+    }
+
+
 def build() -> dict[str, Any]:
     state = build_state()
     job = build_job()
@@ -454,6 +528,8 @@ def build() -> dict[str, Any]:
         "trace": trace,
         "signing": build_signing(job, state, trace, hint["hint"]),
         "random": build_random(),
+        "committee": build_committee(),
+        "availability": build_availability(),
     }
     vectors["economy"] = build_economy(vectors["signing"])
     return {"format": FORMAT, "vectors": vectors}

@@ -794,3 +794,68 @@ def test_spec_seal_and_forced_error_draw() -> None:
     value = int.from_bytes(digest[:8], "big") % 10_000
     assert value == e["draw_value"]
     assert (value < 2_000, value < 9_000) == (e["forced_at_2000_bps"], e["forced_at_9000_bps"])
+
+
+# -- committee verdicts and availability (sections 13 and 14) -------------------------------------------
+
+
+def test_spec_committee() -> None:
+    """The BLS vectors checked with py_ecc's ciphersuite directly (two pairing checks), the beacon, the seed
+    and the draw recomputed from the page."""
+    from protocol.committee.bls import (
+        G2ProofOfPossession as bls,  # py_ecc's, imported without its recursion limit
+    )
+
+    c = V["committee"]
+    secret = bls.KeyGen(bytes.fromhex(c["key_material"]))
+    assert f"{secret:064x}" == c["secret_key"]
+    public = bls.SkToPk(secret)
+    assert public.hex() == c["public_key"]
+    assert bls.PopVerify(public, bytes.fromhex(c["proof_of_possession"]))
+    message = b"pinpoint/v1/committee-verdict\n" + canonical(json.loads(c["statement"]))
+    assert canonical(json.loads(c["statement"])).decode() == c["statement"]
+    assert bls.FastAggregateVerify([public], message, bytes.fromhex(c["signature"]))
+    keys = [bytes([i]) * 48 for i in range(1, 4)]
+    secrets = [bytes([0x10 + i]) * 32 for i in range(1, 4)]
+    epoch = (7).to_bytes(8, "little")
+    assert H(b"pinpoint/v1/committee-beacon\n" + epoch + keys[0] + secrets[0]).hex() == c["beacon_commitment_1"]
+    seed = H(b"pinpoint/v1/committee-seed\n" + epoch + b"".join(k + s for k, s in zip(keys, secrets, strict=True)))
+    assert seed.hex() == c["seed"]
+    pool = [(keys[i], f"r{i}", 100 * (i + 1)) for i in range(3)]
+    members = []
+    for seat in range(2):
+        x = int.from_bytes(H(b"pinpoint/v1/committee-draw\n" + seed + seat.to_bytes(8, "little")), "little")
+        x %= sum(stake for _, _, stake in pool)
+        for position, (key, account, stake) in enumerate(pool):
+            if x < stake:
+                members.append((key, account, stake))
+                del pool[position]
+                break
+            x -= stake
+    assert [account for _, account, _ in members] == c["members"]
+    root = H(b"pinpoint/v1/committee\n" + epoch + seed + b"".join(k + s.to_bytes(16, "little") for k, _, s in members))
+    assert root.hex() == c["committee_root"]
+
+
+def test_spec_availability() -> None:
+    """The Reed–Solomon vectors recomputed with galois's GF(2^8) (an independent field implementation)."""
+    import galois
+
+    a = V["availability"]
+    field = galois.GF(2**8, irreducible_poly=0x11D)
+    blob = bytes.fromhex(a["blob"])
+    k, n = 3, 5
+    size = max(1, -(-len(blob) // k))
+    data = np.frombuffer(blob + bytes(k * size - len(blob)), dtype=np.uint8).reshape(k, size)
+    cauchy = field([[int(field(1) / field((k + i) ^ j)) for j in range(k)] for i in range(n - k)])
+    shards = [row.tobytes() for row in data] + [np.asarray(row, dtype=np.uint8).tobytes() for row in cauchy @ field(data)]
+    assert [s.hex() for s in shards] == a["shards"]
+    assert spec_root(shards).hex() == a["shards_root"]
+    body = {"data_digest": H(b"pinpoint/v1/availability-data\n" + blob).hex(), "job_id": "22" * 32, "k": k, "n": n,
+            "shard_size": size, "shards_root": a["shards_root"], "size": len(blob), "state_root": "33" * 32, "step": 3}
+    assert canonical(body).decode() == a["commitment"]
+    commitment_id = H(b"pinpoint/v1/availability-id\n" + canonical(body))
+    assert commitment_id.hex() == a["commitment_id"]
+    indices = [int.from_bytes(H(b"pinpoint/v1/availability-challenge\n" + bytes(32) + commitment_id
+                                + j.to_bytes(8, "little")), "little") % n for j in range(8)]
+    assert " ".join(map(str, indices)) == a["challenges_seed_0"]
