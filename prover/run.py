@@ -593,7 +593,7 @@ def check_judgeable(job: JobSpec, task: Task, initial: dict[str, torch.Tensor] |
     real = Session(job, task)
     if initial is not None:
         real.load_state(initial)
-    structure = record_step(real, skeleton=True).skeleton  # the real step, structures recorded
+    structure = record_step(real, skeleton=True, primitives_for=get_primitives_for()).skeleton  # the real step
     try:
         skeleton = record_step(Session(job, task, meta=True), skeleton=True).skeleton
     except Exception as error:  # whatever the task's code raises on shapes alone
