@@ -32,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import measure  # noqa: E402
 
+from pinpoint.demo import get_tamperable_nodes  # noqa: E402
+from prover.run import TamperError  # noqa: E402
 from pinpoint.presets import make_job, resolve_task  # noqa: E402
 from protocol.game.enums import Role  # noqa: E402
 from protocol.hint import compute_structure_hint  # noqa: E402
@@ -77,7 +79,18 @@ def real_dispute(model: str, optimizer: str, steps: int, tamper: str, folder: Pa
     job = make_job(model, optimizer, steps, seed=3, size=size)
     name = f"{model}-{size}"
     honest = train(job, folder / f"{name}-T{steps}-honest", checkpoint_every=checkpoint_every)
-    train(job, folder / f"{name}-T{steps}-cheat", checkpoint_every=checkpoint_every, tamper=Tamper.parse(tamper))
+    wanted = Tamper.parse(tamper)
+    # the first node at or after the wanted one whose fault changes the state (train refuses views,
+    # copies, dead values and faults later roundings absorb)
+    for node in (j for j in get_tamperable_nodes(job, wanted.step) if j >= wanted.node):
+        try:
+            train(job, folder / f"{name}-T{steps}-cheat", checkpoint_every=checkpoint_every,
+                  tamper=Tamper("output", wanted.step, node))
+            break
+        except TamperError:
+            continue
+    else:
+        raise AssertionError(f"no node at or after {tamper} changes the run")
     step_seconds = _warm_step_seconds(honest)
     # Repeated, and the median reported: a single dispute on a 2-core machine varies by a third.
     reports = [dispute_runs(folder / f"{name}-T{steps}-cheat", folder / f"{name}-T{steps}-honest", arity=arity)

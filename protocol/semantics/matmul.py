@@ -63,11 +63,43 @@ def compute_fma32(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> torch.Te
     return torch.where(beyond, n, r)
 
 
-def _step(acc: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """One canonical step: fma for float32, a product then a sum for float64."""
-    if acc.dtype == torch.float32:
-        return compute_fma32(x, y, acc)
-    return torch.add(acc, torch.mul(x, y))
+_MIDPOINT_MASK = (1 << 29) - 1
+"""The binary64 significand bits below a float32's: a binary64 s is halfway between two normal float32
+values exactly when these bits of it are 1 << 28."""
+_FLOAT32_NORMAL_EXPONENTS = (1023 - 126, 1023 + 127)
+"""The binary64 exponent fields of the values float32 holds as normal numbers."""
+
+
+def _fma_chain(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The canonical float32 chain for a [..., M, K] @ [..., K, N], exactly and fast: per step,
+    s = fl64(fl64(a*b) + acc) (the product is exact in binary64, so a fused or unfused binary64
+    multiply-add gives the same s), and acc = float32(s), which is the fma's result unless s lies exactly
+    on a float32 midpoint or outside float32's normal range; those elements (rare) are redone by
+    `compute_fma32`. Rows are taken in blocks of about 2**16 outputs so every step's temporaries stay in
+    cache (the rows are independent: blocking changes no bit)."""
+    *batch, m, depth = a.shape
+    n = b.shape[-1]
+    out = torch.zeros((*batch, m, n), dtype=torch.float32, device=a.device)
+    rows = max(1, (1 << 16) // max(n, 1))
+    low, high = _FLOAT32_NORMAL_EXPONENTS
+    for start in range(0, m, rows):
+        a64 = a[..., start : start + rows, :].double()
+        acc = out[..., start : start + rows, :]
+        shape = acc.shape
+        for k in range(depth):
+            x, y = a64[..., k : k + 1], b[..., k : k + 1, :].double()
+            s = torch.addcmul(acc.double(), x, y)
+            r = s.to(torch.float32)
+            bits = s.view(torch.int64)
+            exponent = torch.bitwise_and(torch.bitwise_right_shift(bits, 52), 0x7FF)
+            doubtful = torch.bitwise_and(bits, _MIDPOINT_MASK) == (1 << 28)
+            doubtful |= ((exponent < low) & (s != 0)) | ((exponent > high) & (exponent != 0x7FF))
+            if s.device.type != "meta" and bool(doubtful.any()):  # meta tensors carry no values
+                where = doubtful.nonzero(as_tuple=True)
+                r[where] = compute_fma32(x.float().expand(shape)[where], y.float().expand(shape)[where], acc[where])
+            acc = r
+        out[..., start : start + rows, :] = acc
+    return out
 
 
 def reference_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -84,9 +116,11 @@ def reference_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         raise OperandError(f"inner dimensions differ: a {tuple(a.shape)} @ b {tuple(b.shape)}")
     m, depth = a.shape
     n = b.shape[1]
+    if a.dtype == torch.float32:
+        return canonicalize_nan(_fma_chain(a, b))
     acc = torch.zeros((m, n), dtype=a.dtype, device=a.device)
     for k in range(depth):
-        acc = _step(acc, a[:, k : k + 1], b[k : k + 1, :])  # [M,1] * [1,N] + [M,N]
+        acc = torch.add(acc, torch.mul(a[:, k : k + 1], b[k : k + 1, :]))  # binary64: two roundings
     return canonicalize_nan(acc)
 
 
@@ -103,7 +137,9 @@ def reference_bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         raise OperandError(f"batched shapes do not chain: a {tuple(a.shape)} @ b {tuple(b.shape)}")
     batch, m, depth = a.shape
     n = b.shape[2]
+    if a.dtype == torch.float32:
+        return canonicalize_nan(_fma_chain(a, b))
     acc = torch.zeros((batch, m, n), dtype=a.dtype, device=a.device)
     for k in range(depth):
-        acc = _step(acc, a[:, :, k : k + 1], b[:, k : k + 1, :])  # [B,M,1] * [B,1,N] + [B,M,N]
+        acc = torch.add(acc, torch.mul(a[:, :, k : k + 1], b[:, k : k + 1, :]))  # binary64: two roundings
     return canonicalize_nan(acc)
