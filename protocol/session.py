@@ -21,7 +21,6 @@ One step, as a plain PyTorch loop would run it:
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -118,6 +117,14 @@ class Session:
             if not isinstance(group["lr"], torch.Tensor):
                 group["lr"] = float(group["lr"])
 
+    def _schedule(self) -> dict[str, torch.Tensor]:
+        """The scheduler's position as tensors (`sched/<path>`): every number of its `state_dict()`
+        (ints as int64, floats as float64, bools as bool), by the path of keys and list indices that
+        leads to it. Strings, None and callables are the task's construction, not state."""
+        if self.scheduler is None:
+            return {}
+        return dict(_flatten_numbers("sched", self.scheduler.state_dict(), self.device))
+
     def _learning_rates(self) -> dict[str, torch.Tensor]:
         rates = {}
         for index, group in enumerate(self.optimizer.param_groups):
@@ -139,6 +146,7 @@ class Session:
                 raise StateError(f"optimizer state {name} is a {type(value).__name__}, not a tensor")
             tensors[name] = value
         tensors.update(self._learning_rates())
+        tensors.update(self._schedule())
         tensors.update(self.data)
         tensors["seed"] = self.seed
         tensors["step"] = self.step
@@ -152,6 +160,8 @@ class Session:
             if name not in tensors:
                 raise StateError(f"state is missing {name}")
             value = tensors[name]
+            if name.startswith("sched/") and value.shape == () and value.dtype in SCHEDULE_DTYPES:
+                continue  # a scheduler's number may change type as it runs (an int lr becomes a float)
             if value.dtype != live.dtype or value.shape != live.shape:
                 raise StateError(f"{name}: expected {live.dtype} {tuple(live.shape)}, got {value.dtype} {tuple(value.shape)}")
         params = dict(self.model.named_parameters())
@@ -181,22 +191,20 @@ class Session:
         self._restore_schedule(tensors)
 
     def _restore_schedule(self, tensors: dict[str, torch.Tensor]) -> None:
-        """Bring the scheduler to step t (it is a function of the step count: replay its steps) and
-        check that it gives the learning rates the state records."""
+        """Put the scheduler where the state says (its `sched/*` numbers, in O(1) whatever the step)
+        and take the learning rates the state records."""
         if self.scheduler is not None and self.step.device.type != "meta":
-            with warnings.catch_warnings(), protocol_math():
-                warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()": intended
-                for _ in range(int(self.step)):
-                    self.scheduler.step()
-                    self._normalise_learning_rates()
+            position = _rebuild_numbers("sched", self.scheduler.state_dict(), tensors)
+            if position is not None:
+                try:
+                    self.scheduler.load_state_dict(position)
+                except (TypeError, ValueError, KeyError, IndexError) as error:
+                    raise StateError(f"the scheduler cannot take the state's sched/* values: {error}") from error
         for index, group in enumerate(self.optimizer.param_groups):
             recorded = tensors[f"lr/{index}"]
             if recorded.device.type == "meta":
                 continue
-            value = float(recorded)
-            if self.scheduler is not None and self.step.device.type != "meta" and float(group["lr"]).hex() != value.hex():
-                raise StateError(f"lr/{index} is {value!r} but the task's schedule gives {group['lr']!r} at step {int(self.step)}")
-            group["lr"] = value
+            group["lr"] = float(recorded)
 
     def _place(self, tensor: torch.Tensor) -> torch.Tensor:
         """A private copy on the session's device (meta tensors, used for skeletons, stay meta)."""
@@ -250,6 +258,48 @@ class Session:
         self.batch = self._draw_batch()
         assert total is not None
         return total
+
+
+SCHEDULE_DTYPES = (torch.bool, torch.int64, torch.float64)
+"""The dtypes of a scheduler's numbers in the state (`sched/*`), by their Python type."""
+
+
+def _flatten_numbers(prefix: str, value: Any, device: torch.device | str) -> Iterator[tuple[str, torch.Tensor]]:
+    """(path, tensor) for every number in a nest of dicts, lists and tuples, in key order."""
+    if isinstance(value, dict):
+        for key in sorted(value, key=str):
+            yield from _flatten_numbers(f"{prefix}/{key}", value[key], device)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _flatten_numbers(f"{prefix}/{index}", item, device)
+    elif isinstance(value, bool):
+        yield prefix, torch.tensor(value, dtype=torch.bool, device=device)
+    elif isinstance(value, int):
+        yield prefix, torch.tensor(value, dtype=torch.int64, device=device)
+    elif isinstance(value, float):
+        yield prefix, torch.tensor(value, dtype=torch.float64, device=device)
+
+
+def _rebuild_numbers(prefix: str, template: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """`template` with each number replaced by the state's value at its path (None when a value is a
+    meta tensor, i.e. unknown); the inverse of `_flatten_numbers` on the same structure."""
+    if isinstance(template, dict):
+        items = {key: _rebuild_numbers(f"{prefix}/{key}", item, tensors) for key, item in template.items()}
+        if any(item is None and template[key] is not None for key, item in items.items()):
+            return None
+        return type(template)(items)
+    if isinstance(template, list | tuple):
+        rebuilt = [_rebuild_numbers(f"{prefix}/{index}", item, tensors) for index, item in enumerate(template)]
+        if any(item is None and original is not None for item, original in zip(rebuilt, template, strict=True)):
+            return None
+        return type(template)(rebuilt)
+    if isinstance(template, bool | int | float):
+        tensor = tensors[prefix]
+        if tensor.device.type == "meta":
+            return None
+        kind = bool if tensor.dtype == torch.bool else float if tensor.dtype.is_floating_point else int
+        return kind(tensor.item())
+    return template
 
 
 def _needs_arguments(function: Any) -> bool:

@@ -21,11 +21,12 @@ from protocol.game.rules import compute_empty_root
 from protocol.hint import compute_structure_hint
 from protocol.job import JobSpec, compute_job_id
 from protocol.merkle import compute_height, hash_leaf, hash_node
-from protocol.session import Session, compute_skeleton
+from protocol.session import Session, compute_skeleton, make_job
 from protocol.signing import generate_private_key
 from protocol.state import compute_state_root
 from protocol.types import Root, StepIndex
 from prover.presets import resolve_task
+from prover.task import Task, load_task
 from tests.conftest import small_job
 from verifier.dispute import make_game_config, verify_dispute_transcript
 from verifier.game.driver import play_game
@@ -37,10 +38,10 @@ MAX_SECONDS = 60.0  # generous: the bounded path takes well under a second here;
 MAX_PEAK_BYTES = 256 << 20  # traced Python allocations; a replay to 2^20 keeps ~60 KB per step (~60 GB)
 
 
-def make_state(job: JobSpec, step: int) -> dict[str, torch.Tensor]:
+def make_state(job: JobSpec, step: int, task: Task | None = None) -> dict[str, torch.Tensor]:
     """A state before step `step` of `job` as its task lays it out after the optimizer's first step,
     every counter at `step`: what a self-made job's s_t would look like."""
-    session = Session(job, resolve_task(job))
+    session = Session(job, task if task is not None else resolve_task(job))
     for param in session.model.parameters():
         param.grad = torch.zeros_like(param)
     session.optimizer.step()
@@ -196,3 +197,21 @@ def test_a_transcript_whose_commitments_claim_more_steps_than_its_job_is_refused
     assert referee.replayed_steps == 0
     verification = verify_dispute_transcript(path)
     assert not verification.valid and "steps" in verification.reason
+
+
+def test_a_task_with_a_scheduler_keeps_its_position_in_the_state_so_a_far_step_takes_one_meta_step() -> None:
+    """The scheduler's position is part of s_t (`sched/*`): restoring s_t never steps the scheduler
+    t times, and the structure of a step far out is one meta step from the proven numbers."""
+    task = load_task(Path(__file__).resolve().parents[1] / "examples" / "tasks" / "float64.py")  # cosine schedule
+    job = make_job(task, CLAIMED_STEPS, 3)
+    session = Session(job, task)
+    assert {"sched/last_epoch", "sched/_step_count", "sched/base_lrs/0"} <= set(session.state_tensors())
+    far = make_state(job, 2**31, task)
+    for name in ("sched/last_epoch", "sched/_step_count"):
+        far[name].fill_(2**31)
+    shapes, scalars = _layout(far)
+    skeleton, seconds, _ = _bounded(lambda: compute_skeleton(job, task, shapes, scalars))
+    assert seconds < MAX_SECONDS and skeleton.nodes
+    restored = Session(job, task)
+    restored.load_state({name: tensor for name, tensor in far.items() if not name.startswith("data/")})
+    assert restored.scheduler is not None and restored.scheduler.last_epoch == 2**31
