@@ -64,6 +64,20 @@ EPOCH_COLUMNS: dict[str, str] = {
     "cheat_vesting_sum": "their workers' unreleased vesting when they committed",
     "cheat_pdetect_sum": "their watchers' verifying chances (0 when unwatched): expected detections",
     "check_profit_sum": "challengers' profit from this epoch's checks (rewards - check and game costs)",
+    "sealed_committed": "public commitments of sealed jobs (forced errors on): the draws this epoch revealed",
+    "grief_disputes": "disputes griefers opened (late in a window, without checking)",
+    "collusion_disputes": "disputes colluders opened on their partners' cheats (games they throw)",
+    "grief_bonds_lost": "tokens of griefers' bonds lost in settled games (a share to the worker, the rest burned)",
+    "collusion_bonds_lost": "tokens of colluders' bonds lost in settled games",
+    "bond_shares_to_workers": "tokens of griefers' and colluders' lost bonds paid to the workers they disputed",
+    "cheats_paid": "cheated jobs paid although the result the worker claimed as true was wrong",
+    "honest_paid": "honest jobs paid this epoch",
+    "honest_delayed": "honest jobs paid after the end of their first challenge window",
+    "honest_delay_sum": "epochs honest jobs paid this epoch waited past the end of their first window",
+    "honest_delay_mean": "honest_delay_sum / honest_paid (epochs)",
+    "guess_checks": "jobs guessers verified because they guessed a forced-error test",
+    "guess_hits": "of those, jobs that carried a forced error",
+    "guess_precision": "guess_hits / guess_checks (chance: forced_errors / sealed_committed)",
 }
 """Every column a run's table has, besides the run's identifying columns and `profit_<type>`."""
 
