@@ -166,6 +166,7 @@ COUNTERS = (
     "cheats", "wrong_results", "forced_errors", "watched", "checks", "disputes", "cheats_caught", "forced_caught",
     "wrong_cheats", "entered", "left", "cheat_jobs", "honest_jobs", "sealed_committed", "grief_disputes",
     "collusion_disputes", "guess_checks", "guess_hits", "cheats_paid", "honest_paid", "honest_delayed",
+    "wrong_cheats_resolved",
 )
 SUMS = (
     "price_sum", "cheat_profit_sum", "cheat_profit_sumsq", "honest_profit_sum", "honest_profit_sumsq", "cheat_gain_sum",
@@ -785,6 +786,7 @@ class Simulation:
             c["jobs_slashed"] += 1
         if r.cheated:
             c["cheat_jobs"] += 1
+            c["wrong_cheats_resolved"] += int(r.sealed_root != COMMIT_RIGHT)
             s["cheat_profit_sum"] += profit
             s["cheat_profit_sumsq"] += profit * profit
             s["cheat_gain_sum"] += r.gain
@@ -935,7 +937,9 @@ class Simulation:
         executed = c["jobs_executed"]
         row["cheat_rate"] = compute_rate(c["cheats"], executed)
         row["check_rate"] = compute_rate(c["checks"], executed)
-        row["detection_rate"] = compute_rate(c["cheats_caught"], c["wrong_cheats"])
+        # of the wrong cheats resolved this epoch, those slashed rather than paid (a catch may come epochs
+        # after the cheat: a game's length, or a seal's opening)
+        row["detection_rate"] = compute_rate(c["wrong_cheats_resolved"] - c["cheats_paid"], c["wrong_cheats_resolved"])
         row["price_mean"] = compute_rate(s["price_sum"], executed)
         cheaters = active & np.isin(a.type_code, (T_CHEATER, T_ADAPTIVE))
         row["cheat_probability_mean"] = float(a.probability[cheaters].mean()) if cheaters.any() else float("nan")

@@ -27,7 +27,7 @@ EPOCH_COLUMNS: dict[str, str] = {
     "forced_caught": "forced errors caught (jackpot paid)",
     "cheat_rate": "cheats / jobs_executed",
     "check_rate": "checks / jobs_executed (the measured verification probability)",
-    "detection_rate": "cheats_caught / wrong cheated results",
+    "detection_rate": "share of the wrong cheated results resolved this epoch that were slashed rather than paid",
     "cheat_probability_mean": "mean cheating chance q of active cheater and adaptive workers",
     "verify_probability_mean": "mean verifying chance p of active challengers",
     "price_mean": "mean price of jobs executed (tokens)",

@@ -94,6 +94,8 @@ def test_guessing_forced_errors_is_no_better_than_chance(attacks: dict[str, dict
     assert 0.05 < guess["forced_rate"] < 0.15
     assert abs(guess["guess_z"]) < 3.5
     assert guess["cheats_paid"] > 0  # the measurement can fail: checking by guess lets cheats through
+    assert attacks["guessing"]["metrics"]["detection_rate"]["mean"] < 0.3
+    assert attacks["baseline"]["metrics"]["detection_rate"]["mean"] == 1.0  # watchers who verify every job
 
 
 def test_books_match_the_ledger_with_games_in_play() -> None:
