@@ -92,6 +92,7 @@ class Agents:
     target_stake: np.ndarray  # int64 tokens a worker keeps bonded (topped up after a slash)
     pop_signal: np.ndarray = field(default_factory=lambda: np.zeros(0))  # float per population: churn entry signal
     partner: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))  # int16: a colluder's partner population, else -1
+    grief_chain: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # int64: a griefer's disputes in a row per job
 
     @property
     def size(self) -> int:
@@ -141,6 +142,7 @@ def create_agents(config: SimulationConfig, ask_noise: np.ndarray | None = None)
             "unit_cost": cp.check_cost, "cheat_saving": 0.0, "guess_accuracy": 0.0, "ask": 0,
             "capacity": cp.capacity, "stake_multiple": 1.0, "fixed_cost": cp.fixed_cost,
             "initial_balance": cp.initial_balance, "partner": worker_population.get(cp.partner, -1),
+            "grief_chain": cp.grief_chain,
         })
     n = len(rows)
 
@@ -170,6 +172,7 @@ def create_agents(config: SimulationConfig, ask_noise: np.ndarray | None = None)
         initial_balance=column("initial_balance", np.int64), ema_profit=np.zeros(n), tenure=np.zeros(n, dtype=np.int64),
         target_stake=np.zeros(n, dtype=np.int64), pop_signal=np.full(len(populations), np.inf),
         partner=np.array([r.get("partner", -1) for r in rows], dtype=np.int16),
+        grief_chain=np.array([r.get("grief_chain", 1) for r in rows], dtype=np.int64),
     )
 
 

@@ -231,6 +231,9 @@ class ChallengerPopulation:
     churn: bool = field(default=True, metadata=doc("takes part in churn when [churn] is enabled"))
     initial_balance: int = field(default=100_000, metadata=doc("tokens each challenger holds at genesis (bonds come from it)"))
     partner: str = field(default="", metadata=doc("colluder: the worker population whose cheats it covers"))
+    grief_chain: int = field(default=1, metadata=doc(
+        "griefer: disputes in a row on a job it griefs, each opened by the next member of the population as "
+        "the previous game ends (the window stays open while one runs): each adds game_epochs of delay"))
 
     def validate(self, path: str) -> None:
         require_choice(self.strategy, CHALLENGER_STRATEGIES, f"{path}.strategy")
@@ -243,6 +246,7 @@ class ChallengerPopulation:
         require(self.capacity >= 1, f"{path}.capacity", "must be at least 1")
         require(self.check_cost >= 0 and self.fixed_cost >= 0, f"{path}.check_cost", "costs must not be negative")
         require(self.initial_balance >= 1, f"{path}.initial_balance", "must be positive")
+        require(self.grief_chain >= 1, f"{path}.grief_chain", f"must be at least 1, got {self.grief_chain}")
         require((self.strategy == "colluder") == bool(self.partner), f"{path}.partner",
                 "a colluder names its partner worker population, and only a colluder has one")
 

@@ -293,7 +293,7 @@ class Simulation:
         self.pending: list[tuple[int, int, int]] = []  # (job, worker agent, price) assigned, not yet executed
         self.to_reveal: list[int] = []  # jobs sealed last epoch: their draw is in, they reveal this epoch
         self.games: dict[int, list[Game]] = {}  # epoch -> games whose settlement is due then
-        self.griefs: dict[int, list[tuple[int, int]]] = {}  # epoch -> (job, griefer) disputes to open then
+        self.griefs: dict[int, list[tuple[int, int, int]]] = {}  # epoch -> (job, griefer, links left) disputes to open then
         self.game_epochs = config.dispute.game_epochs
         self.settle_due: dict[int, list[int]] = {}
         self.close_due: dict[int, list[int]] = {}
@@ -627,16 +627,19 @@ class Simulation:
 
     def _grief(self, e: int, committed: list[int], c: dict[str, int], s: dict[str, float]) -> None:
         """Griefers are dealt this epoch's commitments and dispute the ones they pick in the last epoch of
-        the window (the latest a dispute can open, so the longest delay); the disputes due now open."""
+        the window (the latest a dispute can open, so the longest delay); the disputes due now open. A
+        chain's next link is opened by the next member of the griefer's population in the epoch the
+        previous game settles (before it does: the window is still open), while links are left."""
         a, st, records = self.agents, self.state, self.records
         griefers = np.flatnonzero((a.kind == CHALLENGER) & (a.status == ACTIVE) & (a.type_code == T_GRIEFER))
         griefs = decide_griefs(a, griefers, len(committed), self.rng)
         for k, griefer in zip(griefs.job.tolist(), griefs.griefer.tolist(), strict=True):
             job_id = committed[k]
             if job_id in records:
-                self.griefs.setdefault(max(e, st.jobs[job_id].window_end - 1), []).append((job_id, griefer))
+                links = int(a.grief_chain[griefer])
+                self.griefs.setdefault(max(e, st.jobs[job_id].window_end - 1), []).append((job_id, griefer, links))
         game_w = self.config.dispute.game_cost_worker
-        for job_id, griefer in self.griefs.pop(e, []):
+        for job_id, griefer, links in self.griefs.pop(e, []):
             r = records.get(job_id)
             if r is None:
                 continue  # resolved already (a cheat proven wrong): nothing left to delay
@@ -652,6 +655,10 @@ class Simulation:
             # a made-up root loses to a true result; against a wrong one both lose
             outcome = BOTH_WRONG if r.wrong else CHALLENGER_WRONG
             self._play(Game(opened.number, job_id, griefer, r.worker, outcome, GRIEF, st.params.challenger_bond), c, s)
+            if links > 1 and self.game_epochs > 0:
+                members = a.populations[int(a.population[griefer])].members
+                following = int(members[(int(np.flatnonzero(members == griefer)[0]) + 1) % len(members)])
+                self.griefs.setdefault(e + self.game_epochs, []).append((job_id, following, links - 1))
 
     def _play(self, game: Game, c: dict[str, int], s: dict[str, float]) -> float:
         """A game starts: settled now when games take no epochs (returns what the challenger was paid),

@@ -119,6 +119,7 @@ GRIEFING: dict[str, Any] = {
     "scenarios": {
         "baseline": {},
         "griefing": {"challengers.griefers.count": 2},
+        "chain": {"challengers.griefers.count": 2, "challengers.griefers.grief_chain": 3},
         "collusion": {"challengers.colluders.count": 2},
         "guessing": {"challengers.watchers.count": 0, "challengers.guessers.count": 3},
     },

@@ -64,6 +64,16 @@ def test_griefers_burn_their_bonds_and_only_delay_honest_pay(attacks: dict[str, 
     assert base["cheats_paid"] == grief["cheats_paid"] == 0 and grief["cheats_caught"] > 0
 
 
+def test_chained_griefing_buys_delay_at_a_bond_a_game(attacks: dict[str, dict[str, Any]]) -> None:
+    """Griefers who dispute a job three times in a row, each opening as the previous game ends, hold it
+    3 x 4 - 1 = 11 epochs past its window for three bonds: the delay has no bound but the griefers' money."""
+    grief, chain = attacks["griefing"]["attacks"], attacks["chain"]["attacks"]
+    assert chain["grief_disputes_per_run"] > 2.5 * grief["grief_disputes_per_run"]
+    assert chain["honest_delay_mean"] > grief["honest_delay_mean"] + 2.0
+    assert chain["grief_bonds_lost_per_run"] > 2.5 * grief["grief_bonds_lost_per_run"]
+    assert chain["cheats_paid"] == 0 and attacks["chain"]["metrics"]["profit_griefer"]["mean"] < 0
+
+
 def test_colluders_never_save_a_cheater(attacks: dict[str, dict[str, Any]]) -> None:
     collusion = attacks["collusion"]["attacks"]
     assert collusion["collusion_disputes_per_run"] > 20 and collusion["collusion_bonds_lost_per_run"] > 0
@@ -122,7 +132,7 @@ def test_books_match_the_ledger_with_games_in_play() -> None:
 
 def test_the_example_config_is_the_tested_one_at_full_size() -> None:
     example = load_experiment(Path(__file__).parents[2] / "examples" / "simulations" / "griefing.toml")
-    assert example.scenarios == tuple(GRIEFING["scenarios"]) and len(example.runs) == 4 * 3
+    assert example.scenarios == tuple(GRIEFING["scenarios"]) and len(example.runs) == 5 * 3
     config = example.runs[0].config
     assert config.dispute.game_epochs == GRIEFING["dispute"]["game_epochs"] and config.params.challenge_window_epochs == 2
     assert {name: c.strategy for name, c in config.challengers.items()} == {
