@@ -563,10 +563,11 @@ def demo_command(seed: int, out: Path | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary))
         return
-    click.echo(f"\n{'party':14s} {'balance':>9s} {'stake':>7s}   ->  {'balance':>9s} {'stake':>7s}")
+    click.echo(f"\n{'party':14s} {'balance':>9s} {'stake':>7s}   ->  {'balance':>9s} {'stake':>7s}   lines (tokens moved)")
     for label, before in report.before.items():
         after = report.after[label]
-        click.echo(f"{label:14s} {before['balance']:9d} {before['stake']:7d}   ->  {after['balance']:9d} {after['stake']:7d}")
+        lines = ", ".join(f"{name} {amount:+d}" for name, amount in report.lines[label].items()) or "none"
+        click.echo(f"{label:14s} {before['balance']:9d} {before['stake']:7d}   ->  {after['balance']:9d} {after['stake']:7d}   {lines}")
     for job in summary["jobs"]:
         verdict = job["verdict"]
         line = f"job {job['id']} {job['model']}/{job['optimizer']} by {job['worker']}"

@@ -13,7 +13,9 @@ their challenge windows close.
 
 Every economic step is a signed transaction applied by `pinpoint.ledger.Ledger` (one SQLite
 transaction each); the economy issues each dispute its id when it is opened; the ledger is the games'
-time source (every move is stamped by it, and the transcripts carry its receipts).
+time source (every move is stamped by it, and the transcripts carry its receipts). The books are kept
+line by line from what each transition returned (jobs bought and paid, emission, refunds, dispute
+rewards, bond shares, bonds lost, slashes): every party's balance and stake move by the sum of its lines.
 """
 
 from __future__ import annotations
@@ -105,14 +107,17 @@ class DemoReport:
     refunded: int = 0
     supply_conserved: bool = False
     books: dict[str, int] = field(default_factory=dict)  # supply's sources and where every token sits
+    lines: dict[str, dict[str, int]] = field(default_factory=dict)  # party -> line -> tokens it moved (debits < 0)
     seconds: float = 0.0
 
 
 class Demo:
     """Drives the ledger and the parties; every decision is a signed transaction."""
 
-    def __init__(self, folder: Path, seed: int, log: Callable[[str], None]) -> None:
+    def __init__(self, folder: Path, seed: int, log: Callable[[str], None],
+                 jobs: tuple[tuple[str, str, int], ...] = DEMO_JOBS) -> None:
         self.folder = folder
+        self.jobs = jobs
         self.rng = random.Random(seed)
         self.seed = seed
         self.log = log
@@ -124,6 +129,16 @@ class Demo:
         self.challengers = [Party(f"challenger-{i + 1}", generate_private_key()) for i in range(2)]
         self.colluder = Party("colluder", generate_private_key())
         self.epoch_tick = 0
+        self.lines: dict[str, dict[str, int]] = {}
+
+    def credit(self, party: Party, line: str, amount: int) -> None:
+        """Book `amount` tokens (negative: a debit) on `party`'s line `line`, from what a transition
+        returned: each party's balance and stake must then move by the sum of its lines."""
+        lines = self.lines.setdefault(party.label, {})
+        lines[line] = lines.get(line, 0) + int(amount)
+
+    def party(self, account: str) -> Party:
+        return next(p for p in self.parties if p.account == account)
 
     @property
     def parties(self) -> list[Party]:
@@ -135,7 +150,11 @@ class Demo:
 
     def tick(self) -> None:
         self.epoch_tick += 1
-        self.ledger.apply(Action("epoch", {"seed": f"{self.seed:08x}{self.epoch_tick:08x}"}))
+        # the demo's seed as 8 bytes, whatever its sign or size (a negative seed once made no hex at all)
+        beacon = f"{self.seed % 2**64:016x}{self.epoch_tick:08x}"
+        report = self.ledger.apply(Action("epoch", {"seed": beacon}))
+        for account, amount in report.rewards.items():
+            self.credit(self.party(account), "emission", amount)
 
     def books(self) -> dict[str, dict[str, int]]:
         state = self.ledger.state
@@ -156,7 +175,7 @@ class Demo:
 
     def post_and_auction(self) -> list[DemoJob]:
         jobs = []
-        for model, optimizer, steps in DEMO_JOBS:
+        for model, optimizer, steps in self.jobs:
             spec = make_job(model, optimizer, steps, seed=self.rng.randrange(2**31))
             ledger_id = self.send(self.user, "post_job", max_price=JOB_PRICE, work_units=steps,
                                   training_job=compute_job_id(spec).hex())
@@ -164,6 +183,7 @@ class Demo:
                 self.send(worker, "bid", job_id=ledger_id, price=self.rng.randrange(JOB_PRICE // 2, JOB_PRICE))
             assignment = self.ledger.apply(Action("close_auction", {"job_id": ledger_id}))
             worker = next(w for w in self.workers if w.account == assignment.worker)
+            self.credit(self.user, "jobs bought", -int(assignment.price))  # the escrow above the price came back
             jobs.append(DemoJob(ledger_id, spec, model, optimizer, worker, int(assignment.price)))
             self.log(f"job {ledger_id}: {model}/{optimizer}, {steps} steps -> {worker.label} at {assignment.price}")
         return jobs
@@ -206,6 +226,8 @@ class Demo:
                            time_source=self.ledger)
         settled = self.send(self.worker_party(job), "settle_dispute", dispute=opened.number,
                             transcript=compute_transcript_json(result.transcript))
+        self.credit(self.colluder, "bonds lost", -settled.slashed)
+        self.credit(self.worker_party(job), "bond shares", settled.winner_reward)
         job.thrown = {"dispute": opened.number, "winner": result.verdict.winner.role.value if result.verdict.winner else None,
                       "reason": result.verdict.reason.value, "settled": settled.kind, "bond_to_worker": settled.winner_reward}
         self.log(f"  dispute {opened.number} settled from its transcript: {settled.kind} ({result.verdict.reason.value})")
@@ -259,6 +281,9 @@ class Demo:
                 assert report.result is not None
                 settled = self.send(challenger, "settle_dispute", dispute=opened.number,
                                     transcript=compute_transcript_json(report.result.transcript))
+                self.credit(challenger, "dispute rewards", settled.winner_reward)
+                self.credit(job.worker, "slashed", -settled.slashed)
+                self.credit(self.user, "refunds", settled.refunded)
                 winner = job.verdict["winner"]
                 self.log(f"  verdict: {winner['role'] if winner else 'nobody'} wins at step {job.verdict['step']}, "
                          f"{job.verdict['tree']} leaf {job.verdict['index']} ({job.verdict['op'] or 'state'}): {job.verdict['reason']}")
@@ -269,7 +294,8 @@ class Demo:
             self.tick()
         for job in jobs:
             if job.disputed_by is None:
-                self.ledger.apply(Action("settle_job", {"job_id": job.ledger_id}))
+                assert job.worker is not None
+                self.credit(job.worker, "jobs paid", self.ledger.apply(Action("settle_job", {"job_id": job.ledger_id})))
         for _ in range(self.ledger.state.params.vesting_epochs):
             self.tick()
         for worker in self.workers:
@@ -290,11 +316,13 @@ def get_tamperable_nodes(spec: JobSpec, step: int) -> list[int]:
     ]
 
 
-def run_demo(folder: Path, seed: int = 0, log: Callable[[str], None] = print) -> DemoReport:
-    """Run the whole story in `folder` (a new directory); returns what happened."""
+def run_demo(folder: Path, seed: int = 0, log: Callable[[str], None] = print,
+             demo_jobs: tuple[tuple[str, str, int], ...] = DEMO_JOBS) -> DemoReport:
+    """Run the whole story in `folder` (a new directory) with `demo_jobs` ((model, optimizer, steps)
+    each); returns what happened."""
     start = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=False)
-    demo = Demo(folder, seed, log)
+    demo = Demo(folder, seed, log, demo_jobs)
     report = DemoReport()
     demo.genesis()
     report.before = demo.books()
@@ -313,6 +341,7 @@ def run_demo(folder: Path, seed: int = 0, log: Callable[[str], None] = print) ->
     report.refunded = state.totals.refunded
     report.supply_conserved = is_supply_conserved(state)
     report.books = compute_books(state)
+    report.lines = {party.label: dict(demo.lines.get(party.label, {})) for party in demo.parties}
     report.seconds = time.perf_counter() - start
     demo.ledger.close()
     return report
@@ -348,5 +377,6 @@ def report_json(report: DemoReport) -> dict[str, Any]:
         "balances": {"before": report.before, "after": report.after},
         "supply_conserved": report.supply_conserved,
         "books": report.books,
+        "lines": report.lines,
         "seconds": report.seconds,
     }

@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from pinpoint.cli import main
-from pinpoint.demo import Demo, get_tamperable_nodes
+from pinpoint.demo import Demo, get_tamperable_nodes, report_json, run_demo
 from pinpoint.ledger import Ledger
 from protocol.economy import check_invariants, is_supply_conserved
 from prover.run import train
@@ -75,3 +75,34 @@ def test_every_seed_makes_a_cheat_that_changes_the_run(tmp_path: Path) -> None:
         honest = train(job.spec, folder / "honest")
         assert honest.chain_root != cheat.chain_root, (seed, job.tamper)
         demo.ledger.close()
+
+
+FAST_JOBS = (("mlp", "sgd", 2), ("mlp", "adam", 2))
+"""The demo's story with two 2-step jobs: the same parties, transactions, games and settlements, fast."""
+
+
+def test_every_seed_keeps_the_books_line_by_line(tmp_path: Path) -> None:
+    """The whole story for 24 seeds (two small jobs, one of them the cheat): each party's balance and
+    stake move by exactly the sum of its lines (jobs bought and paid, emission, refunds, dispute rewards,
+    bond shares, bonds lost, slashes), the emission lines add up to the emission, the supply's sources
+    equal where every token sits, and everything slashed went to a winner or was burned."""
+    for seed in [-1, *range(23)]:
+        summary = report_json(run_demo(tmp_path / f"seed-{seed}", seed, lambda message: None, FAST_JOBS))
+        books, lines, balances = summary["books"], summary["lines"], summary["balances"]
+        assert books["genesis"] + books["emitted"] == books["supply"] == books["sum_of_buckets"], seed
+        assert books["escrow"] == books["bonds"] == books["vesting"] == books["unbonding"] == books["jackpot"] == 0
+        for label, before in balances["before"].items():
+            after = balances["after"][label]
+            moved = after["balance"] + after["stake"] - before["balance"] - before["stake"]
+            assert moved == sum(lines[label].values()), (seed, label, lines[label])
+        assert sum(line.get("emission", 0) for line in lines.values()) == books["emitted"] > 0
+        (cheat,) = [job for job in summary["jobs"] if job["tamper"]]
+        (honest,) = [job for job in summary["jobs"] if not job["tamper"]]
+        assert summary["caught"] == summary["cheaters"] == [cheat["worker"]], seed
+        assert lines["colluder"] == {"bonds lost": -20} and cheat["thrown"]["settled"] == "challenger-slashed"
+        assert lines["user"] == {"jobs bought": -cheat["price"] - honest["price"], "refunds": cheat["price"]}
+        for label, line in lines.items():  # only the honest job is paid, to its worker (who may be the cheater)
+            assert line.get("jobs paid", 0) == (honest["price"] if label == honest["worker"] else 0), (seed, label)
+        assert lines[cheat["worker"]]["slashed"] < 0
+        to_winners = sum(line.get("dispute rewards", 0) + line.get("bond shares", 0) for line in lines.values())
+        assert books["slashed"] == to_winners + books["burned"], seed

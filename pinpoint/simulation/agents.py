@@ -11,7 +11,11 @@ Strategies:
   compute), adaptive (q moves toward what paid), lazy (never computes, submits a guess that is right
   with a small probability);
 - challengers: each job is watched by at most one challenger (while they have capacity left) who
-  verifies it with probability p at a cost per work unit; fixed or adaptive p.
+  verifies it with probability p at a cost per work unit; fixed or adaptive p. A guesser is a watcher
+  that verifies only the jobs it guesses are forced-error tests. Besides the watchers, griefers
+  dispute jobs they are dealt (with probability p) without checking them, late in their window, to
+  delay the worker's payment; colluders dispute their partner population's wrong cheats first and
+  throw their games.
 """
 
 from __future__ import annotations
@@ -35,13 +39,18 @@ USER, WORKER, CHALLENGER = 0, 1, 2
 IDLE, ACTIVE, LEAVING = 0, 1, 2
 """Agent status: outside the market (may enter), in it, or on its way out (stake unbonding)."""
 
-TYPE_NAMES = ("user", "honest", "cheater", "adaptive", "lazy", "challenger_fixed", "challenger_adaptive")
+TYPE_NAMES = ("user", "honest", "cheater", "adaptive", "lazy", "challenger_fixed", "challenger_adaptive", "griefer",
+              "colluder", "guesser")
 """Agent types, the groups profits are reported by (`profit_<type>` columns)."""
 
-T_USER, T_HONEST, T_CHEATER, T_ADAPTIVE, T_LAZY, T_CHALLENGER_FIXED, T_CHALLENGER_ADAPTIVE = range(len(TYPE_NAMES))
+(T_USER, T_HONEST, T_CHEATER, T_ADAPTIVE, T_LAZY, T_CHALLENGER_FIXED, T_CHALLENGER_ADAPTIVE, T_GRIEFER, T_COLLUDER,
+ T_GUESSER) = range(len(TYPE_NAMES))
 
 _WORKER_TYPES = {"honest": T_HONEST, "cheater": T_CHEATER, "adaptive": T_ADAPTIVE, "lazy": T_LAZY}
-_CHALLENGER_TYPES = {"fixed": T_CHALLENGER_FIXED, "adaptive": T_CHALLENGER_ADAPTIVE}
+_CHALLENGER_TYPES = {"fixed": T_CHALLENGER_FIXED, "adaptive": T_CHALLENGER_ADAPTIVE, "griefer": T_GRIEFER,
+                     "colluder": T_COLLUDER, "guesser": T_GUESSER}
+WATCHER_TYPES = (T_CHALLENGER_FIXED, T_CHALLENGER_ADAPTIVE, T_GUESSER)
+"""Challenger types dealt watch slots (griefers and colluders act besides them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +91,8 @@ class Agents:
     tenure: np.ndarray  # int64 epochs since the agent last entered
     target_stake: np.ndarray  # int64 tokens a worker keeps bonded (topped up after a slash)
     pop_signal: np.ndarray = field(default_factory=lambda: np.zeros(0))  # float per population: churn entry signal
+    partner: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))  # int16: a colluder's partner population, else -1
+    grief_chain: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # int64: a griefer's disputes in a row per job
 
     @property
     def size(self) -> int:
@@ -121,6 +132,7 @@ def create_agents(config: SimulationConfig, ask_noise: np.ndarray | None = None)
             "ask": 0, "capacity": wp.capacity, "stake_multiple": wp.stake_multiple, "fixed_cost": wp.fixed_cost,
             "initial_balance": wp.initial_balance, "markup": wp.ask_markup, "spread": wp.ask_spread,
         })
+    worker_population = {name: k + 1 for k, name in enumerate(config.workers)}  # users are population 0
     for name, c in config.challengers.items():
         cp: ChallengerPopulation = c
         add_population(name, CHALLENGER, _CHALLENGER_TYPES[cp.strategy], cp.count, cp.pool, cp.churn, cp.memory, {
@@ -129,7 +141,8 @@ def create_agents(config: SimulationConfig, ask_noise: np.ndarray | None = None)
             "learning_rate": cp.learning_rate if cp.strategy == "adaptive" else 0.0,
             "unit_cost": cp.check_cost, "cheat_saving": 0.0, "guess_accuracy": 0.0, "ask": 0,
             "capacity": cp.capacity, "stake_multiple": 1.0, "fixed_cost": cp.fixed_cost,
-            "initial_balance": cp.initial_balance,
+            "initial_balance": cp.initial_balance, "partner": worker_population.get(cp.partner, -1),
+            "grief_chain": cp.grief_chain,
         })
     n = len(rows)
 
@@ -158,6 +171,8 @@ def create_agents(config: SimulationConfig, ask_noise: np.ndarray | None = None)
         stake_multiple=column("stake_multiple", np.float64), fixed_cost=column("fixed_cost", np.float64),
         initial_balance=column("initial_balance", np.int64), ema_profit=np.zeros(n), tenure=np.zeros(n, dtype=np.int64),
         target_stake=np.zeros(n, dtype=np.int64), pop_signal=np.full(len(populations), np.inf),
+        partner=np.array([r.get("partner", -1) for r in rows], dtype=np.int16),
+        grief_chain=np.array([r.get("grief_chain", 1) for r in rows], dtype=np.int64),
     )
 
 
@@ -236,6 +251,35 @@ def decide_checks(agents: Agents, challengers: np.ndarray, work_units: np.ndarra
     verify = rng.random(n) < p_watch
     cost = np.where(verify, agents.unit_cost[np.where(watched, watcher, 0)] * work_units, 0.0)
     return Checks(watcher, verify, cost, p_watch)
+
+
+def decide_guesses(checks: Checks, guessing: np.ndarray, guesses: np.ndarray, work_units: np.ndarray,
+                   unit_cost: np.ndarray) -> Checks:
+    """A guesser verifies a job it watches only if it guesses the job is a forced-error test: where
+    `guessing` (the job's watcher is a guesser), `verify` keeps only the jobs `guesses` names, and the
+    detection chance of the others is 0. Shapes (jobs,); `unit_cost` per agent."""
+    verify = checks.verify & (~guessing | guesses)
+    p_watch = np.where(guessing & ~guesses, 0.0, checks.p_watch)
+    cost = np.where(verify, unit_cost[np.where(checks.watcher >= 0, checks.watcher, 0)] * work_units, 0.0)
+    return Checks(checks.watcher, verify, cost, p_watch)
+
+
+@dataclass(frozen=True, slots=True)
+class Griefs:
+    """Jobs griefers will dispute without checking them, shape (griefs,) each."""
+
+    job: np.ndarray  # index into the epoch's committed jobs
+    griefer: np.ndarray  # agent index of the griefer
+
+
+def decide_griefs(agents: Agents, griefers: np.ndarray, jobs: int, rng: np.random.Generator) -> Griefs:
+    """Griefers' slots (capacity each) are dealt to the jobs at random, as watchers' are; a griefer
+    disputes a job it is dealt with its probability p."""
+    if not len(griefers) or not jobs:
+        return Griefs(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    dealt = decide_checks(agents, griefers, np.zeros(jobs, dtype=np.int64), rng)
+    chosen = np.flatnonzero(dealt.verify)
+    return Griefs(chosen, dealt.watcher[chosen])
 
 
 @dataclass(frozen=True, slots=True)

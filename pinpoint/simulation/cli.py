@@ -93,6 +93,12 @@ def simulate_command(config_path: Path, out: Path, workers: int | None, schedule
     for m in brief["mechanisms"]:
         click.echo(f"  {m['label']}: cheat rate {_fmt(m['cheat_rate'])}, check rate {_fmt(m['check_rate'])}, "
                    f"detection {_fmt(m['detection_rate'])}, gini {_fmt(m['gini_rewards'])}")
+        attacks = m["attacks"]
+        if attacks["grief_disputes_per_run"] or attacks["collusion_disputes_per_run"] or attacks["guess_checks"]:
+            click.echo(f"    honest pay delay {_fmt(attacks['honest_delay_mean'])} epochs, griefers' bonds lost "
+                       f"{_fmt(attacks['grief_bonds_lost_per_run'])} and colluders' {_fmt(attacks['collusion_bonds_lost_per_run'])} "
+                       f"per run, wrong cheats paid {attacks['cheats_paid']}, guesses that were tests "
+                       f"{_fmt(attacks['guess_precision'])} (rate {_fmt(attacks['forced_rate'])})")
     for scenario, phase in brief.get("phase", {}).items():
         click.echo(f"  phase boundary [{scenario}]: max |z| {_fmt(phase['max_abs_z'])}, "
                    f"max boundary error {_fmt(phase['max_boundary_error'])}, within MC error: {phase['within']}")
@@ -109,7 +115,7 @@ def _brief(summary: dict[str, Any], out: Path, full: bool) -> dict[str, Any]:
         return {"out": str(out), **to_jsonable(summary)}
     brief: dict[str, Any] = {"runs": summary["runs"], "seconds": summary["seconds"], "mechanisms": []}
     for m in summary["mechanisms"]:
-        brief["mechanisms"].append({"label": m["label"], **{k: m["metrics"][k]["mean"] for k in (
+        brief["mechanisms"].append({"label": m["label"], "attacks": m["attacks"], **{k: m["metrics"][k]["mean"] for k in (
             "cheat_rate", "check_rate", "detection_rate", "gini_rewards")}})
     if "phase" in summary:
         brief["phase"] = {

@@ -40,9 +40,17 @@ WORKER_STRATEGIES = ("honest", "cheater", "adaptive", "lazy")
 """honest: always computes; cheater: cheats with a fixed probability; adaptive: its cheating probability
 moves toward what paid in recent epochs; lazy: never computes and submits a guess."""
 
-CHALLENGER_STRATEGIES = ("fixed", "adaptive")
+CHALLENGER_STRATEGIES = ("fixed", "adaptive", "griefer", "colluder", "guesser")
 """fixed: verifies each job it watches with a fixed probability; adaptive: the probability moves toward
-what checking paid in recent epochs."""
+what checking paid in recent epochs; griefer: checks nothing, and disputes jobs it is dealt (with its
+probability) in the last epoch of their window, to delay the worker's payment by a game it loses;
+colluder: disputes every wrong cheat of its partner population first, as soon as it is committed, and
+throws its game; guesser: a watcher that verifies (with its probability) only the jobs it guesses are
+forced-error tests, guessing from what the ledger shows (the draw's seed and the seal in place of the
+secret salt)."""
+
+WATCHER_STRATEGIES = ("fixed", "adaptive", "guesser")
+"""Challenger strategies that take watch slots (griefers and colluders act besides the watchers)."""
 
 AUCTIONS = ("batch", "reverse")
 """batch: workers post asks and jobs clear in the protocol's end-of-epoch batch auction; reverse: a few
@@ -126,8 +134,12 @@ class DisputeSection:
     game_cost_challenger: float = field(default=0.2, metadata=doc(
         "tokens of compute one dispute game costs the challenger (its side of the bisection plus the "
         "referee's one-operator re-execution)"))
+    game_epochs: int = field(default=0, metadata=doc(
+        "epochs a dispute game takes from its opening to its settlement (0: settled in the epoch it opens); "
+        "while one runs the job's window stays open, so its worker is paid no earlier than its end"))
 
     def validate(self, path: str) -> None:
+        require(self.game_epochs >= 0, f"{path}.game_epochs", "must not be negative")
         require(self.game_cost_worker >= 0, f"{path}.game_cost_worker", "must not be negative")
         require(self.game_cost_challenger >= 0, f"{path}.game_cost_challenger", "must not be negative")
 
@@ -218,6 +230,10 @@ class ChallengerPopulation:
     memory: float = field(default=0.2, metadata=doc("adaptive: weight of the latest epoch in the payoff average"))
     churn: bool = field(default=True, metadata=doc("takes part in churn when [churn] is enabled"))
     initial_balance: int = field(default=100_000, metadata=doc("tokens each challenger holds at genesis (bonds come from it)"))
+    partner: str = field(default="", metadata=doc("colluder: the worker population whose cheats it covers"))
+    grief_chain: int = field(default=1, metadata=doc(
+        "griefer: disputes in a row on a job it griefs, each opened by the next member of the population as "
+        "the previous game ends (the window stays open while one runs): each adds game_epochs of delay"))
 
     def validate(self, path: str) -> None:
         require_choice(self.strategy, CHALLENGER_STRATEGIES, f"{path}.strategy")
@@ -230,6 +246,9 @@ class ChallengerPopulation:
         require(self.capacity >= 1, f"{path}.capacity", "must be at least 1")
         require(self.check_cost >= 0 and self.fixed_cost >= 0, f"{path}.check_cost", "costs must not be negative")
         require(self.initial_balance >= 1, f"{path}.initial_balance", "must be positive")
+        require(self.grief_chain >= 1, f"{path}.grief_chain", f"must be at least 1, got {self.grief_chain}")
+        require((self.strategy == "colluder") == bool(self.partner), f"{path}.partner",
+                "a colluder names its partner worker population, and only a colluder has one")
 
 
 @dataclass(frozen=True)
@@ -269,6 +288,9 @@ class SimulationConfig:
         require(not set(self.workers) & set(self.challengers), "challengers",
                 "a population name is used by both workers and challengers")
         require(sum(p.count for p in self.workers.values()) >= 1, "workers", "at least one worker must be active at genesis")
+        for name, challengers in self.challengers.items():
+            require(not challengers.partner or challengers.partner in self.workers, f"challengers.{name}.partner",
+                    f"{challengers.partner!r} is not a worker population{compute_suggestion(challengers.partner, self.workers)}")
         params = self.params
         everyone = sum(p.count + p.pool for p in self.workers.values())
         # the bonding curve's price once every worker (pool included) is active: the most an entrant pays

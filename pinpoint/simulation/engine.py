@@ -8,7 +8,12 @@ One epoch, top to bottom:
     3. assigned workers execute and commit    process_submit_commitment   (cheat or not: agents decide)
     4. challengers watch and verify; a wrong  process_checked_dispute, process_dispute_verdict
        result is disputed and the game's      (the honest side wins; each side pays its game cost)
-       verdict settled at once                process_settle_job for a caught forced error
+       verdict settled after game_epochs      process_settle_job for a caught forced error
+       (at once when 0); colluders open
+       first on their partners' cheats and
+       throw their games; griefers open
+       losing disputes in a window's last
+       epoch; games due are settled
     5. jobs whose window is over are paid     process_settle_job
     6. upkeep: stake top-ups after a slash,   process_stake, process_heartbeat, process_claim_vesting,
        heartbeats, vesting claims, leaving    process_deregister_worker, process_unbond,
@@ -24,7 +29,10 @@ Off-chain costs (compute, checking, dispute games) never touch the ledger; profi
 The simulation models commitments and games rather than signing and playing them: it calls the
 transitions a checked commitment and a checked settlement lead to (`process_checked_commitment`,
 `process_checked_dispute`, `process_dispute_verdict` with the outcome of a game the honest side
-wins), the same state changes the ledger makes after checking the evidence.
+wins), the same state changes the ledger makes after checking the evidence. A game's outcome follows
+from the two roots alone: a challenger that computed the true result wins against a wrong one; a
+griefer's made-up root loses against a true result, and against a wrong one both lose; a colluder
+throws its game (its partner's cheat is proven wrong only by someone else's game).
 
 Terminal jobs are archived (dropped from `state.jobs`) at the end of each epoch once the run has
 recorded them: the economy keeps every job forever, which would make each epoch's invariant check
@@ -52,8 +60,12 @@ from pinpoint.simulation.agents import (
     T_ADAPTIVE,
     T_CHALLENGER_ADAPTIVE,
     T_CHEATER,
+    T_COLLUDER,
+    T_GRIEFER,
+    T_GUESSER,
     TYPE_NAMES,
     USER,
+    WATCHER_TYPES,
     WORKER,
     PayoffMemory,
     compute_adapted_probability,
@@ -62,14 +74,20 @@ from pinpoint.simulation.agents import (
     decide_checks,
     decide_churn,
     decide_executions,
+    decide_griefs,
+    decide_guesses,
     decide_job_requests,
 )
 from pinpoint.simulation.config import RunSpec, SimulationConfig
 from pinpoint.simulation.metrics import EPOCH_COLUMNS, PROFIT_COLUMNS, compute_gini, compute_rate
 from protocol.economy import (
+    BOTH_WRONG,
+    CHALLENGER_WRONG,
     WORKER_WRONG,
     AuctionMode,
+    ChallengeWindowClosed,
     CommitmentRecord,
+    DisputeAlreadyOpen,
     InsufficientFunds,
     JobStatus,
     NoBids,
@@ -78,6 +96,7 @@ from protocol.economy import (
     StakeLocked,
     State,
     check_invariants,
+    compute_is_forced_error,
     compute_job_tax,
     compute_seal,
     compute_tax_bps,
@@ -121,6 +140,16 @@ COMMIT_CHECK = "c1" * 32
 COMMIT_FORCED = "fe" * 32
 """Chain root of the public commitment a worker reveals on a forced-error job (wrong on order)."""
 
+COMMIT_GRIEF = "9e" * 32
+"""Chain root a griefer's modelled commitment names (made up: it computed nothing)."""
+
+COMMIT_COLLUDE = "c0" * 31 + "de"
+"""Chain root a colluder's modelled commitment names (another wrong root, for a game it throws)."""
+
+CHECK, CATCH, GRIEF, COLLUDE = "check", "catch", "grief", "collude"
+"""Roles of a modelled game: a watcher's dispute of a wrong result, a forced error's catcher disputing
+the true result the opening showed, a griefer's dispute, a colluder's thrown game."""
+
 
 def compute_training_job(job_number: int) -> str:
     """The modelled training job id of the simulation's `job_number`-th posting (unique per posting)."""
@@ -135,11 +164,14 @@ def compute_record(root: str) -> CommitmentRecord:
 COUNTERS = (
     "jobs_posted", "jobs_unfunded", "jobs_assigned", "jobs_cancelled", "jobs_executed", "jobs_settled", "jobs_slashed",
     "cheats", "wrong_results", "forced_errors", "watched", "checks", "disputes", "cheats_caught", "forced_caught",
-    "wrong_cheats", "entered", "left", "cheat_jobs", "honest_jobs",
+    "wrong_cheats", "entered", "left", "cheat_jobs", "honest_jobs", "sealed_committed", "grief_disputes",
+    "collusion_disputes", "guess_checks", "guess_hits", "cheats_paid", "honest_paid", "honest_delayed",
+    "wrong_cheats_resolved",
 )
 SUMS = (
     "price_sum", "cheat_profit_sum", "cheat_profit_sumsq", "honest_profit_sum", "honest_profit_sumsq", "cheat_gain_sum",
     "cheat_price_sum", "cheat_stake_sum", "cheat_vesting_sum", "cheat_pdetect_sum", "check_profit_sum",
+    "grief_bonds_lost", "collusion_bonds_lost", "bond_shares_to_workers", "honest_delay_sum",
 )
 
 
@@ -187,7 +219,7 @@ class JobRecord:
     """What the run knows about one live job beyond the ledger (who cheated, what it cost)."""
 
     __slots__ = ("user", "work_units", "posted", "worker", "price", "cheated", "wrong", "forced", "cost", "gain",
-                 "stake", "vesting", "p_watch", "game_cost", "salt", "sealed_root", "catcher")
+                 "stake", "vesting", "p_watch", "game_cost", "salt", "sealed_root", "catcher", "due")
 
     def __init__(self, user: int, work_units: int, posted: int) -> None:
         self.user = user
@@ -207,6 +239,22 @@ class JobRecord:
         self.salt = ""  # the seal's secret salt (forced errors on)
         self.sealed_root = COMMIT_RIGHT  # the result the worker sealed as its true one
         self.catcher = -1  # the challenger whose game proved the public commitment wrong, pending the seal
+        self.due = -1  # epoch the job's first challenge window ended: payment after it is delayed
+
+
+@dataclass(frozen=True, slots=True)
+class Game:
+    """A modelled dispute game in play: the dispute's number, its job, the challenger and the worker
+    (agent indices), the outcome its transcript will prove, the challenger's role (CHECK, CATCH, GRIEF,
+    COLLUDE) and the bond the challenger posted."""
+
+    number: int
+    job_id: int
+    challenger: int
+    worker: int
+    outcome: str
+    role: str
+    bond: int
 
 
 @dataclass
@@ -244,6 +292,9 @@ class Simulation:
         self.records: dict[int, JobRecord] = {}
         self.pending: list[tuple[int, int, int]] = []  # (job, worker agent, price) assigned, not yet executed
         self.to_reveal: list[int] = []  # jobs sealed last epoch: their draw is in, they reveal this epoch
+        self.games: dict[int, list[Game]] = {}  # epoch -> games whose settlement is due then
+        self.griefs: dict[int, list[tuple[int, int, int]]] = {}  # epoch -> (job, griefer, links left) disputes to open then
+        self.game_epochs = config.dispute.game_epochs
         self.settle_due: dict[int, list[int]] = {}
         self.close_due: dict[int, list[int]] = {}
         self.withdraw_due: dict[int, list[int]] = {}
@@ -322,7 +373,10 @@ class Simulation:
         if self.mode == AuctionMode.REVERSE:
             self._close_auctions(e, c)
         committed = self._execute(c, s)
+        self._collude(committed, c, s)
         self._check(committed, c, s)
+        self._grief(e, committed, c, s)
+        self._settle_games(e, c, s)
         self._settle_due(e, c, s)
         self._top_up(c)
         self._heartbeats(e)
@@ -478,7 +532,10 @@ class Simulation:
         return committed
 
     def _committed(self, job_id: int, r: JobRecord, c: dict[str, int]) -> None:
-        """Count a public commitment: wrong or not, forced or not."""
+        """Count a public commitment: wrong or not, forced or not; note when its window ends."""
+        job = self.state.jobs[job_id]
+        r.due = job.window_end
+        c["sealed_committed"] += int(job.forced_rate_bps > 0)
         c["wrong_results"] += int(r.wrong)
         c["wrong_cheats"] += int(r.wrong and r.cheated and not r.forced)
         c["forced_errors"] += int(r.forced)
@@ -489,9 +546,15 @@ class Simulation:
         if not committed:
             return
         a, st, records, names, tx = self.agents, self.state, self.records, self.names, self.tx
-        challengers = np.flatnonzero((a.kind == CHALLENGER) & (a.status == ACTIVE))
+        challengers = np.flatnonzero((a.kind == CHALLENGER) & (a.status == ACTIVE) & np.isin(a.type_code, WATCHER_TYPES))
         units = np.array([records[j].work_units for j in committed], dtype=np.int64)
         checks = decide_checks(a, challengers, units, self.rng)
+        guessing = (checks.watcher >= 0) & (a.type_code[np.where(checks.watcher >= 0, checks.watcher, 0)] == T_GUESSER)
+        if guessing.any():
+            guesses = np.array([self._guess(job_id) for job_id in committed], dtype=bool)
+            checks = decide_guesses(checks, guessing, guesses, units, a.unit_cost)
+            c["guess_checks"] += int((checks.verify & guessing).sum())
+            c["guess_hits"] += sum(records[committed[k]].forced for k in np.flatnonzero(checks.verify & guessing).tolist())
         c["watched"] += int((checks.watcher >= 0).sum())
         c["checks"] += int(checks.verify.sum())
         p_watch = checks.p_watch.tolist()
@@ -505,9 +568,9 @@ class Simulation:
             watcher: int = checks.watcher[k].item()
             check_cost = float(checks.cost[k])
             self.cost.append((watcher, check_cost))
-            r = records[job_id]
+            r = records.get(job_id)
             profit = -check_cost
-            if r.wrong:
+            if r is not None and r.wrong:
                 try:
                     opened = tx.open_dispute(st, names[watcher], job_id, compute_record(COMMIT_CHECK))
                 except InsufficientFunds:
@@ -515,22 +578,142 @@ class Simulation:
                     s["check_profit_sum"] += profit
                     continue
                 c["disputes"] += 1
-                # the dispute game: the honest side (the challenger, since the result is wrong) wins
-                result = tx.settle_dispute(st, opened.number, WORKER_WRONG)
-                reward = result.winner_reward + result.jackpot_paid
-                self.income.append((watcher, reward))
                 self.cost.append((watcher, game_c))
                 self.cost.append((r.worker, game_w))
-                r.game_cost = game_w
-                profit += reward - game_c
-                if result.kind == "caught-pending-seal":
-                    r.catcher = watcher  # paid once the seal is opened: the jackpot, or a share of the slash
-                elif result.kind == "worker-slashed":
-                    c["cheats_caught"] += 1
-                    self.slashed_workers.append(r.worker)
-                    self._resolve(job_id, r, -result.slashed, True, c, s)
+                r.game_cost += game_w
+                # the dispute game: the honest side (the challenger, since the result is wrong) wins
+                game = Game(opened.number, job_id, watcher, r.worker, WORKER_WRONG, CHECK, st.params.challenger_bond)
+                profit += self._play(game, c, s) - game_c
             self.check_outcomes.append((int(population[watcher]), profit, check_cost, 1))
             s["check_profit_sum"] += profit
+
+    def _guess(self, job_id: int) -> bool:
+        """A guesser's guess that `job_id` is a forced-error test, from what the ledger shows: the draw's
+        seed, with the public seal in place of the worker's secret salt (the draw needs the salt, so the
+        guess should be right no more often than chance)."""
+        job = self.state.jobs[job_id]
+        if job.forced_rate_bps == 0 or not job.draw_seed:
+            return False
+        return compute_is_forced_error(job.draw_seed, job.sealed, job.job_id, job.forced_rate_bps)
+
+    def _collude(self, committed: list[int], c: dict[str, int], s: dict[str, float]) -> None:
+        """Colluders open first on their partner population's wrong cheats, as soon as they are committed,
+        and throw their games (the game proves the colluder wrong)."""
+        a, st, records = self.agents, self.state, self.records
+        colluders = np.flatnonzero((a.kind == CHALLENGER) & (a.status == ACTIVE) & (a.type_code == T_COLLUDER))
+        if not len(colluders) or not committed:
+            return
+        game_w = self.config.dispute.game_cost_worker
+        game_c = self.config.dispute.game_cost_challenger
+        for job_id in committed:
+            r = records[job_id]
+            if not (r.cheated and r.wrong):
+                continue
+            partners = colluders[a.partner[colluders] == a.population[r.worker]]
+            if not len(partners):
+                continue
+            colluder = int(partners[job_id % len(partners)])  # spread over the partner's colluders
+            try:
+                opened = self.tx.open_dispute(st, self.names[colluder], job_id, compute_record(COMMIT_COLLUDE))
+            except InsufficientFunds:
+                continue
+            c["disputes"] += 1
+            c["collusion_disputes"] += 1
+            self.cost.append((colluder, game_c))
+            self.cost.append((r.worker, game_w))
+            r.game_cost += game_w
+            self._play(Game(opened.number, job_id, colluder, r.worker, CHALLENGER_WRONG, COLLUDE,
+                            st.params.challenger_bond), c, s)
+
+    def _grief(self, e: int, committed: list[int], c: dict[str, int], s: dict[str, float]) -> None:
+        """Griefers are dealt this epoch's commitments and dispute the ones they pick in the last epoch of
+        the window (the latest a dispute can open, so the longest delay); the disputes due now open. A
+        chain's next link is opened by the next member of the griefer's population in the epoch the
+        previous game settles (before it does: the window is still open), while links are left."""
+        a, st, records = self.agents, self.state, self.records
+        griefers = np.flatnonzero((a.kind == CHALLENGER) & (a.status == ACTIVE) & (a.type_code == T_GRIEFER))
+        griefs = decide_griefs(a, griefers, len(committed), self.rng)
+        for k, griefer in zip(griefs.job.tolist(), griefs.griefer.tolist(), strict=True):
+            job_id = committed[k]
+            if job_id in records:
+                links = int(a.grief_chain[griefer])
+                self.griefs.setdefault(max(e, st.jobs[job_id].window_end - 1), []).append((job_id, griefer, links))
+        game_w = self.config.dispute.game_cost_worker
+        for job_id, griefer, links in self.griefs.pop(e, []):
+            r = records.get(job_id)
+            if r is None:
+                continue  # resolved already (a cheat proven wrong): nothing left to delay
+            try:
+                opened = self.tx.open_dispute(st, self.names[griefer], job_id, compute_record(COMMIT_GRIEF))
+            except (InsufficientFunds, ChallengeWindowClosed, DisputeAlreadyOpen):
+                continue
+            c["disputes"] += 1
+            c["grief_disputes"] += 1
+            self.cost.append((griefer, self.config.dispute.game_cost_challenger))
+            self.cost.append((r.worker, game_w))
+            r.game_cost += game_w
+            # a made-up root loses to a true result; against a wrong one both lose
+            outcome = BOTH_WRONG if r.wrong else CHALLENGER_WRONG
+            self._play(Game(opened.number, job_id, griefer, r.worker, outcome, GRIEF, st.params.challenger_bond), c, s)
+            if links > 1 and self.game_epochs > 0:
+                members = a.populations[int(a.population[griefer])].members
+                following = int(members[(int(np.flatnonzero(members == griefer)[0]) + 1) % len(members)])
+                self.griefs.setdefault(e + self.game_epochs, []).append((job_id, following, links - 1))
+
+    def _play(self, game: Game, c: dict[str, int], s: dict[str, float]) -> float:
+        """A game starts: settled now when games take no epochs (returns what the challenger was paid),
+        else its settlement is due `game_epochs` from now (returns 0: the pay comes then)."""
+        if self.game_epochs == 0:
+            return self._finish(game, c, s, now=True)
+        self.games.setdefault(self.state.epoch + self.game_epochs, []).append(game)
+        return 0.0
+
+    def _settle_games(self, e: int, c: dict[str, int], s: dict[str, float]) -> None:
+        """Settle the games due this epoch, in the order they were opened."""
+        for game in self.games.pop(e, []):
+            self._finish(game, c, s, now=False)
+
+    def _finish(self, game: Game, c: dict[str, int], s: dict[str, float], now: bool) -> float:
+        """Apply a game's verdict (process_dispute_verdict) and book what it moved; returns the tokens the
+        challenger was paid. A delayed watcher's pay counts toward its checks when it arrives."""
+        st = self.state
+        result = self.tx.settle_dispute(st, game.number, game.outcome)
+        r = self.records.get(game.job_id)
+        if game.role in (GRIEF, COLLUDE):
+            # the bond is lost: a share to the worker unless it was proven wrong, the rest burned
+            self.income.append((game.challenger, -game.bond))
+            share = result.winner_reward if result.kind == "challenger-slashed" else 0
+            if share:
+                self.income.append((game.worker, share))
+                s["bond_shares_to_workers"] += share
+            key = "grief_bonds_lost" if game.role == GRIEF else "collusion_bonds_lost"
+            s[key] += game.bond
+            if result.kind == "both-slashed" and result.slashed > game.bond and r is not None:
+                c["cheats_caught"] += int(r.cheated)
+                self.slashed_workers.append(r.worker)
+                self._resolve(game.job_id, r, -(result.slashed - game.bond), True, c, s)
+            return 0.0
+        if game.role == CATCH:
+            if r is not None:
+                self._pay_catcher(r, result.winner_reward, s)
+                if result.kind == "worker-slashed":
+                    c["cheats_caught"] += 1
+                    self.slashed_workers.append(r.worker)
+                    self._resolve(game.job_id, r, -result.slashed, True, c, s)
+            return float(result.winner_reward)
+        reward = result.winner_reward + result.jackpot_paid
+        self.income.append((game.challenger, reward))
+        if not now and reward:
+            self.check_outcomes.append((int(self.agents.population[game.challenger]), float(reward), 0.0, 0))
+            s["check_profit_sum"] += reward
+        if r is not None:
+            if result.kind == "caught-pending-seal":
+                r.catcher = game.challenger  # paid once the seal is opened: the jackpot, or a share of the slash
+            elif result.kind == "worker-slashed":
+                c["cheats_caught"] += 1
+                self.slashed_workers.append(r.worker)
+                self._resolve(game.job_id, r, -result.slashed, True, c, s)
+        return float(reward)
 
     def _pay_catcher(self, r: JobRecord, amount: int, s: dict[str, float]) -> None:
         """A catch paid after the seal's opening: income to the catcher, and to its check's payoff."""
@@ -551,6 +734,10 @@ class Simulation:
             r = records.get(job_id)
             job = jobs.get(job_id)
             if r is None or job is None or job.status != JobStatus.COMMITTED:
+                continue
+            if job.open_disputes > 0:
+                # the window stays open while a game runs: the worker opens its seal and is paid after it
+                self.settle_due.setdefault(e + 1, []).append(job_id)
                 continue
             if job.forced_rate_bps > 0 and not job.opened:
                 opened = tx.open_seal(st, self.names[r.worker], job_id, compute_record(r.sealed_root), r.salt)
@@ -573,22 +760,19 @@ class Simulation:
 
     def _catch_true_result(self, job_id: int, r: JobRecord, c: dict[str, int], s: dict[str, float]) -> bool:
         """The catcher of a forced error computed the true result: a sealed result that is wrong too (a
-        cheater's) it disputes at once and wins. True when the worker was slashed."""
+        cheater's) it disputes at once and wins. True when the worker was slashed (at once: games that take
+        no epochs)."""
         st, tx = self.state, self.tx
         try:
             opened = tx.open_dispute(st, self.names[r.catcher], job_id, compute_record(COMMIT_RIGHT))
         except InsufficientFunds:
             return False
         c["disputes"] += 1
-        result = tx.settle_dispute(st, opened.number, WORKER_WRONG)
         self.cost.append((r.catcher, self.config.dispute.game_cost_challenger))
         self.cost.append((r.worker, self.config.dispute.game_cost_worker))
         r.game_cost += self.config.dispute.game_cost_worker
-        self._pay_catcher(r, result.winner_reward, s)
-        c["cheats_caught"] += 1
-        self.slashed_workers.append(r.worker)
-        self._resolve(job_id, r, -result.slashed, True, c, s)
-        return True
+        self._play(Game(opened.number, job_id, r.catcher, r.worker, WORKER_WRONG, CATCH, st.params.challenger_bond), c, s)
+        return job_id not in self.records
 
     def _resolve(self, job_id: int, r: JobRecord, received: int, slashed: bool, c: dict[str, int],
                  s: dict[str, float]) -> None:
@@ -598,10 +782,18 @@ class Simulation:
         if not slashed:
             self.pay.append((r.worker, received))
             c["jobs_settled"] += 1
+            if r.cheated and r.sealed_root != COMMIT_RIGHT:
+                c["cheats_paid"] += 1  # a wrong result the worker claimed as true was paid
+            elif not r.cheated:
+                delay = self.state.epoch - r.due  # epochs past the end of the job's first window
+                c["honest_paid"] += 1
+                c["honest_delayed"] += int(delay > 0)
+                s["honest_delay_sum"] += delay
         else:
             c["jobs_slashed"] += 1
         if r.cheated:
             c["cheat_jobs"] += 1
+            c["wrong_cheats_resolved"] += int(r.sealed_root != COMMIT_RIGHT)
             s["cheat_profit_sum"] += profit
             s["cheat_profit_sumsq"] += profit * profit
             s["cheat_gain_sum"] += r.gain
@@ -739,15 +931,22 @@ class Simulation:
         row: dict[str, float] = {"epoch": float(report.epoch)}
         for key in ("jobs_posted", "jobs_unfunded", "jobs_assigned", "jobs_cancelled", "jobs_executed", "jobs_settled",
                     "jobs_slashed", "cheats", "wrong_results", "forced_errors", "watched", "checks", "disputes",
-                    "cheats_caught", "forced_caught", "entered", "left", "cheat_jobs", "honest_jobs"):
+                    "cheats_caught", "forced_caught", "entered", "left", "cheat_jobs", "honest_jobs", "sealed_committed",
+                    "grief_disputes", "collusion_disputes", "guess_checks", "guess_hits", "cheats_paid", "honest_paid",
+                    "honest_delayed"):
             row[key] = c[key]
         for key in ("cheat_profit_sum", "cheat_profit_sumsq", "honest_profit_sum", "honest_profit_sumsq", "cheat_gain_sum",
-                    "cheat_price_sum", "cheat_stake_sum", "cheat_vesting_sum", "cheat_pdetect_sum", "check_profit_sum"):
+                    "cheat_price_sum", "cheat_stake_sum", "cheat_vesting_sum", "cheat_pdetect_sum", "check_profit_sum",
+                    "grief_bonds_lost", "collusion_bonds_lost", "bond_shares_to_workers", "honest_delay_sum"):
             row[key] = s[key]
+        row["honest_delay_mean"] = compute_rate(s["honest_delay_sum"], c["honest_paid"])
+        row["guess_precision"] = compute_rate(c["guess_hits"], c["guess_checks"])
         executed = c["jobs_executed"]
         row["cheat_rate"] = compute_rate(c["cheats"], executed)
         row["check_rate"] = compute_rate(c["checks"], executed)
-        row["detection_rate"] = compute_rate(c["cheats_caught"], c["wrong_cheats"])
+        # of the wrong cheats resolved this epoch, those slashed rather than paid (a catch may come epochs
+        # after the cheat: a game's length, or a seal's opening)
+        row["detection_rate"] = compute_rate(c["wrong_cheats_resolved"] - c["cheats_paid"], c["wrong_cheats_resolved"])
         row["price_mean"] = compute_rate(s["price_sum"], executed)
         cheaters = active & np.isin(a.type_code, (T_CHEATER, T_ADAPTIVE))
         row["cheat_probability_mean"] = float(a.probability[cheaters].mean()) if cheaters.any() else float("nan")

@@ -30,6 +30,7 @@ SUMMARY_METRICS = (
     "gini_rewards", "retention", "inflation", "inflation_yearly", "jobs_executed", "slash_events", "slashed", "burned",
     "minted", "workers_active", "challengers_active", "entered", "left", "profit_user", "profit_honest",
     "profit_cheater", "profit_adaptive", "profit_lazy", "profit_challenger_fixed", "profit_challenger_adaptive",
+    "profit_griefer", "profit_colluder", "profit_guesser", "honest_delay_mean",
 )
 """Per-epoch metrics averaged over each run's epochs after warm-up, then over repetitions."""
 
@@ -286,6 +287,70 @@ def _compute_crossing(x: float, column: list[tuple[float, float, CheatingCompari
             "tolerance": tolerance, "within": abs(error) <= tolerance}
 
 
+def compute_attack_figures(mechanism: Mechanism) -> dict[str, Any]:
+    """Griefing, collusion and the guessing of forced errors in numbers, over every epoch of the
+    mechanism's runs: what the attackers opened and lost (tokens per run), how much later honest jobs were
+    paid (epochs past the end of their first window), whether any wrong cheat was paid, and how often a
+    guesser's guessed test was one against the base rate (z: the gap in binomial standard errors)."""
+    runs = max(1, len(mechanism.results))
+
+    def total(name: str) -> float:
+        return float(sum(np.nansum(r.columns[name]) for r in mechanism.results))
+
+    honest_paid = total("honest_paid")
+    guess_checks, guess_hits = total("guess_checks"), total("guess_hits")
+    sealed = total("sealed_committed")
+    forced_rate = total("forced_errors") / sealed if sealed else None
+    precision = guess_hits / guess_checks if guess_checks else None
+    z = None
+    if precision is not None and forced_rate is not None and 0 < forced_rate < 1:
+        z = (precision - forced_rate) / math.sqrt(forced_rate * (1 - forced_rate) / guess_checks)
+    return {
+        "grief_disputes_per_run": total("grief_disputes") / runs,
+        "grief_bonds_lost_per_run": total("grief_bonds_lost") / runs,
+        "collusion_disputes_per_run": total("collusion_disputes") / runs,
+        "collusion_bonds_lost_per_run": total("collusion_bonds_lost") / runs,
+        "bond_shares_to_workers_per_run": total("bond_shares_to_workers") / runs,
+        "bonds_burned_per_run": (total("grief_bonds_lost") + total("collusion_bonds_lost") - total("bond_shares_to_workers")) / runs,
+        "cheats_paid": int(total("cheats_paid")),
+        "cheats_caught": int(total("cheats_caught")),
+        "cheats_resolved": int(total("cheat_jobs")),
+        "honest_paid": int(honest_paid),
+        "honest_delay_mean": total("honest_delay_sum") / honest_paid if honest_paid else None,
+        "honest_delayed_share": total("honest_delayed") / honest_paid if honest_paid else None,
+        "guess_checks": int(guess_checks),
+        "guess_hits": int(guess_hits),
+        "guess_precision": precision,
+        "forced_rate": forced_rate,
+        "guess_z": z,
+    }
+
+
+BASELINE = "baseline"
+"""The scenario other scenarios' attacks are measured against, when a config has one."""
+
+
+def compare_with_baseline(mechanisms: list[dict[str, Any]]) -> None:
+    """Give each mechanism's `attacks` what the attack changed for the honest side against the scenario
+    named `baseline` at the same sweep point (same seeds): the extra payment delay (epochs per honest
+    job), honest workers' mean profit per epoch (tokens) and the honest jobs paid by the end."""
+    baselines = {tuple(sorted(m["point"].items())): m for m in mechanisms if m["scenario"] == BASELINE}
+    for m in mechanisms:
+        base = baselines.get(tuple(sorted(m["point"].items())))
+        if base is None or m is base:
+            continue
+        a, b = m["attacks"], base["attacks"]
+        profit, base_profit = m["metrics"]["profit_honest"]["mean"], base["metrics"]["profit_honest"]["mean"]
+        a["vs_baseline"] = {
+            "honest_delay_extra": None if a["honest_delay_mean"] is None or b["honest_delay_mean"] is None
+            else a["honest_delay_mean"] - b["honest_delay_mean"],
+            "honest_profit": profit,
+            "honest_profit_baseline": base_profit,
+            "honest_paid": a["honest_paid"],
+            "honest_paid_baseline": b["honest_paid"],
+        }
+
+
 def compute_summary(experiment: Experiment, results: Sequence[RunResult], seconds: float) -> dict[str, Any]:
     """The experiment's summary (JSON-ready): per mechanism, metric means with Monte Carlo errors, the
     cheating dynamics, the measured-vs-analytic comparison; the phase boundary when configured."""
@@ -316,7 +381,9 @@ def compute_summary(experiment: Experiment, results: Sequence[RunResult], second
             "metrics": metrics,
             "cheat_dynamics": compute_cheat_dynamics(m),
             "cheating_vs_analytic": comparison.as_dict() if comparison is not None else None,
+            "attacks": compute_attack_figures(m),
         })
+    compare_with_baseline(summary["mechanisms"])
     if report.phase_x and report.phase_y:
         summary["phase"] = compute_phase_boundary(mechanisms, report.phase_x, report.phase_y)
     return summary

@@ -100,3 +100,28 @@ def toml_text(data: dict[str, Any]) -> str:
 
     emit("", data)
     return "\n".join(lines) + "\n"
+
+GRIEFING: dict[str, Any] = {
+    "run": {"name": "griefing", "epochs": 40, "seed": 21, "invariants": "epoch", "warmup_epochs": 2},
+    "protocol": {"preset": "minimal", "params": dict(PARAMS, forced_error_rate_bps=1000, jackpot_payout_bps=5000)},
+    "dispute": {"game_epochs": 4},
+    "users": {"count": 10, "jobs_per_epoch": 2.0, "work_units": [10, 10], "max_unit_price": [3, 3]},
+    "workers": {
+        "honest": {"count": 14, "ask_markup": 2.0},
+        "cheaters": {"strategy": "cheater", "count": 6, "ask_markup": 2.0, "cheat_probability": 0.4},
+    },
+    "challengers": {
+        "watchers": {"count": 3, "capacity": 20, "verify_probability": 1.0, "check_cost": 0.3},
+        "griefers": {"strategy": "griefer", "count": 0, "capacity": 20, "verify_probability": 0.5},
+        "colluders": {"strategy": "colluder", "count": 0, "partner": "cheaters"},
+        "guessers": {"strategy": "guesser", "count": 0, "capacity": 20, "verify_probability": 1.0, "check_cost": 0.3},
+    },
+    "scenarios": {
+        "baseline": {},
+        "griefing": {"challengers.griefers.count": 2},
+        "chain": {"challengers.griefers.count": 2, "challengers.griefers.grief_chain": 3},
+        "collusion": {"challengers.colluders.count": 2},
+        "guessing": {"challengers.watchers.count": 0, "challengers.guessers.count": 3},
+    },
+}
+"""examples/simulations/griefing.toml with half the agents, 40 epochs and one repetition."""
