@@ -70,17 +70,23 @@ _FLOAT32_NORMAL_EXPONENTS = (1023 - 126, 1023 + 127)
 """The binary64 exponent fields of the values float32 holds as normal numbers."""
 
 
+BLOCK_OUTPUTS = 1 << 20
+"""Outputs per row block of the reference chain (speed only: rows are independent). Large blocks keep
+the number of torch operations low: with a sleeping OpenMP pool (OMP_WAIT_POLICY=PASSIVE, as the
+prover sets it) every operation wakes the threads, and 2**16-output blocks ran 3× slower than these."""
+
+
 def _fma_chain(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """The canonical float32 chain for a [..., M, K] @ [..., K, N], exactly and fast: per step,
     s = fl64(fl64(a*b) + acc) (the product is exact in binary64, so a fused or unfused binary64
     multiply-add gives the same s), and acc = float32(s), which is the fma's result unless s lies exactly
     on a float32 midpoint or outside float32's normal range; those elements (rare) are redone by
-    `compute_fma32`. Rows are taken in blocks of about 2**16 outputs so every step's temporaries stay in
-    cache (the rows are independent: blocking changes no bit)."""
+    `compute_fma32`. Rows are taken in blocks of `BLOCK_OUTPUTS` outputs (the rows are independent:
+    blocking changes no bit)."""
     *batch, m, depth = a.shape
     n = b.shape[-1]
     out = torch.zeros((*batch, m, n), dtype=torch.float32, device=a.device)
-    rows = max(1, (1 << 16) // max(n, 1))
+    rows = max(1, BLOCK_OUTPUTS // max(n, 1))
     low, high = _FLOAT32_NORMAL_EXPONENTS
     for start in range(0, m, rows):
         a64 = a[..., start : start + rows, :].double()
