@@ -30,6 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_referee import make_state  # noqa: E402
 from harness import measure  # noqa: E402
 
 from pinpoint.demo import get_tamperable_nodes  # noqa: E402
@@ -113,18 +114,6 @@ def real_dispute(model: str, optimizer: str, steps: int, tamper: str, folder: Pa
     }
 
 
-def _counters_at(job: Any, step: int) -> dict[str, torch.Tensor]:
-    """A state before step `step`: s_1's layout (the optimizer's state made) with every counter at `step`."""
-    session = Session(job, resolve_task(job))
-    for param in session.model.parameters():
-        param.grad = torch.zeros_like(param)
-    session.optimizer.step()
-    tensors = session.state_tensors()
-    for name, tensor in tensors.items():
-        if tensor.numel() == 1 and (name.endswith("/step") or name == "step"):
-            tensor.fill_(step)
-    return {name: tensor.detach().clone() for name, tensor in tensors.items()}
-
 
 def referee_scaling(steps_list: list[int]) -> list[dict[str, Any]]:
     """The referee's skeleton of step t for the mid-size transformer: replayed from s_0 (linear in t)
@@ -132,7 +121,7 @@ def referee_scaling(steps_list: list[int]) -> list[dict[str, Any]]:
     job = make_job("transformer", "adamw", max(steps_list) + 1, seed=3, size="mid")
     rows = []
     for t in steps_list:
-        state = _counters_at(job, t)
+        state = make_state(job, t)
         hint = compute_structure_hint(state)
         root = compute_state_root({name: compute_digest(tensor) for name, tensor in state.items()})
         start = time.perf_counter()

@@ -164,11 +164,15 @@ Decoder = Callable[[Mapping[int, bytes], int, int], bytes]
 """decode({index: shard}, k, n) → the k data shards, concatenated (k·S bytes), from exactly k shards."""
 
 
-def encode_shards(blob: bytes, k: int, n: int) -> np.ndarray:
+Product = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""matrix · rows over GF(2^8): `compute_product` here, a compiled one in the prover (same bytes)."""
+
+
+def encode_shards(blob: bytes, k: int, n: int, product: Product = compute_product) -> np.ndarray:
     """The n shards of the blob (n × S bytes; the first k rows are the data)."""
     check_code(k, n)
     data = compute_data_shards(bytes(blob), k)
-    return np.concatenate([data, compute_product(compute_generator(k, n)[k:], data)])
+    return np.concatenate([data, product(compute_generator(k, n)[k:], data)])
 
 
 def compute_decoding_matrix(indices: Sequence[int], k: int, n: int) -> np.ndarray:
@@ -179,7 +183,7 @@ def compute_decoding_matrix(indices: Sequence[int], k: int, n: int) -> np.ndarra
     return compute_inverse(compute_generator(k, n)[list(indices)])
 
 
-def decode_shards(shards: Mapping[int, bytes], k: int, n: int) -> bytes:
+def decode_shards(shards: Mapping[int, bytes], k: int, n: int, product: Product = compute_product) -> bytes:
     """The k data shards, concatenated (the blob and its padding), from k shards by index. Data shards
     present are copied; the others are recomputed with the rows of the inverse that yield them."""
     indices = sorted(shards)
@@ -193,8 +197,7 @@ def decode_shards(shards: Mapping[int, bytes], k: int, n: int) -> bytes:
         if j in shards:
             data[j] = rows[indices.index(j)]
     if missing:
-        inverse = compute_decoding_matrix(indices, k, n)
-        data[missing] = compute_product(inverse[missing], rows)
+        data[missing] = product(compute_decoding_matrix(indices, k, n)[missing], rows)
     return data.tobytes()
 
 

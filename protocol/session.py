@@ -193,13 +193,12 @@ class Session:
     def _restore_schedule(self, tensors: dict[str, torch.Tensor]) -> None:
         """Put the scheduler where the state says (its `sched/*` numbers, in O(1) whatever the step)
         and take the learning rates the state records."""
-        if self.scheduler is not None and self.step.device.type != "meta":
-            position = _rebuild_numbers("sched", self.scheduler.state_dict(), tensors)
-            if position is not None:
-                try:
-                    self.scheduler.load_state_dict(position)
-                except (TypeError, ValueError, KeyError, IndexError) as error:
-                    raise StateError(f"the scheduler cannot take the state's sched/* values: {error}") from error
+        known = all(t.device.type != "meta" for name, t in tensors.items() if name.startswith("sched/"))
+        if self.scheduler is not None and known:  # a skeleton's meta state carries no values
+            try:
+                self.scheduler.load_state_dict(_rebuild_numbers("sched", self.scheduler.state_dict(), tensors))
+            except (TypeError, ValueError, KeyError, IndexError) as error:
+                raise StateError(f"the scheduler cannot take the state's sched/* values: {error}") from error
         for index, group in enumerate(self.optimizer.param_groups):
             recorded = tensors[f"lr/{index}"]
             if recorded.device.type == "meta":
@@ -281,22 +280,14 @@ def _flatten_numbers(prefix: str, value: Any, device: torch.device | str) -> Ite
 
 
 def _rebuild_numbers(prefix: str, template: Any, tensors: dict[str, torch.Tensor]) -> Any:
-    """`template` with each number replaced by the state's value at its path (None when a value is a
-    meta tensor, i.e. unknown); the inverse of `_flatten_numbers` on the same structure."""
+    """`template` with each number replaced by the state's value at its path, typed by the tensor's
+    dtype: the inverse of `_flatten_numbers` on the same structure."""
     if isinstance(template, dict):
-        items = {key: _rebuild_numbers(f"{prefix}/{key}", item, tensors) for key, item in template.items()}
-        if any(item is None and template[key] is not None for key, item in items.items()):
-            return None
-        return type(template)(items)
+        return type(template)({key: _rebuild_numbers(f"{prefix}/{key}", item, tensors) for key, item in template.items()})
     if isinstance(template, list | tuple):
-        rebuilt = [_rebuild_numbers(f"{prefix}/{index}", item, tensors) for index, item in enumerate(template)]
-        if any(item is None and original is not None for item, original in zip(rebuilt, template, strict=True)):
-            return None
-        return type(template)(rebuilt)
+        return type(template)(_rebuild_numbers(f"{prefix}/{index}", item, tensors) for index, item in enumerate(template))
     if isinstance(template, bool | int | float):
         tensor = tensors[prefix]
-        if tensor.device.type == "meta":
-            return None
         kind = bool if tensor.dtype == torch.bool else float if tensor.dtype.is_floating_point else int
         return kind(tensor.item())
     return template

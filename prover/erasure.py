@@ -13,14 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 from numba import njit
 
-from protocol.availability import (
-    MUL,
-    AvailabilityError,
-    check_code,
-    compute_data_shards,
-    compute_decoding_matrix,
-    compute_generator,
-)
+from protocol.availability import MUL, decode_shards, encode_shards
 
 
 @njit(cache=True, nogil=True)
@@ -56,24 +49,10 @@ def compute_product_fast(matrix: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 def encode_shards_fast(blob: bytes, k: int, n: int) -> np.ndarray:
-    """The n shards of the blob, as `protocol.availability.encode_shards`."""
-    check_code(k, n)
-    data = compute_data_shards(bytes(blob), k)
-    return np.concatenate([data, compute_product_fast(compute_generator(k, n)[k:], data)])
+    """The n shards of the blob, as `protocol.availability.encode_shards`, with the compiled product."""
+    return encode_shards(blob, k, n, product=compute_product_fast)
 
 
 def decode_shards_fast(shards: Mapping[int, bytes], k: int, n: int) -> bytes:
-    """The k data shards, concatenated, from k shards by index, as `protocol.availability.decode_shards`."""
-    indices = sorted(shards)
-    shard_size = len(shards[indices[0]]) if indices else 0
-    if len(indices) != k or shard_size == 0 or any(len(shards[i]) != shard_size for i in indices):
-        raise AvailabilityError(f"decoding needs {k} shards of one non-zero size")
-    rows = np.stack([np.frombuffer(bytes(shards[i]), dtype=np.uint8) for i in indices])
-    data = np.zeros((k, shard_size), dtype=np.uint8)
-    missing = [j for j in range(k) if j not in shards]
-    for j in range(k):
-        if j in shards:
-            data[j] = rows[indices.index(j)]
-    if missing:
-        data[missing] = compute_product_fast(compute_decoding_matrix(indices, k, n)[missing], rows)
-    return data.tobytes()
+    """The k data shards, concatenated, as `protocol.availability.decode_shards`, with the compiled product."""
+    return decode_shards(shards, k, n, product=compute_product_fast)

@@ -8,7 +8,10 @@ tensors go to the references too (`_float32_or_reference`).
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numba
 import numpy as np
@@ -85,67 +88,68 @@ def _flat32(tensor: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(tensor.detach().contiguous().numpy().reshape(-1), dtype=np.float32)
 
 
+def _float32_or_reference(method: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """The kernel for float32 operands, the reference primitive of the same name for any other dtype
+    (the kernels are float32 kernels; both define the same bits)."""
+
+    @functools.wraps(method)
+    def primitive(self: Any, first: torch.Tensor, *rest: Any) -> torch.Tensor:
+        if first.dtype != torch.float32:
+            return getattr(REFERENCE, method.__name__)(first, *rest)  # type: ignore[no-any-return]
+        return method(self, first, *rest)
+
+    return primitive
+
+
 class FastPrimitives:
     """Primitives for CPU float32 tensors; bit-equal to `protocol.ops.prims.REFERENCE`."""
 
+    @_float32_or_reference
     def mm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        if a.dtype != torch.float32:
-            return REFERENCE.mm(a, b)
         return kernels.mm(a, b)
 
+    @_float32_or_reference
     def bmm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        if a.dtype != torch.float32:
-            return REFERENCE.bmm(a, b)
         return kernels.bmm(a, b)
 
+    @_float32_or_reference
     def rowsum(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != torch.float32:
-            return REFERENCE.rowsum(x)
         return kernels.rowsum(x)
 
+    @_float32_or_reference
     def rowmax(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != torch.float32:
-            return REFERENCE.rowmax(x)
         return kernels.rowmax(x)
 
+    @_float32_or_reference
     def exp(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != torch.float32:
-            return REFERENCE.exp(x)
         return kernels.exp(x)
 
+    @_float32_or_reference
     def log(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != torch.float32:
-            return REFERENCE.log(x)
         return kernels.log(x)
 
+    @_float32_or_reference
     def tanh(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != torch.float32:
-            return REFERENCE.tanh(x)
         return kernels.tanh(x)
 
+    @_float32_or_reference
     def erf(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != torch.float32:
-            return REFERENCE.erf(x)
         return kernels.erf(x)
 
+    @_float32_or_reference
     def sqrt(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != torch.float32:
-            return REFERENCE.sqrt(x)
         return kernels.sqrt(x)
 
+    @_float32_or_reference
     def sin(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != torch.float32:
-            return REFERENCE.sin(x)
         return trigonometry.sin(x)
 
+    @_float32_or_reference
     def cos(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != torch.float32:
-            return REFERENCE.cos(x)
         return trigonometry.cos(x)
 
+    @_float32_or_reference
     def rsqrt(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != torch.float32:
-            return REFERENCE.rsqrt(x)
         return kernels.rsqrt(x)
 
     def bernoulli(
@@ -157,25 +161,22 @@ class FastPrimitives:
         _bernoulli(out, np.uint64(compute_stream_key(seed, step)), np.int64(offset), threshold)
         return torch.from_numpy(out).reshape(shape).to(dtype)
 
+    @_float32_or_reference
     def gelu(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != torch.float32:
-            return REFERENCE.gelu(x)
         out = np.empty(x.numel(), dtype=np.float32)
         _gelu(_flat32(x), out, CONSTANTS)
         return torch.from_numpy(out).reshape(x.shape)
 
+    @_float32_or_reference
     def gelu_backward(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != torch.float32:
-            return REFERENCE.gelu_backward(grad, x)
         grad = grad.expand(torch.broadcast_shapes(grad.shape, x.shape))
         x = x.expand(grad.shape)
         out = np.empty(x.numel(), dtype=np.float32)
         _gelu_backward(_flat32(grad), _flat32(x), out, CONSTANTS)
         return torch.from_numpy(out).reshape(x.shape)
 
+    @_float32_or_reference
     def segment_sum(self, values: torch.Tensor, segments: torch.Tensor, count: int) -> torch.Tensor:
-        if values.dtype != torch.float32:
-            return REFERENCE.segment_sum(values, segments, count)
         out = np.zeros((count, values.shape[1]), dtype=np.float32)
         _segment_sum(
             np.ascontiguousarray(values.detach().numpy(), dtype=np.float32),
