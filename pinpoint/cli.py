@@ -17,6 +17,7 @@ import re
 import signal
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -111,7 +112,15 @@ def write_traceback(error: BaseException) -> str:
         return "(no file: the temporary folder is not writable)"
 
 
+CLEANUP_SECONDS = 30.0
+"""After SIGTERM, the longest the cleanup may take before the process exits anyway (with 143): what it
+could not remove, the next start removes, as after SIGKILL."""
+
+
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    watchdog = threading.Timer(CLEANUP_SECONDS, os._exit, (EXIT_TERMINATED,))
+    watchdog.daemon = True
+    watchdog.start()
     raise Terminated
 
 
