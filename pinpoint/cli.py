@@ -553,8 +553,8 @@ def verify_transcript_command(transcript: Path, task_path: Path | None, time_sou
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="a new folder (default: a fresh temporary one)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def demo_command(seed: int, out: Path | None, as_json: bool) -> None:
-    """A user, three staked workers (one cheats), a colluding challenger who throws its game, two honest
-    challengers, the real dispute game, and settlement from the verified transcripts."""
+    """A user, three staked workers (one cheats), secret forced errors, a colluding challenger who throws
+    its game, two honest challengers, the real dispute game, and settlement from the verified transcripts."""
     if out is not None:
         if out.exists():
             raise Rejected(f"--out {out} already exists; name a new folder (nothing is overwritten)")
@@ -580,23 +580,27 @@ def demo_command(seed: int, out: Path | None, as_json: bool) -> None:
     for job in summary["jobs"]:
         verdict = job["verdict"]
         line = f"job {job['id']} {job['model']}/{job['optimizer']} by {job['worker']}"
+        fault = job["tamper"] or (f"forced error {job['forced_tamper']}" if job["forced_tamper"] else None)
         if verdict:
             winner = verdict["winner"]["role"] if verdict["winner"] else "nobody"
-            line += (f": disputed by {job['disputed_by']} ({job['tamper']}); {winner} wins at step {verdict['step']}, "
+            line += (f": disputed by {job['disputed_by']} ({fault}); {winner} wins at step {verdict['step']}, "
                      f"{verdict['tree']} leaf {verdict['index']} {verdict['op'] or ''} [{verdict['reason']}], "
                      f"{verdict['rounds']['total']} rounds, {verdict['bytes_without_tensors']} bytes without tensors")
-        else:
-            line += ": settled, paid after its challenge window"
         click.echo(line)
         if job["thrown"]:
             click.echo(f"  colluder's dispute {job['thrown']['dispute']}: {job['thrown']['reason']}, {job['thrown']['settled']}")
+        if job["opening"]:
+            paid = f", jackpot {job['opening']['jackpot_paid']} to {job['opening']['catcher']}" if job["opening"]["jackpot_paid"] else ""
+            click.echo(f"  seal opened: {job['opening']['kind']}{paid}")
+        click.echo(f"  {'a forced-error test; ' if job['forced'] else ''}ends {job['status']}"
+                   + (", paid after its challenge window" if job["status"] == "settled" else ""))
     books = summary["books"]
     click.echo("\nbooks: supply = genesis + emitted = sum of where every token sits")
     for key in ("genesis", "emitted", "supply", "balances", "stakes", "unbonding", "escrow", "bonds", "vesting", "jackpot",
                 "burned", "sum_of_buckets"):
         click.echo(f"  {key:16s} {books[key]:9d}")
     click.echo(f"slashed {summary['slashed']}, to challengers {summary['challenger_rewards']}, burned {summary['burned']}, "
-               f"refunded {summary['refunded']}; supply conserved: {summary['supply_conserved']}; {report.seconds:.1f} s; files in {folder}")
+               f"refunded {summary['refunded']}, jackpot paid {summary['jackpot_paid']}; supply conserved: {summary['supply_conserved']}; {report.seconds:.1f} s; files in {folder}")
 
 
 if __name__ == "__main__":

@@ -265,6 +265,7 @@ class SealResult:
     jackpot_paid: int  # paid to the job's catcher, if it caught a forced error
     slashed: int  # taken from the worker when its claim failed
     reward: int  # the catcher's share of that slash
+    refunded: int = 0  # returned to the user when the worker was slashed
 
 
 def process_open_seal(state: State, worker: str, job_id: JobId, commitment: object, salt: str) -> SealResult:
@@ -319,8 +320,8 @@ def process_checked_open_seal(
         payout = pay_jackpot(state, job, job.catcher) if job.catcher else 0
         return SealResult(job.job_id, "forced-error", True, payout, 0, 0)
     if job.public_wrong:  # the public commitment is the worker's own claim, and a game proved it wrong
-        slashed, _, reward = slash_and_reward(state, job, job.catcher)
-        return SealResult(job.job_id, "worker-slashed", False, 0, slashed, reward)
+        slashed, refund, reward = slash_and_reward(state, job, job.catcher)
+        return SealResult(job.job_id, "worker-slashed", False, 0, slashed, reward, refund)
     return SealResult(job.job_id, "no-forced-error", False, 0, 0, 0)
 
 
@@ -334,8 +335,8 @@ def slash_unopened_seal(state: State, job_id: JobId) -> SealResult:
         raise SealNotDue(f"job {job_id} has no unopened seal after its reveal")
     if job.open_disputes > 0 or state.epoch <= job.window_end:
         raise SealNotDue(f"job {job_id}'s seal may be opened until epoch {job.window_end} (and while disputes run)")
-    slashed, _, reward = slash_and_reward(state, job, job.catcher)
-    return SealResult(job.job_id, "worker-slashed", False, 0, slashed, reward)
+    slashed, refund, reward = slash_and_reward(state, job, job.catcher)
+    return SealResult(job.job_id, "worker-slashed", False, 0, slashed, reward, refund)
 
 
 def slash_proven_worker(state: State, job: Job) -> tuple[int, int]:
