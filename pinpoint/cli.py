@@ -596,7 +596,7 @@ def demo_command(seed: int, out: Path | None, as_json: bool) -> None:
                    + (", paid after its challenge window" if job["status"] == "settled" else ""))
     books = summary["books"]
     click.echo("\nbooks: supply = genesis + emitted = sum of where every token sits")
-    for key in ("genesis", "emitted", "supply", "balances", "stakes", "unbonding", "escrow", "bonds", "vesting", "jackpot",
+    for key in ("genesis", "emitted", "supply", "balances", "stakes", "unbonding", "escrow", "held", "bonds", "vesting", "jackpot",
                 "burned", "sum_of_buckets"):
         click.echo(f"  {key:16s} {books[key]:9d}")
     click.echo(f"slashed {summary['slashed']}, to challengers {summary['challenger_rewards']}, burned {summary['burned']}, "

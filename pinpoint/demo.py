@@ -298,10 +298,9 @@ class Demo:
                            time_source=self.ledger)
         settled = self.send(self.worker_party(job), "settle_dispute", dispute=opened.number,
                             transcript=compute_transcript_json(result.transcript))
-        self.credit(self.colluder, "bonds lost", -settled.slashed)
-        self.credit(self.worker_party(job), "bond shares", settled.winner_reward)
+        self.credit(self.colluder, "bonds lost", -settled.slashed)  # the worker's share is held with the job
         job.thrown = {"dispute": opened.number, "winner": result.verdict.winner.role.value if result.verdict.winner else None,
-                      "reason": result.verdict.reason.value, "settled": settled.kind, "bond_to_worker": settled.winner_reward}
+                      "reason": result.verdict.reason.value, "settled": settled.kind, "bond_share_held": settled.winner_reward}
         self.log(f"  dispute {opened.number} settled from its transcript: {settled.kind} ({result.verdict.reason.value})")
 
     def worker_party(self, job: DemoJob) -> Party:
@@ -403,8 +402,10 @@ class Demo:
         self.tick_until(max(self.ledger.state.jobs[job.ledger_id].window_end for job in jobs))
         for job in jobs:
             if self.ledger.state.jobs[job.ledger_id].status.value == "committed":
+                held = self.ledger.state.jobs[job.ledger_id].held_share  # losing challengers' bond shares
                 self.credit(self.worker_party(job), "jobs paid",
                             self.ledger.apply(Action("settle_job", {"job_id": job.ledger_id})))
+                self.credit(self.worker_party(job), "bond shares", held)
         for _ in range(self.ledger.state.params.vesting_epochs):
             self.tick()
         for worker in self.workers:

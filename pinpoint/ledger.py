@@ -22,7 +22,7 @@ settlement. A settlement's log entry (which keeps the whole transcript, for audi
 snapshot of the state after it in the same SQLite transaction, so recovery never replays a settlement
 and never needs a referee: a settlement found after the last snapshot is a corrupt ledger.
 
-Schema (format "pinpoint-ledger/3": the state gained sealed results, draws and replicas):
+Schema (format "pinpoint-ledger/4": a job holds the bond shares owed to its worker until it ends):
     meta(key, value)                 format, time_source_key (hex of the receipt key's seed)
     log(seq, action)                 seq = 1, 2, ...; action = canonical JSON of encode_action(...)
     snapshots(seq, state, root)      state after entry `seq` (seq 0 = genesis), root = hex SHA-256
@@ -91,7 +91,7 @@ from protocol.types import PublicKeyBytes, Root, Seconds
 
 _T = TypeVar("_T")
 
-LEDGER_FORMAT = "pinpoint-ledger/3"
+LEDGER_FORMAT = "pinpoint-ledger/4"
 """The value of meta.format; a different value is refused rather than misread."""
 
 DEFAULT_SNAPSHOT_EVERY = 1_000

@@ -30,10 +30,11 @@ def test_demo_catches_the_cheater_and_keeps_the_books(tmp_path: Path) -> None:
     assert len(thrown) == 1 and thrown[0]["winner"] == "worker" and thrown[0]["settled"] == "challenger-slashed"
     assert summary["balances"]["after"]["colluder"]["balance"] < summary["balances"]["before"]["colluder"]["balance"]
     assert len(summary["cheaters"]) == 1 and summary["caught"] == summary["cheaters"]
-    # every slashed token went to a winner (the honest challenger's share of the cheater's stake, the
-    # worker's share of the colluder's bond, settled before the cheater was proven wrong) or was burned
-    assert summary["slashed"] > 0
-    assert summary["challenger_rewards"] + thrown[0]["bond_to_worker"] + summary["burned"] == summary["slashed"]
+    # every slashed token went to a winner (the honest challenger's share of the cheater's stake) or was
+    # burned: the worker's share of the colluder's bond was held with the job, and burned with the slash
+    assert summary["slashed"] > 0 and thrown[0]["bond_share_held"] > 0
+    assert summary["challenger_rewards"] + summary["burned"] == summary["slashed"]
+    assert "bond shares" not in summary["lines"][summary["cheaters"][0]]
     disputed = [job for job in summary["jobs"] if job["verdict"]]
     assert all(job["verdict"]["winner"]["role"] == "challenger" for job in disputed)
     assert [job["worker"] for job in disputed if job["tamper"]] == summary["cheaters"]
@@ -97,7 +98,7 @@ def test_every_seed_keeps_the_books_line_by_line(tmp_path: Path) -> None:
         summary = report_json(run_demo(tmp_path / f"seed-{seed}", seed, lambda message: None, FAST_JOBS))
         books, lines, balances = summary["books"], summary["lines"], summary["balances"]
         assert books["genesis"] + books["emitted"] == books["supply"] == books["sum_of_buckets"], seed
-        assert books["escrow"] == books["bonds"] == books["vesting"] == books["unbonding"] == 0
+        assert books["escrow"] == books["held"] == books["bonds"] == books["vesting"] == books["unbonding"] == 0
         for label, before in balances["before"].items():
             after = balances["after"][label]
             moved = after["balance"] + after["stake"] - before["balance"] - before["stake"]

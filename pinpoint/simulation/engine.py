@@ -301,6 +301,7 @@ class Simulation:
         self.open_jobs: deque[tuple[int, int]] = deque()  # (posted epoch, job) of open batch jobs
         self.archive: list[int] = []
         self.slashed_workers: list[int] = []
+        self.held_shares: dict[int, int] = {}  # job -> losing challengers' bond shares held for its worker
         # this epoch's ledger flows and outcomes, reset at the start of every step
         self.income: list[tuple[int, float]] = []  # (agent, tokens) ledger income (negative for slashes)
         self.cost: list[tuple[int, float]] = []  # (agent, tokens) off-chain cost
@@ -683,9 +684,8 @@ class Simulation:
             # the bond is lost: a share to the worker unless it was proven wrong, the rest burned
             self.income.append((game.challenger, -game.bond))
             share = result.winner_reward if result.kind == "challenger-slashed" else 0
-            if share:
-                self.income.append((game.worker, share))
-                s["bond_shares_to_workers"] += share
+            if share:  # held with the job: the worker gets it if the job settles (`_resolve`)
+                self.held_shares[game.job_id] = self.held_shares.get(game.job_id, 0) + share
             key = "grief_bonds_lost" if game.role == GRIEF else "collusion_bonds_lost"
             s[key] += game.bond
             if result.kind == "both-slashed" and result.slashed > game.bond and r is not None:
@@ -776,7 +776,12 @@ class Simulation:
 
     def _resolve(self, job_id: int, r: JobRecord, received: int, slashed: bool, c: dict[str, int],
                  s: dict[str, float]) -> None:
-        """A job reached its end: score it for the worker (cheat or honest) and the user, archive it."""
+        """A job reached its end: score it for the worker (cheat or honest) and the user, archive it. The bond
+        shares held with the job are paid with its price, or burned with a slash."""
+        held = self.held_shares.pop(job_id, 0)
+        if not slashed:
+            received += held
+            s["bond_shares_to_workers"] += held
         profit = received - r.cost - r.game_cost
         self.income.append((r.worker, received))
         if not slashed:

@@ -17,8 +17,9 @@ replays it with the job's referee). What the verified verdict does:
                        Against a sealed job's public commitment before the seal is opened, nobody can
                        tell which it is: the bond comes back, the first such challenger is the job's
                        catcher, and the opening (or the slash for not opening) pays it one or the other.
-    challenger wrong   the bond is slashed: the worker's share to it (burned whole if the worker was
-                       proven wrong by another game: a cheater is never paid), the rest burned.
+    challenger wrong   the bond is slashed: the worker's share is held with the job and paid when the job
+                       settles (burned if the job is slashed: a cheater is never paid, not even by a
+                       challenger who threw its game to it), the rest burned.
     both wrong         the bond is burned whole, and the worker is slashed with all of it burned, once
                        (unless the job carries a forced error, which the worker made on order).
 
@@ -189,13 +190,12 @@ def process_dispute_verdict(state: State, dispute: int, outcome: str) -> Dispute
     record_slash(state, record.challenger, "bond", challenger_at_fault, challenger_at_fault, job.job_id)
     if outcome == CHALLENGER_WRONG:
         # floor (compute_share): the worker's share of the bond rounds down; the remainder is burned.
-        # A worker proven wrong by another game (or whose public commitment was, pending its seal's
-        # opening) is paid nothing from this job, not even a bond share.
+        # The share is held with the job until it ends (paid with the price, burned with a slash); a
+        # worker already proven wrong by another game (or whose public commitment was, pending its
+        # seal's opening) is owed nothing from this job.
         suspect = job.proven_wrong or job.public_wrong
         share = 0 if suspect else int(compute_share(record.bond, state.params.challenger_reward_bps))
-        if share:
-            assert job.worker is not None
-            increase_balance(state, job.worker, share)
+        job.held_share += share
         increase_burned(state, record.bond - share)
         return DisputeResult(job.job_id, dispute, outcome, "challenger-slashed", record.bond, share,
                              record.bond - share, 0, 0)
@@ -353,6 +353,8 @@ def slash_proven_worker(state: State, job: Job) -> tuple[int, int]:
         state, worker
     )
     record_slash(state, worker, "dispute", slashed, at_stake, job.job_id)
+    increase_burned(state, job.held_share)  # bond shares it was owed from this job: a cheater is never paid
+    job.held_share = 0
     refund = state.escrow.pop(job.job_id)
     increase_balance(state, job.user, refund)
     state.totals.refunded += refund

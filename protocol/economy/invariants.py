@@ -37,6 +37,7 @@ def get_bucket_totals(state: State) -> dict[str, int]:
         "stakes": sum(state.stakes.values()),
         "unbonding": sum(e.amount for entries in state.unbonding.values() for e in entries),
         "escrow": sum(state.escrow.values()),
+        "held": sum(job.held_share for job in state.jobs.values()),
         "bonds": sum(d.bond for d in state.disputes.values()),
         "vesting": get_total_vesting(state),
         "jackpot": state.jackpot,
@@ -158,6 +159,8 @@ def check_cheater_never_paid(state: State) -> str | None:
             return f"job {job.job_id}'s worker was proven wrong but the job is not slashed"
         if job.public_wrong and job.status == JobStatus.SETTLED and not job.forced_error:
             return f"job {job.job_id}'s public commitment was proven wrong without a forced error, and was paid"
+        if job.held_share and (job.status in TERMINAL_STATUSES or job.proven_wrong):
+            return f"job {job.job_id} is {job.status.value} and still holds {job.held_share} in bond shares"
     return None
 
 
@@ -235,7 +238,7 @@ INVARIANTS: list[Invariant] = [
     Invariant(
         "supply_conserved",
         "tokens are never created or lost by a transition: supply = balances + stakes + unbonding + escrow "
-        "+ bonds + vesting + jackpot + burned",
+        "+ held bond shares + bonds + vesting + jackpot + burned",
         check_supply_conserved,
     ),
     Invariant("supply_sources", "tokens come only from genesis and emission", check_supply_sources),

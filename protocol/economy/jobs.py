@@ -429,7 +429,7 @@ def process_settle_job(state: State, job_id: JobId) -> Tokens:
     """Pay the worker once the challenge window is over with no dispute open (the window stays open while
     one is: every dispute is settled on its own before the job can be), its seal opened if it has one, and
     every other replica (if any) agreeing. `vesting_share_bps` of the price is held in a vesting entry;
-    the rest is paid now. Returns the price."""
+    the rest is paid now, with the bond shares held for it (`Job.held_share`). Returns the price."""
     p = state.params
     job = get_job(state, job_id)
     require_not_terminal(job)
@@ -449,7 +449,8 @@ def process_settle_job(state: State, job_id: JobId) -> Tokens:
     price = state.escrow.pop(job_id)
     # floor (compute_share): the held part rounds down; the remainder is paid now, so all of `price` moves
     held = compute_share(price, p.vesting_share_bps)
-    increase_balance(state, worker, price - held)
+    increase_balance(state, worker, price - held + job.held_share)
+    job.held_share = 0
     if held > 0:
         state.vesting.setdefault(worker, []).append(
             VestingEntry(job_id, held, 0, state.epoch, state.epoch + p.vesting_epochs, p.vesting_mode)

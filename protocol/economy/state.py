@@ -109,6 +109,7 @@ class Job:
     forced_error: bool = False  # the opened seal shows a forced error (known only once opened)
     forced_caught: bool = False  # a challenger was paid the jackpot for this job's forced error
     proven_wrong: bool = False  # a verified game showed the worker's commitment wrong
+    held_share: int = 0  # tokens: losing challengers' bond shares owed to the worker, paid if the job settles, burned if slashed
     disputes: int = 0  # disputes opened on this job so far
     open_disputes: int = 0  # disputes opened on this job and not yet settled
     settle_count: int = 0  # times the job reached a terminal status: 0 or 1

@@ -17,6 +17,7 @@ from protocol.economy import (
     SelfDispute,
     UnknownAccount,
     check_invariants,
+    compute_share,
     get_balance,
     get_reputation,
     get_stake,
@@ -123,11 +124,31 @@ def test_challenger_loses_bond_split_between_worker_and_burn() -> None:
     result = process_dispute_verdict(s, make_challenge(s, "dave", job), "challenger-wrong")
     bond = s.params.challenger_bond
     assert (result.kind, result.slashed, result.winner_reward) == ("challenger-slashed", bond, bond // 2)
-    assert get_balance(s, "alice") == alice + bond // 2 and s.burned == burned + bond - bond // 2
+    # the worker's share is held with the job until it ends
+    assert get_balance(s, "alice") == alice and s.jobs[job].held_share == bond // 2
+    assert s.burned == burned + bond - bond // 2
     assert get_balance(s, "dave") == GENESIS - bond and get_stake(s, "alice") == stake
     assert s.jobs[job].status == JobStatus.COMMITTED
     advance(s, s.params.challenge_window_epochs)
-    process_settle_job(s, job)  # the honest worker is still paid after the window
+    alice = get_balance(s, "alice")
+    price = process_settle_job(s, job)  # the honest worker is still paid after the window, with the share
+    held = compute_share(price, s.params.vesting_share_bps)
+    assert get_balance(s, "alice") == alice + price - held + bond // 2 and s.jobs[job].held_share == 0
+    check_invariants(s)
+
+
+def test_a_bond_share_held_for_a_worker_later_proven_wrong_is_burned() -> None:
+    """A challenger who throws its game to a cheater (it loses first, so the worker is not yet suspect)
+    pays the cheater nothing: the share is held with the job and burned when another game slashes it."""
+    s = make_market(challenger_reward_bps=5_000)
+    job = make_committed_job(s)
+    alice = get_balance(s, "alice")
+    process_dispute_verdict(s, make_challenge(s, "dave", job), "challenger-wrong")
+    burned = s.burned
+    result = process_dispute_verdict(s, make_challenge(s, "erin", job), "worker-wrong")
+    assert result.kind == "worker-slashed" and s.jobs[job].held_share == 0
+    assert s.burned == burned + s.params.challenger_bond // 2 + result.burned
+    assert get_balance(s, "alice") == alice
     check_invariants(s)
 
 
