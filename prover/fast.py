@@ -17,11 +17,11 @@ import numba
 import numpy as np
 import torch
 
-from protocol.ops.prims import INV_SQRT_2PI, REFERENCE, SQRT1_2
+from protocol.ops.prims import GELU_CUBIC, INV_SQRT_2PI, REFERENCE, SQRT1_2, SQRT_2_OVER_PI
 from protocol.ops.random import MUL1, MUL2, compute_stream_key
 from prover import kernels
 from prover.kernels import trigonometry
-from prover.kernels._elementwise import CONSTANTS, _erf, _exp, _float
+from prover.kernels._elementwise import CONSTANTS, _erf, _exp, _float, _tanh
 
 
 @numba.njit(cache=True)
@@ -84,17 +84,67 @@ def _gelu_backward(grad: np.ndarray, x: np.ndarray, out: np.ndarray, k: np.ndarr
             out[i] = grad[i] * (cdf + v * pdf)
 
 
+# --- fused GELU, tanh form: the exact operation sequence of protocol.ops.prims.compute_gelu_tanh(_backward)
+
+_SQRT_2_OVER_PI, _CUBIC, _CUBIC3 = np.float32(SQRT_2_OVER_PI), np.float32(GELU_CUBIC), np.float32(3 * GELU_CUBIC)
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _gelu_tanh(x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
+    e = (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10])
+    t = (k[22], k[23], k[24], k[25], k[26], k[27], k[28], k[29])
+    n = x.shape[0]
+    for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
+        for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
+            v = x[i]
+            inner = _SQRT_2_OVER_PI * (v + _CUBIC * ((v * v) * v))
+            out[i] = (v * _HALF) * (_ONE + _float(_tanh(inner, e, t)))
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _gelu_tanh_backward(grad: np.ndarray, x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
+    e = (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10])
+    t = (k[22], k[23], k[24], k[25], k[26], k[27], k[28], k[29])
+    n = x.shape[0]
+    for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
+        for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
+            v = x[i]
+            v2 = v * v
+            h = _float(_tanh(_SQRT_2_OVER_PI * (v + _CUBIC * (v2 * v)), e, t))
+            left = _HALF * (_ONE + h)
+            right = ((v * _HALF) * (_ONE - h * h)) * (_SQRT_2_OVER_PI * (_ONE + _CUBIC3 * v2))
+            out[i] = grad[i] * (left + right)
+
+
 def _flat32(tensor: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(tensor.detach().contiguous().numpy().reshape(-1), dtype=np.float32)
 
 
+def _map_unary(kernel: Callable[..., None], x: torch.Tensor) -> torch.Tensor:
+    """kernel(x, out, CONSTANTS) over the elements of a float32 `x`, as a new tensor of its shape."""
+    out = np.empty(x.numel(), dtype=np.float32)
+    kernel(_flat32(x), out, CONSTANTS)
+    return torch.from_numpy(out).reshape(x.shape)
+
+
+def _map_gradient(kernel: Callable[..., None], grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """kernel(grad, x, out, CONSTANTS) over the elements of float32 `grad` and `x`, broadcast together."""
+    grad = grad.expand(torch.broadcast_shapes(grad.shape, x.shape))
+    x = x.expand(grad.shape)
+    out = np.empty(x.numel(), dtype=np.float32)
+    kernel(_flat32(grad), _flat32(x), out, CONSTANTS)
+    return torch.from_numpy(out).reshape(x.shape)
+
+
 def _float32_or_reference(method: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
-    """The kernel for float32 operands, the reference primitive of the same name for any other dtype
-    (the kernels are float32 kernels; both define the same bits)."""
+    """The kernel when every floating-point operand is float32, the reference primitive of the same name
+    for any other dtype (the kernels are float32 kernels; both define the same bits)."""
 
     @functools.wraps(method)
     def primitive(self: Any, first: torch.Tensor, *rest: Any) -> torch.Tensor:
-        if first.dtype != torch.float32:
+        if first.dtype != torch.float32 or any(
+            isinstance(r, torch.Tensor) and r.is_floating_point() and r.dtype != torch.float32 for r in rest
+        ):
             return getattr(REFERENCE, method.__name__)(first, *rest)  # type: ignore[no-any-return]
         return method(self, first, *rest)
 
@@ -163,17 +213,19 @@ class FastPrimitives:
 
     @_float32_or_reference
     def gelu(self, x: torch.Tensor) -> torch.Tensor:
-        out = np.empty(x.numel(), dtype=np.float32)
-        _gelu(_flat32(x), out, CONSTANTS)
-        return torch.from_numpy(out).reshape(x.shape)
+        return _map_unary(_gelu, x)
 
     @_float32_or_reference
     def gelu_backward(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        grad = grad.expand(torch.broadcast_shapes(grad.shape, x.shape))
-        x = x.expand(grad.shape)
-        out = np.empty(x.numel(), dtype=np.float32)
-        _gelu_backward(_flat32(grad), _flat32(x), out, CONSTANTS)
-        return torch.from_numpy(out).reshape(x.shape)
+        return _map_gradient(_gelu_backward, grad, x)
+
+    @_float32_or_reference
+    def gelu_tanh(self, x: torch.Tensor) -> torch.Tensor:
+        return _map_unary(_gelu_tanh, x)
+
+    @_float32_or_reference
+    def gelu_tanh_backward(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return _map_gradient(_gelu_tanh_backward, grad, x)
 
     @_float32_or_reference
     def segment_sum(self, values: torch.Tensor, segments: torch.Tensor, count: int) -> torch.Tensor:

@@ -113,6 +113,7 @@ def test_composites_fast_equals_reference(x: torch.Tensor, data: st.DataObject) 
     _both(torch.ops.aten.gelu.default, x)
     _both(torch.ops.aten.gelu.default, x, approximate="tanh")
     _both(torch.ops.aten.gelu_backward.default, grad, x)
+    _both(torch.ops.aten.gelu_backward.default, grad, x, approximate="tanh")
     _both(torch.ops.aten.sqrt.default, x)
     _both(torch.ops.aten.exp.default, x)
     _both(torch.ops.aten.log.default, x)
@@ -216,3 +217,19 @@ def test_slice_and_select_backward_place_the_gradient_in_zeros(rows: int, cols: 
     expected = torch.zeros(rows, cols)
     expected[:, index] = grad_full[:, index]
     assert same_bits(selected, expected)
+
+
+def test_fused_tanh_gelu_equals_its_operation_sequence_on_every_kind_of_float32() -> None:
+    """The prover's fused tanh-form GELU and its backward give the bits of the reference's sequence of
+    separately rounded operations (protocol.ops.prims.compute_gelu_tanh), on random bit patterns
+    (subnormals, infinities, NaNs, huge values where x*x*x overflows) and on the range where tanh
+    switches between its polynomial and its exponential form."""
+    generator = np.random.default_rng(7)
+    bits = generator.integers(0, 2**32, 200_000, dtype=np.uint64).astype(np.uint32)
+    patterns = torch.from_numpy(bits.view(np.float32).copy())
+    switch = torch.linspace(-12.0, 12.0, 100_003, dtype=torch.float32)
+    specials = torch.tensor([0.0, -0.0, 1e-45, -1e-45, 1e-38, 5e12, -5e12, 3.4e38, float("inf"), float("-inf"), float("nan")])
+    for x in (patterns, switch, specials):
+        grad = torch.from_numpy(generator.standard_normal(x.numel()).astype(np.float32))
+        assert same_bits(FAST.gelu_tanh(x), REFERENCE.gelu_tanh(x))
+        assert same_bits(FAST.gelu_tanh_backward(grad, x), REFERENCE.gelu_tanh_backward(grad, x))

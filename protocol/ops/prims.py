@@ -40,10 +40,14 @@ class Primitives(Protocol):
     ) -> torch.Tensor: ...
     def gelu(self, x: torch.Tensor) -> torch.Tensor: ...
     def gelu_backward(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor: ...
+    def gelu_tanh(self, x: torch.Tensor) -> torch.Tensor: ...
+    def gelu_tanh_backward(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor: ...
 
 
 SQRT1_2 = 0.7071067811865476  # 1/sqrt(2), rounded to float32 where used
 INV_SQRT_2PI = 0.3989422804014327  # 1/sqrt(2*pi), rounded to float32 where used
+SQRT_2_OVER_PI = 0.7978845608028654  # sqrt(2/pi), for the tanh approximation, rounded to float32 where used
+GELU_CUBIC = 0.044715  # the tanh approximation's cubic coefficient, rounded to float32 where used
 
 
 def _constant(value: float, like: torch.Tensor) -> torch.Tensor:
@@ -63,6 +67,30 @@ def compute_gelu_backward(
     cdf = _constant(0.5, x) * (_constant(1.0, x) + erf(x * _constant(SQRT1_2, x)))
     pdf = exp((x * x) * _constant(-0.5, x)) * _constant(INV_SQRT_2PI, x)
     return grad * (cdf + x * pdf)
+
+
+def compute_gelu_tanh(x: torch.Tensor, tanh: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """GELU (tanh form), elementwise in x's dtype, with u = fl(sqrt(2/pi) * fl(x + fl(0.044715 * fl(fl(x*x)*x)))):
+    fl(fl(x * 0.5) * fl(1 + tanh(u)))."""
+    half, one = _constant(0.5, x), _constant(1.0, x)
+    inner = _constant(SQRT_2_OVER_PI, x) * (x + _constant(GELU_CUBIC, x) * (x * x * x))
+    return (x * half) * (one + tanh(inner))
+
+
+def compute_gelu_tanh_backward(
+    grad: torch.Tensor, x: torch.Tensor, tanh: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """d GELU (tanh form), elementwise in x's dtype: with c = sqrt(2/pi), k3 = 3 * 0.044715, x2 = fl(x * x),
+    t = tanh(fl(c * fl(x + fl(0.044715 * fl(x2 * x))))), left = fl(0.5 * fl(1 + t)),
+    right = fl(fl(fl(x * 0.5) * fl(1 - fl(t * t))) * fl(c * fl(1 + fl(k3 * x2)))):
+    fl(grad * fl(left + right)) (each constant rounded to x's dtype)."""
+    half, one = _constant(0.5, x), _constant(1.0, x)
+    c, k3 = _constant(SQRT_2_OVER_PI, x), _constant(3 * GELU_CUBIC, x)
+    x2 = x * x
+    t = tanh(c * (x + _constant(GELU_CUBIC, x) * (x2 * x)))
+    left = half * (one + t)
+    right = ((x * half) * (one - t * t)) * (c * (one + k3 * x2))
+    return grad * (left + right)
 
 
 def reference_segment_sum(values: torch.Tensor, segments: torch.Tensor, count: int) -> torch.Tensor:
@@ -130,6 +158,12 @@ class ReferencePrimitives:
 
     def gelu_backward(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return compute_gelu_backward(grad, x, semantics.reference_erf, semantics.reference_exp)
+
+    def gelu_tanh(self, x: torch.Tensor) -> torch.Tensor:
+        return compute_gelu_tanh(x, semantics.reference_tanh)
+
+    def gelu_tanh_backward(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return compute_gelu_tanh_backward(grad, x, semantics.reference_tanh)
 
 
 REFERENCE: Primitives = ReferencePrimitives()

@@ -326,19 +326,12 @@ def _tanh_backward(_: Primitives, a: dict[str, Any]) -> Outputs:
     return a["grad_output"] * (_scalar(1.0, y) - y * y)
 
 
-SQRT_2_OVER_PI = 0.7978845608028654  # sqrt(2/pi), for the tanh approximation
-GELU_CUBIC = 0.044715
-
-
 @defines("gelu.default", "gelu_.default")
 def _gelu(prims: Primitives, a: dict[str, Any]) -> Outputs:
     x = a["self"]
     _require_float("aten::gelu", x)
-    half, one = _scalar(0.5, x), _scalar(1.0, x)
     if a["approximate"] == "tanh":
-        # fl(fl(x*0.5) * fl(1 + tanh(fl(sqrt(2/pi) * fl(x + fl(0.044715 * fl(fl(x*x)*x)))))))
-        inner = _scalar(SQRT_2_OVER_PI, x) * (x + _scalar(GELU_CUBIC, x) * (x * x * x))
-        return (x * half) * (one + prims.tanh(inner))
+        return prims.gelu_tanh(x)  # see protocol.ops.prims.compute_gelu_tanh
     return prims.gelu(x)  # the erf form: see protocol.ops.prims.compute_gelu
 
 
@@ -346,15 +339,9 @@ def _gelu(prims: Primitives, a: dict[str, Any]) -> Outputs:
 def _gelu_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
     grad, x = a["grad_output"], a["self"]
     _require_float("aten::gelu_backward", grad, x)
-    half, one = _scalar(0.5, x), _scalar(1.0, x)
     if a["approximate"] == "tanh":
         # d/dx of 0.5x(1+tanh(u)), u = c(x + k x^3): 0.5(1+t) + 0.5x(1-t^2) c (1 + 3k x^2)
-        c, k3 = _scalar(SQRT_2_OVER_PI, x), _scalar(3 * GELU_CUBIC, x)
-        x2 = x * x
-        t = prims.tanh(c * (x + _scalar(GELU_CUBIC, x) * (x2 * x)))
-        left = half * (one + t)
-        right = ((x * half) * (one - t * t)) * (c * (one + k3 * x2))
-        return grad * (left + right)
+        return prims.gelu_tanh_backward(grad, x)  # see protocol.ops.prims.compute_gelu_tanh_backward
     return prims.gelu_backward(grad, x)  # the erf form: see protocol.ops.prims.compute_gelu_backward
 
 
