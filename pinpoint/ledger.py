@@ -18,22 +18,30 @@ the database before the error is raised, so memory never runs ahead of disk.
 Settlements check their evidence here, with the referee of the job (`referees`, a
 `protocol.economy.RefereeFactory`, e.g. `verifier.settlement.make_job_referees()`): the economy replays the
 game's transcript before the transition is committed, and a ledger without referees refuses every
-settlement. A settlement's log entry (which keeps the whole transcript, for audit) is committed with a
-snapshot of the state after it in the same SQLite transaction, so recovery never replays a settlement
-and never needs a referee: a settlement found after the last snapshot is a corrupt ledger.
+settlement by transcript; a settlement by a committee's attestation is checked with one pairing. A
+transition that checks evidence (`EVIDENCE_KINDS`: a settlement, a referee's registration with its proof
+of possession, a committee fault's report) is committed with a snapshot of the state after it in the same
+SQLite transaction, so recovery never replays one, never needs a referee and never repeats a pairing: such
+an entry found after the last snapshot is a corrupt ledger.
 
-Schema (format "pinpoint-ledger/4": a job holds the bond shares owed to its worker until it ends):
+Schema (format "pinpoint-ledger/5": the state gained referees, committees and their faults):
     meta(key, value)                 format, time_source_key (hex of the receipt key's seed)
     log(seq, action)                 seq = 1, 2, ...; action = canonical JSON of encode_action(...)
     snapshots(seq, state, root)      state after entry `seq` (seq 0 = genesis), root = hex SHA-256
     games(game_id, next_index, history, last_at)    a game's log at its time source: what comes next
     game_events(game_id, idx, at, event, receipt)   every event stamped, with its receipt
+    committee_rounds(game_id, epoch, opened_at, closed_at)  a verdict round of a committee, as witnessed
+    committee_shares(game_id, seat, at, statement, share)   each member's valid share, when it arrived
 
 The ledger is also the time source of the dispute games it opens (`protocol.game.timesource`): its
 receipt key is made with the ledger and named in the genesis state, so the economy accepts a game's
 times only with this key's receipts; the economy issues each dispute its id when it is opened (in the
 same transition as the bond); the ledger stamps each event of a game with its time and a signed
 receipt, and keeps one log per game whose (game, index) rows are unique, so it can never fork a game.
+It witnesses committee verdict rounds the same way: a round is opened once per game, each member's share
+is checked (one pairing) and kept with its arrival time, and the close is a record signed with the
+receipt key (kind `committee-close`) listing the seats whose share had arrived: the evidence of absence
+that `report_absence` slashes with.
 Its clock is simulated seconds, like its epochs: an event is stamped at the time its poster asks for,
 never earlier than the game's last event; a deployment stamps with block time instead.
 
@@ -91,7 +99,7 @@ from protocol.types import PublicKeyBytes, Root, Seconds
 
 _T = TypeVar("_T")
 
-LEDGER_FORMAT = "pinpoint-ledger/4"
+LEDGER_FORMAT = "pinpoint-ledger/5"
 """The value of meta.format; a different value is refused rather than misread."""
 
 DEFAULT_SNAPSHOT_EVERY = 1_000
@@ -106,14 +114,24 @@ CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY, action TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, state TEXT NOT NULL, root TEXT NOT NULL);
 """
 
+_COMMITTEE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS committee_rounds (game_id TEXT PRIMARY KEY, epoch INTEGER NOT NULL, opened_at REAL NOT NULL,
+                                             closed_at REAL);
+CREATE TABLE IF NOT EXISTS committee_shares (game_id TEXT NOT NULL, seat INTEGER NOT NULL, at REAL NOT NULL,
+                                             statement TEXT NOT NULL, share TEXT NOT NULL, PRIMARY KEY (game_id, seat));
+"""
+
 _TIME_SOURCE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS games (game_id TEXT PRIMARY KEY, next_index INTEGER NOT NULL, history TEXT NOT NULL, last_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS game_events (game_id TEXT NOT NULL, idx INTEGER NOT NULL, at REAL NOT NULL, event TEXT NOT NULL,
                                         receipt TEXT NOT NULL, PRIMARY KEY (game_id, idx));
 """
 
-SETTLEMENT_KINDS = frozenset({"settle_dispute"})
-"""Transitions that check a game's transcript: each is committed with a snapshot (see the module doc)."""
+EVIDENCE_KINDS = frozenset(
+    {"settle_dispute", "register_referee", "report_equivocation", "report_wrong_verdict", "report_absence"}
+)
+"""Transitions that check a transcript, signatures or a proof of possession: each is committed with a
+snapshot (see the module doc)."""
 
 
 class LedgerError(Exception):
@@ -199,7 +217,7 @@ class Ledger:
         try:
             text, root = compute_snapshot(state)
             conn.execute("BEGIN IMMEDIATE")  # schema, key and genesis in one transaction: all or nothing
-            for statement in (_SCHEMA + _TIME_SOURCE_SCHEMA).strip().split(";"):
+            for statement in (_SCHEMA + _TIME_SOURCE_SCHEMA + _COMMITTEE_SCHEMA).strip().split(";"):
                 if statement.strip():
                     conn.execute(statement)
             conn.execute("INSERT INTO meta VALUES ('format', ?)", (LEDGER_FORMAT,))
@@ -296,7 +314,7 @@ class Ledger:
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             self._conn.execute("INSERT INTO log VALUES (?, ?)", (sequence, text))
-            if sequence % self.snapshot_every == 0 or action.kind in SETTLEMENT_KINDS:
+            if sequence % self.snapshot_every == 0 or action.kind in EVIDENCE_KINDS:
                 state_text, root = compute_snapshot(self._state)
                 self._conn.execute("INSERT INTO snapshots VALUES (?, ?, ?)", (sequence, state_text, root))
             self._conn.execute("COMMIT")
@@ -366,6 +384,82 @@ class Ledger:
             return stamped
 
         return self._write(stamp, "event not stamped")
+
+    # -- the witness of committee rounds -----------------------------------------------------------
+
+    def open_committee_round(self, game_id: bytes, epoch: int, opened_at: Seconds) -> None:
+        """Start the verdict round of a game with `epoch`'s committee (at most once per game)."""
+        from protocol.economy import get_committee
+
+        get_committee(self._state, epoch)  # NoCommittee: no round without a committee to sign
+
+        def insert() -> None:
+            try:
+                self._conn.execute("INSERT INTO committee_rounds VALUES (?, ?, ?, NULL)",
+                                   (bytes(game_id).hex(), epoch, float(opened_at)))
+            except sqlite3.IntegrityError as exc:
+                raise TimeSourceError(f"the round of game {bytes(game_id).hex()[:16]} is already open") from exc
+
+        self._write(insert, "round not opened")
+
+    def post_committee_share(self, game_id: bytes, seat: int, statement: dict[str, Any], share: bytes,
+                             at: Seconds) -> None:
+        """Keep a member's share of a round still open, stamped `at`, once it verifies for that seat; a seat's
+        first valid share stands. TimeSourceError for a closed or unknown round or an invalid share."""
+        from protocol.committee import is_valid_share, parse_statement_json
+        from protocol.economy import get_committee
+
+        epoch, opened_at = self._get_open_round(game_id)
+        if float(at) < opened_at:
+            raise TimeSourceError("a share cannot arrive before its round opened")
+        try:
+            parsed = parse_statement_json(statement)
+        except ValueError as exc:
+            raise TimeSourceError(f"not a verdict statement: {exc}") from None
+        if bytes(parsed.game_id) != bytes(game_id):
+            raise TimeSourceError("the share's statement is about another game")
+        if not is_valid_share(get_committee(self._state, epoch), seat, parsed, share):
+            raise TimeSourceError(f"the share does not verify for seat {seat!r}")
+        text = compute_canonical_json(statement).decode()
+
+        def insert() -> None:
+            self._get_open_round(game_id)  # still open now that the write lock is held
+            self._conn.execute("INSERT OR IGNORE INTO committee_shares VALUES (?, ?, ?, ?, ?)",
+                               (bytes(game_id).hex(), seat, float(at), text, bytes(share).hex()))
+
+        self._write(insert, "share not kept")
+
+    def close_committee_round(self, game_id: bytes, closed_at: Seconds) -> tuple[dict[str, Any], str]:
+        """Close a round and sign its record: (the record's JSON, hex of the signature), what
+        `report_absence` takes. Closing is final; the record lists the seats whose share had arrived."""
+        from protocol.committee import RoundClose, compute_committee_root, sign_round_close
+        from protocol.committee.faults import compute_close_json
+        from protocol.economy import get_committee
+
+        key = self._time_source_key()
+
+        def close() -> RoundClose:
+            epoch, opened_at = self._get_open_round(game_id)
+            if float(closed_at) < opened_at:
+                raise TimeSourceError("a round cannot close before it opened")
+            seats = tuple(int(seat) for (seat,) in self._conn.execute(
+                "SELECT seat FROM committee_shares WHERE game_id = ? AND at <= ? ORDER BY seat",
+                (bytes(game_id).hex(), float(closed_at))))
+            self._conn.execute("UPDATE committee_rounds SET closed_at = ? WHERE game_id = ?",
+                               (float(closed_at), bytes(game_id).hex()))
+            return RoundClose(bytes(game_id), epoch, compute_committee_root(get_committee(self._state, epoch)),
+                              Seconds(opened_at), Seconds(float(closed_at)), seats)
+
+        record = self._write(close, "round not closed")
+        return compute_close_json(record), bytes(sign_round_close(key, record)).hex()
+
+    def _get_open_round(self, game_id: bytes) -> tuple[int, float]:
+        """(epoch, opened_at) of the open round of a game; TimeSourceError when none is open."""
+        row = self._conn.execute("SELECT epoch, opened_at, closed_at FROM committee_rounds WHERE game_id = ?",
+                                 (bytes(game_id).hex(),)).fetchone()
+        if row is None or row[2] is not None:
+            raise TimeSourceError(f"no open round for game {bytes(game_id).hex()[:16]}")
+        return int(row[0]), float(row[1])
 
     def _write(self, work: Callable[[], _T], what: str) -> _T:
         """Run `work` inside one SQLite write transaction: all of it is durable, or none of it."""

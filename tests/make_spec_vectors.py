@@ -446,10 +446,14 @@ BLS_MATERIAL = bytes(range(96, 128))
 
 def build_committee() -> dict[str, Any]:
     """One member's BLS key, proof of possession and signature of a verdict statement (three pairing-free
-    operations: the vectors stay fast to make), and a two-seat draw."""
+    operations: the vectors stay fast to make), a two-seat draw, and on the ledger: the committee seed of
+    epoch 1 from the economy's seed "beacon-1", and the attestation of the statement by the one-seat
+    committee that key forms there with stake 100."""
     from protocol.committee import (
         Candidate,
         VerdictStatement,
+        compute_attestation,
+        compute_attestation_json,
         compute_beacon_commitment,
         compute_committee,
         compute_committee_root,
@@ -460,6 +464,7 @@ def build_committee() -> dict[str, Any]:
         prove_possession,
         sign_verdict,
     )
+    from protocol.economy import compute_committee_seed
     from protocol.game import Outcome, Reason, TreeKind
 
     secret = generate_secret_key(BLS_MATERIAL)
@@ -476,17 +481,24 @@ def build_committee() -> dict[str, Any]:
     seed = compute_epoch_seed(7, commitments, dict(zip(keys, secrets, strict=True)))
     committee = compute_committee(7, seed, [Candidate(f"r{i}", key, 100 * (i + 1))  # type: ignore[arg-type]
                                             for i, key in enumerate(keys)], 2)
+    signature = sign_verdict(secret, statement)
+    economy_seed = compute_committee_seed(1, b"beacon-1".hex())
+    alone = compute_committee(1, economy_seed, [Candidate("r0", public, 100)], 4)
+    attestation = compute_attestation(alone, statement, {0: signature})
     return {
         "key_material": BLS_MATERIAL.hex(),
         "secret_key": f"{int(secret):064x}",
         "public_key": bytes(public).hex(),
         "proof_of_possession": bytes(prove_possession(secret)).hex(),
         "statement": compute_canonical_json(compute_statement_json(statement)).decode(),
-        "signature": bytes(sign_verdict(secret, statement)).hex(),
+        "signature": bytes(signature).hex(),
         "beacon_commitment_1": commitments[keys[0]].hex(),
         "seed": seed.hex(),
         "members": [member.account for member in committee.members],
         "committee_root": compute_committee_root(committee).hex(),
+        "economy_seed_1": economy_seed.hex(),
+        "one_seat_root": compute_committee_root(alone).hex(),
+        "attestation": compute_canonical_json(compute_attestation_json(attestation)).decode(),
     }
 
 

@@ -836,6 +836,17 @@ def test_spec_committee() -> None:
     root = H(b"pinpoint/v1/committee\n" + epoch + seed + b"".join(k + s.to_bytes(16, "little") for k, _, s in members))
     assert root.hex() == c["committee_root"]
 
+    # on the ledger: the committee seed from the economy's epoch seed, a one-seat committee, its attestation
+    one = (1).to_bytes(8, "little")
+    economy_seed = H(b"pinpoint/v1/committee-economy-seed\n" + one + b"beacon-1")
+    assert economy_seed.hex() == c["economy_seed_1"]
+    alone = H(b"pinpoint/v1/committee\n" + one + economy_seed + public + (100).to_bytes(16, "little"))
+    assert alone.hex() == c["one_seat_root"]
+    attestation = json.loads(c["attestation"])
+    assert canonical(attestation).decode() == c["attestation"]
+    assert attestation == {"committee": alone.hex(), "epoch": 1, "signature": c["signature"], "signers": [0],
+                           "statement": json.loads(c["statement"])}
+
 
 def test_spec_availability() -> None:
     """The Reed–Solomon vectors recomputed with galois's GF(2^8) (an independent field implementation)."""

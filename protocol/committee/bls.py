@@ -11,8 +11,11 @@ can register a key made from another member's key (the rogue-key attack) and, wi
 checked once at registration, one aggregate signature over a common message is verified with a single
 pairing check (`FastAggregateVerify`) whatever the committee's size.
 
-py_ecc is the reference backend. A faster one, byte-compatible on the same keys and messages, may be
-put behind `BLSBackend`; the tests run against whichever backend is given. Verification functions
+py_ecc is the reference backend. `ARKWORKS` is an optional faster one: the ciphersuite written over the
+curve operations of the `py_arkworks_bls12381` wheel (Rust arkworks, the fast backend of Ethereum's
+executable consensus spec), byte-compatible with py_ecc on the same keys and messages
+(tests/committee/test_backends.py compares keys, signatures, aggregates, proofs and every verdict,
+hostile encodings included). It is None when the wheel is not installed. Verification functions
 return False on any bad input and never raise (STYLE.md, item 4).
 """
 
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import NewType, Protocol
+from typing import Any, NewType, Protocol
 
 _RECURSION_LIMIT = sys.getrecursionlimit()
 from py_ecc.bls import G2ProofOfPossession  # noqa: E402
@@ -43,6 +46,7 @@ PUBLIC_KEY_SIZE = 48
 SIGNATURE_SIZE = 96
 MIN_KEY_MATERIAL = 32  # bytes of secret randomness KeyGen requires
 CIPHERSUITE = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_"
+POP_TAG = b"BLS_POP_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_"  # the proof of possession's domain (section 4.2.3)
 
 
 class BLSError(ValueError):
@@ -108,6 +112,115 @@ class PyEccBackend:
 
 PY_ECC: BLSBackend = PyEccBackend()
 DEFAULT_BACKEND: BLSBackend = PY_ECC
+
+
+class ArkworksBackend(PyEccBackend):
+    """The ciphersuite on `py_arkworks_bls12381`'s curve operations (Rust arkworks: RFC 9380 hash to G2,
+    compressed points, the pairing check). Only KeyGen, a hash with no curve arithmetic, stays py_ecc's.
+
+    A point is accepted only in its canonical compressed encoding (decoded and encoded again, the same
+    bytes) and in the prime-order subgroup, as py_ecc accepts it, so both backends refuse the same bytes."""
+
+    name = "arkworks"
+
+    def __init__(self, module: Any) -> None:
+        self._ark = module
+        self._g1 = module.G1Point()  # the generator
+
+    def _scalar(self, secret: BLSSecretKey) -> Any:
+        return self._ark.Scalar(int(secret))
+
+    def _g1_point(self, data: bytes) -> Any:
+        point = self._ark.G1Point.from_compressed_bytes(bytes(data))
+        if point.to_compressed_bytes() != bytes(data) or not point.is_in_subgroup():
+            raise ValueError("not the canonical encoding of a point of G1's subgroup")
+        return point
+
+    def _g2_point(self, data: bytes) -> Any:
+        point = self._ark.G2Point.from_compressed_bytes(bytes(data))
+        if point.to_compressed_bytes() != bytes(data) or not point.is_in_subgroup():
+            raise ValueError("not the canonical encoding of a point of G2's subgroup")
+        return point
+
+    def _key(self, public_key: bytes) -> Any:
+        """KeyValidate's point: in G1's subgroup and not the identity; ValueError otherwise."""
+        point = self._g1_point(public_key)
+        if point == self._ark.G1Point.identity():
+            raise ValueError("the identity is no public key")
+        return point
+
+    def _core_sign(self, secret: BLSSecretKey, message: bytes, dst: bytes) -> BLSSignature:
+        point = self._ark.G2Point.hash_to_curve(bytes(message), dst) * self._scalar(secret)
+        return BLSSignature(bytes(point.to_compressed_bytes()))
+
+    def _core_verify(self, key: Any, message: bytes, signature: bytes, dst: bytes) -> bool:
+        """e(key, H(message)) == e(g1, signature), as one product of pairings equal to 1."""
+        try:
+            point = self._g2_point(signature)
+        except ValueError:
+            return False
+        return bool(self._ark.GT.pairing_check([key, -self._g1], [self._ark.G2Point.hash_to_curve(bytes(message), dst),
+                                                                  point]))
+
+    def sk_to_pk(self, secret: BLSSecretKey) -> BLSPublicKey:
+        return BLSPublicKey(bytes((self._g1 * self._scalar(secret)).to_compressed_bytes()))
+
+    def sign(self, secret: BLSSecretKey, message: bytes) -> BLSSignature:
+        return self._core_sign(secret, message, CIPHERSUITE)
+
+    def pop_prove(self, secret: BLSSecretKey) -> BLSSignature:
+        return self._core_sign(secret, self.sk_to_pk(secret), POP_TAG)
+
+    def pop_verify(self, public_key: bytes, proof: bytes) -> bool:
+        try:
+            return self._core_verify(self._key(public_key), public_key, proof, POP_TAG)
+        except ValueError:
+            return False
+
+    def key_validate(self, public_key: bytes) -> bool:
+        try:
+            self._key(public_key)
+            return True
+        except ValueError:
+            return False
+
+    def aggregate(self, signatures: Sequence[bytes]) -> BLSSignature:
+        total = self._ark.G2Point.identity()
+        for signature in signatures:
+            total = total + self._g2_point(signature)
+        return BLSSignature(bytes(total.to_compressed_bytes()))
+
+    def verify(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
+        try:
+            return self._core_verify(self._key(public_key), message, signature, CIPHERSUITE)
+        except ValueError:
+            return False
+
+    def fast_aggregate_verify(self, public_keys: Sequence[bytes], message: bytes, signature: bytes) -> bool:
+        if not public_keys:
+            return False
+        try:
+            total = self._ark.G1Point.identity()
+            for key in public_keys:
+                total = total + self._key(key)
+        except ValueError:
+            return False
+        return self._core_verify(total, message, signature, CIPHERSUITE)
+
+
+def _load_arkworks() -> BLSBackend | None:
+    try:
+        import py_arkworks_bls12381  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    return ArkworksBackend(py_arkworks_bls12381)
+
+
+ARKWORKS: BLSBackend | None = _load_arkworks()
+"""The optional fast backend, or None when its wheel is not installed."""
+
+BACKENDS: dict[str, BLSBackend] = {"py_ecc": PY_ECC, **({"arkworks": ARKWORKS} if ARKWORKS is not None else {})}
+"""Every backend installed here, by name."""
 
 
 def _is_bytes(value: object, size: int) -> bool:

@@ -7,7 +7,8 @@ while any of them is open, so a challenger who opens first and then stalls or th
 shut anyone else out: one honest challenger suffices, whatever the others do and in whatever order
 they arrive.
 
-Each dispute is settled by its game's transcript, which anyone may submit (evidence.py checks it
+Each dispute is settled by its game's transcript or by the attestation of its epoch's referee committee
+(committee.py), which anyone may submit (evidence.py checks it
 against the two registered commitments, the issued dispute id and the economy's time source, and
 replays it with the job's referee). What the verified verdict does:
 
@@ -32,12 +33,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from protocol.economy.committee import compute_attested_outcome
 from protocol.economy.errors import (
     ChallengeWindowClosed,
     ChallengeWindowOpen,
     DisputeAlreadyOpen,
     InsufficientFunds,
     InvalidCommitment,
+    InvalidEvidence,
     InvalidOutcome,
     InvalidSeal,
     JobNotCommitted,
@@ -161,14 +164,28 @@ def process_checked_dispute(state: State, challenger: str, job_id: JobId, record
 
 
 def process_settle_dispute(
-    state: State, settler: str, dispute: int, transcript: object, referees: RefereeFactory | None
+    state: State,
+    settler: str,
+    dispute: int,
+    transcript: object = None,
+    referees: RefereeFactory | None = None,
+    attestation: object = None,
+    setup: object = None,
 ) -> DisputeResult:
-    """Anyone (`settler`, who only pays its nonce) submits the transcript of dispute `dispute`'s game; it is
-    accepted only if it verifies (evidence.compute_settlement_outcome), and then its verdict is applied.
-    A forged, truncated or mismatched transcript raises InvalidEvidence and changes nothing."""
+    """Anyone (`settler`, who only pays its nonce) submits the evidence of dispute `dispute`'s verdict: its
+    game's transcript (evidence.compute_settlement_outcome), or the attestation of the committee of the
+    epoch the dispute was opened in with the game's setup (committee.compute_attested_outcome). It is
+    accepted only if it verifies, and then its verdict is applied. Forged, under-weight, mismatched or
+    replayed evidence raises InvalidEvidence (or NoOpenDispute) and changes nothing."""
     record = get_dispute(state, dispute)
     job = get_job(state, record.job_id)
-    outcome = compute_settlement_outcome(state, job, record, transcript, referees)
+    if transcript and not attestation and not setup:
+        outcome = compute_settlement_outcome(state, job, record, transcript, referees)
+    elif attestation and setup and not transcript:
+        outcome = compute_attested_outcome(state, job, record, attestation, setup)
+    else:
+        raise InvalidEvidence(f"dispute {dispute}: a settlement carries its game's transcript, or a committee "
+                              "attestation with its game's setup, and nothing else")
     return process_dispute_verdict(state, dispute, outcome)
 
 

@@ -59,7 +59,16 @@ class NotAWorker(EconomyError):
 
 
 class AlreadyRegistered(EconomyError):
-    """The account is already an active worker."""
+    """The account is already an active worker (or referee: one bonded role per account)."""
+
+
+class NotAReferee(EconomyError):
+    """The account is not a registered, active referee."""
+
+
+class InvalidRegistration(EconomyError):
+    """A referee's BLS key is not a valid point of G1, its proof of possession fails, or another referee
+    registered the same key."""
 
 
 class NotSlashable(EconomyError):
@@ -209,6 +218,14 @@ class NothingToDispute(EconomyError):
 class InvalidEvidence(EconomyError):
     """A settlement's transcript is malformed, not of the registered dispute (commitments, dispute id,
     time source), does not replay to its recorded verdict, or proves no verdict at all."""
+
+
+class NoCommittee(InvalidEvidence):
+    """No committee was drawn for the epoch an attestation or a fault report names (or it is no longer kept)."""
+
+
+class InvalidFaultProof(EconomyError):
+    """A committee fault report whose evidence proves no fault, or a fault already slashed."""
 
 
 class NoReferee(InvalidEvidence):

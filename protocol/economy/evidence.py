@@ -32,7 +32,9 @@ from protocol.signing import compute_canonical_json
 
 if TYPE_CHECKING:
     from protocol.economy.state import Dispute, Job, State
+    from protocol.game.enums import Outcome, Role
     from protocol.game.interfaces import Referee
+    from protocol.game.state import GameSetup
 
 DISPUTE_ID_DOMAIN = b"pinpoint/v1/dispute-id\n"
 SEAL_DOMAIN = b"pinpoint/v1/sealed-result\n"
@@ -117,25 +119,12 @@ def compute_dispute_id(time_source: str, job_id: int, number: int) -> str:
     return blake3.blake3(DISPUTE_ID_DOMAIN + compute_canonical_json(body)).hexdigest()
 
 
-def compute_settlement_outcome(
-    state: State, job: Job, dispute: Dispute, transcript: object, referees: RefereeFactory | None
-) -> str:
-    """The outcome (one of OUTCOMES) a game's transcript proves for `dispute`, or InvalidEvidence saying
-    why it proves nothing. Checks, in order: the transcript's form; that its game is this dispute's (the
-    registered worker and challenger commitments verbatim, the issued dispute id, the economy's time
-    source, so a timeout counts only with that source's receipts); then replays every event through the
-    rules with the job's referee and requires exactly the recorded verdict. Never changes `state`."""
-    from protocol.game.codec import ParseError
+def require_dispute_setup(state: State, job: Job, dispute: Dispute, setup: GameSetup) -> None:
+    """InvalidEvidence unless `setup` is the game of `dispute`: the registered worker and challenger
+    commitments verbatim, the issued dispute id, the economy's time source (so a timeout counts only with
+    that source's receipts). What binds a transcript, or a committee's statement, to one dispute."""
     from protocol.game.commitments import compute_signed_run_commitment_json
-    from protocol.game.enums import Outcome, Role
-    from protocol.game.state import compute_verdict_json
-    from protocol.game.transcript import parse_transcript_json, replay_transcript
 
-    try:
-        parsed = parse_transcript_json(transcript)
-    except (ParseError, TypeError, ValueError, KeyError, RecursionError) as exc:
-        raise InvalidEvidence(f"dispute {dispute.number}: not a game transcript: {exc}") from None
-    setup = parsed.setup
     worker_statement = compute_canonical_json(compute_signed_run_commitment_json(setup.worker)).decode()
     challenger_statement = compute_canonical_json(compute_signed_run_commitment_json(setup.challenger)).decode()
     if worker_statement != dispute.worker_statement:
@@ -157,6 +146,36 @@ def compute_settlement_outcome(
             f"dispute {dispute.number}: the game's times are witnessed by {named or 'no time source'}, "
             f"not by this economy's time source {state.time_source or '(none)'}"
         )
+
+
+def compute_outcome(outcome: Outcome, winner: Role | None) -> str | None:
+    """The economy's outcome (one of OUTCOMES) of a game's verdict, or None for a verdict that decides nothing."""
+    from protocol.game.enums import Outcome, Role
+
+    if outcome is Outcome.BOTH_LOSE:
+        return BOTH_WRONG
+    if outcome is Outcome.DECIDED and winner is not None:
+        return WORKER_WRONG if winner is Role.CHALLENGER else CHALLENGER_WRONG
+    return None
+
+
+def compute_settlement_outcome(
+    state: State, job: Job, dispute: Dispute, transcript: object, referees: RefereeFactory | None
+) -> str:
+    """The outcome (one of OUTCOMES) a game's transcript proves for `dispute`, or InvalidEvidence saying
+    why it proves nothing. Checks, in order: the transcript's form; that its game is this dispute's
+    (`require_dispute_setup`); then replays every event through the rules with the job's referee and
+    requires exactly the recorded verdict. Never changes `state`."""
+    from protocol.game.codec import ParseError
+    from protocol.game.state import compute_verdict_json
+    from protocol.game.transcript import parse_transcript_json, replay_transcript
+
+    try:
+        parsed = parse_transcript_json(transcript)
+    except (ParseError, TypeError, ValueError, KeyError, RecursionError) as exc:
+        raise InvalidEvidence(f"dispute {dispute.number}: not a game transcript: {exc}") from None
+    setup = parsed.setup
+    require_dispute_setup(state, job, dispute, setup)
     if referees is None:
         raise NoReferee(f"dispute {dispute.number}: no referee here to check its transcript; nothing is taken on trust")
     try:
@@ -175,8 +194,7 @@ def compute_settlement_outcome(
         raise InvalidEvidence(f"dispute {dispute.number}: the transcript ends before the game is decided")
     if compute_canonical_json(compute_verdict_json(verdict)) != compute_canonical_json(compute_verdict_json(parsed.verdict)):
         raise InvalidEvidence(f"dispute {dispute.number}: the recorded verdict does not follow from the events")
-    if verdict.outcome is Outcome.BOTH_LOSE:
-        return BOTH_WRONG
-    if verdict.outcome is Outcome.DECIDED and verdict.winner is not None:
-        return WORKER_WRONG if verdict.winner.role is Role.CHALLENGER else CHALLENGER_WRONG
+    outcome = compute_outcome(verdict.outcome, None if verdict.winner is None else verdict.winner.role)
+    if outcome is not None:
+        return outcome
     raise InvalidEvidence(f"dispute {dispute.number}: the game decided nothing ({verdict.outcome.value})")

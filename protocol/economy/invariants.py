@@ -229,6 +229,33 @@ def check_vesting_entries(state: State) -> str | None:
     return None
 
 
+def check_committees(state: State) -> str | None:
+    for epoch, record in state.committees.items():
+        if record.epoch != epoch or epoch > state.epoch:
+            return f"the committee kept for epoch {epoch} says epoch {record.epoch} (now {state.epoch})"
+        accounts = [seat.account for seat in record.seats]
+        if not accounts or len(set(accounts)) != len(accounts) or len({seat.key for seat in record.seats}) != len(accounts):
+            return f"epoch {epoch}'s committee seats an account or a key twice, or nobody"
+        for seat in record.seats:
+            if seat.account not in state.referees or seat.stake <= 0:
+                return f"epoch {epoch}'s seat {seat.account} is not a registered referee with stake"
+    keys = [referee.key for referee in state.referees.values()]
+    if len(set(keys)) != len(keys):
+        return "two referees registered one key"
+    for fault, epoch in state.committee_faults.items():
+        if epoch not in state.committees:
+            return f"fault {fault} is remembered for a committee no longer kept"
+    return None
+
+
+def check_one_role(state: State) -> str | None:
+    for account, referee in state.referees.items():
+        worker = state.workers.get(account)
+        if referee.active and worker is not None and worker.active:
+            return f"{account} is both an active worker and an active referee"
+    return None
+
+
 def check_params_valid(state: State) -> str | None:
     problems = compute_params_problems(state.params)
     return "; ".join(problems) if problems else None
@@ -287,6 +314,17 @@ INVARIANTS: list[Invariant] = [
     Invariant("counters_consistent", "cached totals agree with what they summarise", check_counters),
     Invariant(
         "vesting_consistent", "a vesting entry never releases more than it holds", check_vesting_entries
+    ),
+    Invariant(
+        "committees_well_formed",
+        "each epoch's committee seats distinct registered referees with stake, no two referees share a key, "
+        "and a fault is remembered while its committee is kept",
+        check_committees,
+    ),
+    Invariant(
+        "one_bonded_role",
+        "no account is an active worker and an active referee: its stake answers for one role",
+        check_one_role,
     ),
     Invariant("params_valid", "governance never leaves an inconsistent parameter table", check_params_valid),
 ]

@@ -23,6 +23,9 @@ EMISSION_SCHEDULES = ("exponential", "disinflationary", "goal")
 """How per-epoch emission evolves: decays geometrically; follows a yearly inflation rate that falls to a
 floor; or steers toward a goal of network compute."""
 
+COMMITTEE_PRESETS = ("mainnet", "minimal")
+"""Names of `protocol.committee.PRESETS`: the committee's own table (size, quorum, timeouts, fault slashes)."""
+
 REWARD_MODELS = ("fixed", "stake", "performance", "hybrid")
 """How an epoch's emission is split: a fixed amount per settled task; pro rata to active workers' stake;
 pro rata to reputation-weighted settled work; or a stake part and a performance part."""
@@ -87,6 +90,19 @@ class Params:
     challenger_reward_bps: int = param(
         "basis points of slashed amount",
         "the winner's share of a slash; the rest is burned so no one profits from colluding with themselves",
+    )
+
+    # -- referee committees ------------------------------------------------------------------------
+    referee_stake: int = param(
+        "tokens", "stake a referee must keep bonded to be drawn: what its faults can cost it"
+    )
+    committee_preset: str = param(
+        "one of COMMITTEE_PRESETS", "the committee's table: size, 2/3 quorum, signing timeout, fault slashes"
+    )
+    committee_retention_epochs: int = param(
+        "epochs",
+        "a committee is kept this long after its epoch (and while a dispute of its epoch is open), so its "
+        "faults can still be proven; shorter than unbonding, so an offender's stake is still there",
     )
 
     # -- reputation -------------------------------------------------------------------------------
@@ -160,6 +176,9 @@ MAINNET = Params(
     challenger_bond=50 * TOKEN,
     slash_fraction_bps=5_000,
     challenger_reward_bps=5_000,
+    referee_stake=100 * TOKEN,
+    committee_preset="mainnet",
+    committee_retention_epochs=168,
     reputation_success_gain=100,
     reputation_fault_loss=1_000,
     reputation_retention_bps=9_990,
@@ -209,6 +228,9 @@ MINIMAL = Params(
     challenger_bond=20,
     slash_fraction_bps=5_000,
     challenger_reward_bps=5_000,
+    referee_stake=50,
+    committee_preset="minimal",
+    committee_retention_epochs=4,
     reputation_success_gain=100,
     reputation_fault_loss=300,
     reputation_retention_bps=9_500,
@@ -242,6 +264,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "vesting_mode": VESTING_MODES,
     "emission_schedule": EMISSION_SCHEDULES,
     "reward_model": REWARD_MODELS,
+    "committee_preset": COMMITTEE_PRESETS,
 }
 
 
@@ -294,6 +317,7 @@ def compute_params_problems(params: Params) -> list[str]:
         "voting_period_epochs",
         "compute_goal",
         "reputation_reward_scale",
+        "referee_stake",
     )
     problems += [f"{name} must be positive" for name in positive if getattr(params, name) <= 0]
     if params.base_worker_stake < params.min_stake:
@@ -304,6 +328,10 @@ def compute_params_problems(params: Params) -> list[str]:
         )
     if params.unbonding_period_epochs < params.voting_period_epochs:
         problems.append("unbonding_period_epochs must be at least voting_period_epochs (no double votes)")
+    if params.committee_retention_epochs >= params.unbonding_period_epochs:
+        problems.append("committee_retention_epochs must be below unbonding_period_epochs (a fault finds its stake)")
+    if params.referee_stake < params.min_stake:
+        problems.append("referee_stake must be at least min_stake")
     if params.emission_floor > params.emission_cap:
         problems.append("emission_floor must not exceed emission_cap")
     if params.terminal_inflation_bps > params.initial_inflation_bps:

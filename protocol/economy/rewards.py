@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from protocol.economy.committee import process_committee_rotation
 from protocol.economy.helpers import (
     compute_pro_rata,
     compute_share,
@@ -117,7 +118,7 @@ def process_epoch(state: State, seed: bytes) -> EpochReport:
     """End the current epoch and start the next, whose `seed` is the forced-error draw of the jobs sealed
     in the epoch that ends:
     clear the batch auction, mint and pay the epoch's rewards, step the emission schedule, reset the
-    per-epoch tallies. Cost O(queued batch jobs + asks + workers)."""
+    per-epoch tallies, draw the new epoch's committee. Cost O(queued batch jobs + asks + workers + referees · committee size)."""
     ended = state.epoch
     assignments = process_batch_auction(state)
     emission = compute_epoch_emission(state)
@@ -139,4 +140,5 @@ def process_epoch(state: State, seed: bytes) -> EpochReport:
     state.epoch += 1
     state.seed = bytes(seed).hex()
     process_draws(state)  # the new seed is the draw of every job sealed in the epoch that ended
+    process_committee_rotation(state)  # and it draws the epoch's referee committee
     return report

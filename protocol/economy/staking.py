@@ -48,7 +48,7 @@ def process_stake(state: State, account: str, amount: Tokens) -> None:
 def process_unbond(state: State, account: str, amount: Tokens) -> None:
     """Start unbonding `amount` of stake; it can be withdrawn `unbonding_period_epochs` later and stays
     slashable until then. What remains staked must be zero or at least `min_stake`, and an active worker
-    must keep its required stake (deregister first to leave)."""
+    must keep its required stake, an active referee `referee_stake` (deregister first to leave)."""
     p = state.params
     require_positive_amount(amount, "an unbonding")
     get_account(state, account)
@@ -65,6 +65,9 @@ def process_unbond(state: State, account: str, amount: Tokens) -> None:
         raise InsufficientStake(
             f"an active worker must keep {record.required_stake} staked; deregister first"
         )
+    referee = state.referees.get(account)
+    if referee is not None and referee.active and remaining < p.referee_stake:
+        raise InsufficientStake(f"an active referee must keep {p.referee_stake} staked; deregister first")
     entries = state.unbonding.get(account, [])
     if len(entries) >= p.max_unbonding_entries:
         raise TooManyUnbondingEntries(f"{account!r} already has {len(entries)} unbonding entries")
@@ -102,6 +105,8 @@ def process_register_worker(state: State, account: str) -> Tokens:
     get_account(state, account)
     if account in state.workers and state.workers[account].active:
         raise AlreadyRegistered(f"{account!r} is already an active worker")
+    if account in state.referees and state.referees[account].active:
+        raise AlreadyRegistered(f"{account!r} is an active referee: one bonded role per account")
     required = get_required_worker_stake(state)
     if get_stake(state, account) < required:
         raise InsufficientStake(

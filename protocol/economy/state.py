@@ -12,6 +12,7 @@ Where tokens sit (the buckets the conservation invariant adds up):
     unbonding[a][i].amount     stake on its way out, still slashable until withdrawn
     escrow[job]                a job's payment (plus its tax before the auction clears)
     disputes[n].bond           a challenger's bond, while its dispute n is open
+                               (a referee's stake is in stakes, like a worker's: a committee fault slashes it)
     vesting[a][i]              held-back pay: total - claimed is still held
     jackpot                    forced-error jackpot, funded by the job tax
     burned                     tokens out of circulation for good
@@ -130,6 +131,32 @@ class Dispute:
 
 
 @dataclass(slots=True)
+class RefereeRecord:
+    """A referee registered for committees: its BLS key, checked with its proof of possession on entry."""
+
+    key: str  # hex of the 48-byte BLS public key
+    registered_epoch: int
+    active: bool = True  # drawn into committees from the next epoch on while active and staked
+
+
+@dataclass(slots=True)
+class CommitteeSeat:
+    account: str
+    key: str  # hex of the member's BLS public key
+    stake: int  # tokens bonded when the committee was drawn: its weight in the quorum
+
+
+@dataclass(slots=True)
+class CommitteeRecord:
+    """The committee drawn for one epoch (protocol.committee.compute_committee), seats in draw order."""
+
+    epoch: int
+    seed: str  # hex of the committee seed of the epoch (committee.compute_committee_seed)
+    root: str  # hex of protocol.committee.compute_committee_root: what attestations name
+    seats: list[CommitteeSeat] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class VestingEntry:
     job_id: int
     total: int  # tokens held back from the job's payment
@@ -181,7 +208,7 @@ class Totals:
 class SlashEvent:
     epoch: int
     account: str
-    reason: str  # "dispute", "bond", "deadline" or "downtime"
+    reason: str  # "dispute", "bond", "deadline", "downtime" or "committee-<fault kind>"
     amount: int  # tokens taken
     at_stake: int  # tokens that were slashable for this reason just before
     job_id: int | None = None
@@ -208,6 +235,9 @@ class State:
     postings: dict[str, int] = field(default_factory=dict)  # training job id (hex) -> the job posting it
     draws: list[int] = field(default_factory=list)  # jobs sealed this epoch: the next epoch's seed is their draw
     disputes: dict[int, Dispute] = field(default_factory=dict)  # open disputes by number
+    referees: dict[str, RefereeRecord] = field(default_factory=dict)  # account -> its registration
+    committees: dict[int, CommitteeRecord] = field(default_factory=dict)  # epoch -> its committee, while kept
+    committee_faults: dict[str, int] = field(default_factory=dict)  # fault id -> epoch of its committee
     next_dispute: int = 0
     vesting: dict[str, list[VestingEntry]] = field(default_factory=dict)
     jackpot: int = 0

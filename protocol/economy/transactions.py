@@ -10,7 +10,7 @@ changes, and the nonce is only consumed by a transaction that succeeds.
 An *action* is the same call without a signature: `Action(kind, params)` for the protocol's own
 inputs (genesis allocations, the epoch tick with its seed) and for the permissionless transitions
 anyone may trigger (closing an auction, settling a job after its window, settling a dispute with its
-game's transcript, reporting a missed deadline, an unopened seal or missed heartbeats, executing a passed
+game's transcript or its committee's attestation, reporting a committee fault with its evidence, reporting a missed deadline, an unopened seal or missed heartbeats, executing a passed
 proposal);
 `Action(kind, params, sender=...)` for a user's transition applied by a driver that vouches for the
 sender itself (the simulation, tests), which `apply_action` accepts only with `trust_unsigned=True`.
@@ -19,8 +19,9 @@ Transactions and actions encode to JSON (`encode_action` / `decode_action`), whi
 ledger's log stores.
 
 No message carries a verdict: `settle_dispute` carries the game's transcript, which the economy checks
-with the referee the driver passes to `apply_action` (`referees`, see evidence.py); without one it is
-refused.
+with the referee the driver passes to `apply_action` (`referees`, see evidence.py; without one it is
+refused), or a committee's attestation with the game's setup, whose signatures it checks itself
+(committee.py).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from protocol.economy import accounts, disputes, governance, jobs, rewards, staking
+from protocol.economy import accounts, committee, disputes, governance, jobs, rewards, staking
 from protocol.economy.errors import (
     AccountExists,
     BadSignature,
@@ -82,10 +83,19 @@ def _open_own_account(state: State, sender: str) -> None:
 
 
 def _settle_dispute(
-    state: State, dispute: int, transcript: dict[str, Any], referees: RefereeFactory | None
+    state: State, dispute: int, referees: RefereeFactory | None, **evidence: Any
 ) -> disputes.DisputeResult:
     """Settlement as a system action: the same check as anyone's, on behalf of nobody in particular."""
-    return disputes.process_settle_dispute(state, "", dispute, transcript, referees)
+    return disputes.process_settle_dispute(state, "", dispute, referees=referees, **evidence)
+
+
+def _system(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A permissionless transition sent as a system action: on behalf of nobody in particular."""
+
+    def call(state: State, **fields: Any) -> Any:
+        return function(state, "", **fields)
+
+    return call
 
 
 def _epoch(state: State, seed: str) -> rewards.EpochReport:
@@ -106,6 +116,11 @@ def _anyone(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 _JOB = {"job_id": int}
+_SETTLE = {"dispute": int}
+_EVIDENCE: dict[str, Any] = {"transcript": {}, "attestation": {}, "setup": {}}  # empty: not given
+_EQUIVOCATION = {"epoch": int, "first": dict, "second": dict}
+_WRONG_VERDICT = {"epoch": int, "attestation": dict, "transcript": dict}
+_ABSENCE = {"epoch": int, "close": dict, "signature": str}
 
 USER_TRANSITIONS: dict[str, TransitionSpec] = {
     "open_account": TransitionSpec(_open_own_account, {}),
@@ -130,9 +145,14 @@ USER_TRANSITIONS: dict[str, TransitionSpec] = {
     "open_seal": TransitionSpec(disputes.process_open_seal, {"job_id": int, "commitment": dict, "salt": str}),
     "claim_vesting": TransitionSpec(jobs.process_claim_vesting, {}),
     "open_dispute": TransitionSpec(disputes.process_open_dispute, {"job_id": int, "commitment": dict}),
-    "settle_dispute": TransitionSpec(
-        disputes.process_settle_dispute, {"dispute": int, "transcript": dict}, needs_referees=True
+    "settle_dispute": TransitionSpec(disputes.process_settle_dispute, _SETTLE, _EVIDENCE, needs_referees=True),
+    "register_referee": TransitionSpec(committee.process_register_referee, {"key": str, "proof": str}),
+    "deregister_referee": TransitionSpec(committee.process_deregister_referee, {}),
+    "report_equivocation": TransitionSpec(committee.process_report_equivocation, _EQUIVOCATION),
+    "report_wrong_verdict": TransitionSpec(
+        committee.process_report_wrong_verdict, _WRONG_VERDICT, needs_referees=True
     ),
+    "report_absence": TransitionSpec(committee.process_report_absence, _ABSENCE),
     "propose": TransitionSpec(governance.process_propose, {"parameter": str, "value": (int, str)}),
     "vote": TransitionSpec(governance.process_vote, {"proposal_id": int, "support": bool}),
     "close_auction": TransitionSpec(_anyone(jobs.process_close_auction), _JOB),
@@ -150,9 +170,12 @@ SYSTEM_TRANSITIONS: dict[str, TransitionSpec] = {
         accounts.process_genesis_allocation, {"account": str, "amount": int}
     ),
     "epoch": TransitionSpec(_epoch, {"seed": str}),
-    "settle_dispute": TransitionSpec(
-        _settle_dispute, {"dispute": int, "transcript": dict}, needs_referees=True
+    "settle_dispute": TransitionSpec(_settle_dispute, _SETTLE, _EVIDENCE, needs_referees=True),
+    "report_equivocation": TransitionSpec(_system(committee.process_report_equivocation), _EQUIVOCATION),
+    "report_wrong_verdict": TransitionSpec(
+        _system(committee.process_report_wrong_verdict), _WRONG_VERDICT, needs_referees=True
     ),
+    "report_absence": TransitionSpec(_system(committee.process_report_absence), _ABSENCE),
     "close_auction": TransitionSpec(jobs.process_close_auction, _JOB),
     "settle_job": TransitionSpec(jobs.process_settle_job, _JOB),
     "slash_missed_deadline": TransitionSpec(jobs.slash_missed_deadline, _JOB),
