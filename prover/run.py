@@ -70,6 +70,7 @@ from prover.files import FileFormatError, read_bounded, read_json, write_atomic,
 from prover.presets import resolve_task
 from prover.shards import (
     DEFAULT_CODE,
+    MAX_CHECKPOINT_BYTES,
     Code,
     ShardWriter,
     describe_recovery,
@@ -217,9 +218,6 @@ class Committer:
 
 
 # --- checkpoints ----------------------------------------------------------------------------------
-
-
-MAX_CHECKPOINT_BYTES = 1 << 36  # 64 GiB: a checkpoint is read whole into memory
 
 
 def checkpoint_path(run: Path, step: int) -> Path:

@@ -41,6 +41,7 @@ from prover.erasure import decode_shards_fast, encode_shards_fast
 from prover.files import FileFormatError, read_bounded, read_json, write_atomic, write_json_atomic
 
 AVAILABILITY_FILE = "availability.json"
+MAX_CHECKPOINT_BYTES = 1 << 36  # 64 GiB: a checkpoint, from its file or its shards, is read whole into memory
 MAX_CHECKPOINTS = 1 << 17  # commitments in availability.json: its 64 MiB bound holds ~130 000 of ~450 bytes
 
 
@@ -53,6 +54,7 @@ class Code:
 
 
 DEFAULT_CODE = Code()
+
 
 def shard_folder(run: Path, step: int) -> Path:
     return run / "shards" / f"step-{step:08d}"
@@ -89,6 +91,8 @@ def read_availability(run: Path, job_id: bytes, roots: Sequence[Root], availabil
     problem = get_run_availability_problem(job_id, roots, availability_root, commitments)
     if problem is not None:
         raise FileFormatError(f"{path}: {problem}")
+    if any(c.size > MAX_CHECKPOINT_BYTES for c in commitments):
+        raise FileFormatError(f"{path} commits to a checkpoint larger than the limit of {MAX_CHECKPOINT_BYTES} bytes")
     return commitments
 
 

@@ -13,19 +13,23 @@ from pathlib import Path
 
 import pytest
 import torch
+from click.testing import CliRunner
 
+from pinpoint.cli import main
 from protocol.availability import (
     CHECKPOINT_K,
     CHECKPOINT_N,
     NO_CHECKPOINT,
     compute_commitment_json,
     compute_run_availability_tree,
+    compute_shard_size,
     get_run_availability_problem,
     is_run_checkpoint,
 )
 from protocol.game.commitments import NO_AVAILABILITY
 from protocol.recording import Tamper
 from protocol.types import Root
+from prover.files import FileFormatError
 from prover.run import (
     RunError,
     checkpoint_path,
@@ -35,7 +39,15 @@ from prover.run import (
     restore_session,
     train,
 )
-from prover.shards import read_held_shards, recover_checkpoint, shard_folder, shard_path
+from prover.shards import (
+    MAX_CHECKPOINT_BYTES,
+    read_availability,
+    read_held_shards,
+    recover_checkpoint,
+    shard_folder,
+    shard_path,
+    write_availability,
+)
 from verifier.dispute import dispute_runs
 
 
@@ -111,6 +123,17 @@ def test_a_tampered_availability_file_leaves_the_shards_unused(mlp_run: Path, tm
         restore_session(run, 2)
 
 
+def test_a_coded_checkpoint_larger_than_a_checkpoint_may_be_is_refused(mlp_run: Path, tmp_path: Path) -> None:
+    """Signed or not, a size no checkpoint file may have is never read: the shards are refused before any is."""
+    run = load_run(mlp_run)
+    size = MAX_CHECKPOINT_BYTES + 1
+    huge = [replace(c, size=size, shard_size=compute_shard_size(size, c.k)) for c in run.availability]
+    write_availability(tmp_path, huge)
+    root = compute_run_availability_tree(run.job.steps, huge).root
+    with pytest.raises(FileFormatError, match="larger than the limit"):
+        read_availability(tmp_path, run.job_id, run.roots, root)
+
+
 def test_hostile_shard_files_are_set_aside_with_their_holders(mlp_run: Path, tmp_path: Path) -> None:
     party = copy_with_key(mlp_run, tmp_path / "party")
     c = load_run(party).get_availability(2)
@@ -158,11 +181,14 @@ def test_an_honest_worker_without_checkpoints_wins_from_its_shards(mlp_run: Path
 
 def test_an_honest_challenger_without_checkpoints_convicts_from_its_shards(mlp_run: Path, cheat: Path, tmp_path: Path) -> None:
     party = copy_with_key(mlp_run, tmp_path / "challenger")
-    for step in (0, 2, 4):  # the files are there but hold garbage
+    for step in (0, 2, 4):  # the files are there but hold garbage, and one shard of each is another's
         checkpoint_path(party, step).write_bytes(b"not a checkpoint")
-    verdict = dispute_runs(cheat, party).to_json()
-    assert verdict["winner"]["role"] == "challenger" and verdict["loser"]["role"] == "worker"
-    assert verdict["step"] == 2 and verdict["node"] == 37 and verdict["failures"] == []
+        shard_path(party, step, 1).write_bytes(shard_path(party, step, 2).read_bytes())
+    result = CliRunner().invoke(main, ["dispute", str(cheat), str(party)])
+    assert result.exit_code == 0, result.output
+    assert f"winner   challenger  {party}" in result.output and f"loser    worker  {cheat}" in result.output
+    assert "op aten::" in result.output and "silent" not in result.output
+    assert f"shard    {party}/shards/step-00000002/shard-001.bin set aside: shard 1 fails its inclusion proof" in result.output
 
 
 def test_withholding_below_k_loses_on_the_clock(mlp_run: Path, cheat: Path, tmp_path: Path) -> None:
