@@ -371,11 +371,18 @@ def train_command(
     initial = read_checkpoint(initial_path) if initial_path is not None else None
     key = load_or_create_key(key_path) if key_path is not None else None
     with tqdm(total=job.steps, desc="train", unit="step", disable=as_json or None, file=sys.stderr) as bar:
+        shown = {"loss": "", "sharded": "-"}  # the last loss, and the last checkpoint coded into shards (in the background)
+
         def on_step(t: int, loss: float) -> None:
-            bar.set_postfix(loss=f"{loss:.4f}")
+            shown["loss"] = f"{loss:.4f}"
+            bar.set_postfix(shown)
             bar.update(1)
 
-        run = train(job, out, key, checkpoint_every, device, tamper, on_step, task=task, initial=initial)
+        def on_shards(step: int) -> None:
+            shown["sharded"] = f"s_{step}"
+            bar.set_postfix(shown, refresh=False)
+
+        run = train(job, out, key, checkpoint_every, device, tamper, on_step, task=task, initial=initial, on_shards=on_shards)
     summary = {"run": str(out), "job_id": run.job_id.hex(), "chain_root": run.chain_root.hex(), "steps": job.steps, "worker_key": run.worker_key.hex()}
     if as_json:
         click.echo(json.dumps(summary))
@@ -508,6 +515,8 @@ def print_verdict(summary: dict[str, Any], as_json: bool) -> None:
     click.echo(f"reason   {summary['reason']}: {summary['detail']}")
     for failure in summary["failures"]:
         click.echo(f"silent   {failure['role']} could not answer query {failure['seq']}: {failure['error']}")
+    for shard in summary.get("shards_set_aside", []):
+        click.echo(f"shard    {shard['run']}/{shard['holder']} set aside: {shard['reason']}")
     rounds = summary["rounds"]
     click.echo(f"rounds   {rounds['chain']} over steps + {rounds['trace']} inside the step = {rounds['total']}")
     click.echo(f"bytes    {summary['bytes']} ({summary['bytes_without_tensors']} without tensors)")

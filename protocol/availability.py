@@ -18,6 +18,13 @@ is accepted only with its inclusion proof against that root; one that fails is d
 named. k valid shards that decode to anything but the committed blob (padding included) prove the
 encoder's fault (`Recovery.fraud`): the shards with their proofs are the evidence.
 
+**A run's checkpoints.** The worker codes every checkpoint it keeps with k = `CHECKPOINT_K` of
+n = `CHECKPOINT_N` shards and its signed run commitment carries `availability_root`: the Merkle root over
+T + 1 leaves, leaf t the 32-byte id of s_t's checkpoint commitment, or `NO_CHECKPOINT` (32 zero bytes)
+when no checkpoint of s_t is kept. The leaf's index is the step, so one inclusion proof against the
+signed root shows both that a checkpoint commitment is the worker's and which state it is of; and each
+commitment names its state root, which must be s_t of the run's chain.
+
 **Sampling.** Each epoch, `compute_challenges` draws shard indices from the epoch's seed; the holder of
 each must answer with the shard and its proof by the deadline. The time source's record that a challenge
 closed unanswered (kind `availability-close`) proves the holder's fault. A holder who dropped a fraction f
@@ -51,6 +58,10 @@ CLOSE_KIND = "availability-close"
 DATA_DOMAIN = b"pinpoint/v1/availability-data\n"
 ID_DOMAIN = b"pinpoint/v1/availability-id\n"
 CHALLENGE_DOMAIN = b"pinpoint/v1/availability-challenge\n"
+CHECKPOINT_K = 4  # shards that recover a checkpoint: each holder keeps a quarter of it
+CHECKPOINT_N = 8  # shards of a checkpoint: rate 1/2 (twice the checkpoint in storage) survives any 4 of 8
+#                   holders lost, and costs n - k = 4 field multiply-adds per checkpoint byte to encode
+NO_CHECKPOINT = Root(bytes(DIGEST_SIZE))  # the run-tree leaf of a state whose checkpoint is not kept
 
 
 class AvailabilityError(ValueError):
@@ -285,6 +296,55 @@ def is_valid_availability_commitment(public_key: bytes, c: AvailabilityCommitmen
         return get_commitment_problem(c) is None and verify_statement(public_key, COMMITMENT_KIND,
                                                                      compute_commitment_json(c), signature)
     except (TypeError, ValueError, AttributeError):
+        return False
+
+
+# --- a run's checkpoints ------------------------------------------------------------------------------
+
+
+def compute_run_availability_tree(steps: int, commitments: Sequence[AvailabilityCommitment]) -> MerkleTree:
+    """The tree under a run commitment's `availability_root`: T + 1 leaves, leaf t the id of the commitment
+    to s_t's checkpoint or `NO_CHECKPOINT`. `commitments` are in increasing step order, at most one per step."""
+    leaves = [bytes(NO_CHECKPOINT)] * (steps + 1)
+    for c in commitments:
+        leaves[c.step] = bytes(compute_commitment_id(c))
+    return compute_tree(leaves)
+
+
+def get_run_availability_problem(job_id: bytes, roots: Sequence[bytes], availability_root: bytes,
+                                 commitments: Sequence[AvailabilityCommitment]) -> str | None:
+    """Why `commitments` are not the checkpoint commitments of a run with state roots `roots` (s_0 … s_T)
+    and signed `availability_root` (None when they are): each of this job, of a state of the run, in
+    increasing step order, its numbers fitting together, and the tree over them under the signed root.
+    Never raises."""
+    try:
+        steps = len(roots) - 1
+        previous = -1
+        for c in commitments:
+            problem = get_commitment_problem(c)
+            if problem is not None:
+                return f"the checkpoint commitment of step {c.step}: {problem}"
+            if bytes(c.job_id) != bytes(job_id):
+                return f"the checkpoint commitment of step {c.step} is of another job"
+            if not previous < c.step <= steps:
+                return f"checkpoint commitments must be of steps 0 … {steps} in increasing order, got {c.step} after {previous}"
+            if bytes(c.state_root) != bytes(roots[c.step]):
+                return f"the checkpoint commitment of step {c.step} is not of the run's s_{c.step}"
+            previous = c.step
+        if compute_run_availability_tree(steps, commitments).root != bytes(availability_root):
+            return "the checkpoint commitments are not those under the signed availability root"
+        return None
+    except Exception as error:  # never raise on bad input (STYLE.md, item 4)
+        return f"malformed checkpoint commitments: {type(error).__name__}"
+
+
+def is_run_checkpoint(availability_root: bytes, steps: int, c: AvailabilityCommitment, proof: Sequence[bytes]) -> bool:
+    """`proof` shows `c` as the commitment to s_{c.step}'s checkpoint under a run's `availability_root`
+    (the tree of T + 1 leaves); never raises."""
+    try:
+        leaf = hash_leaf(bytes(compute_commitment_id(c)))
+        return verify_inclusion(availability_root, steps + 1, int(c.step), leaf, proof)
+    except Exception:
         return False
 
 

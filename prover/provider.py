@@ -3,7 +3,8 @@
 Everything about the disputed step is regenerated once, lazily, from the checkpoint before it and
 kept: the trace, its ops tree, the state trees on either side, and every tensor the step touched (so
 the party can hand the referee any input it asks for). States away from the disputed step are
-rebuilt by replaying from the nearest checkpoint.
+rebuilt by replaying from the nearest checkpoint. A checkpoint whose file is missing or corrupt is
+rebuilt from its shards; every shard refused on the way is kept with its holder's name (`set_aside`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable
 
 import torch
 
+from protocol.availability import Discarded, Recovery
 from protocol.encoding import encode_tensor
 from protocol.game.commitments import TraceCommitment
 from protocol.merkle import MerkleTree
@@ -35,6 +37,7 @@ class RunTraceProvider:
         self._traces: dict[int, StepTrace] = {}
         self._ops_trees: dict[int, MerkleTree] = {}
         self._tensors: dict[int, dict[bytes, torch.Tensor]] = {}
+        self.set_aside: list[Discarded] = []  # shards refused while rebuilding checkpoints, each naming its holder
 
     # --- the chain --------------------------------------------------------------------------------
 
@@ -57,7 +60,8 @@ class RunTraceProvider:
             return self._traces[index].state_before
         if index not in self._digests:
             self._progress(f"rebuilding state s_{index}")
-            self._digests[index] = compute_state_digests(restore_session(self.run, index, task=self.task).state_tensors())
+            session = restore_session(self.run, index, task=self.task, on_shards=self._on_shards)
+            self._digests[index] = compute_state_digests(session.state_tensors())
         return self._digests[index]
 
     def get_state_tree(self, index: int) -> MerkleTree:
@@ -74,7 +78,7 @@ class RunTraceProvider:
         if step not in self._traces:
             self._progress(f"regenerating step {step} from its checkpoint")
             tensors: dict[bytes, torch.Tensor] = {}
-            trace = regenerate_trace(self.run, step, tensors=tensors, task=self.task)
+            trace = regenerate_trace(self.run, step, tensors=tensors, task=self.task, on_shards=self._on_shards)
             self._traces[step] = trace
             self._tensors[step] = tensors
             self._ops_trees[step] = trace.ops_tree()
@@ -104,6 +108,10 @@ class RunTraceProvider:
         self.get_trace(step)
         tensor = self._tensors[step].get(bytes(digest))
         return None if tensor is None else encode_tensor(tensor)
+
+    def _on_shards(self, step: int, line: str, recovery: Recovery) -> None:
+        self._progress(f"checkpoint {step} from shards: {line}")
+        self.set_aside.extend(d for d in recovery.discarded if d not in self.set_aside)
 
     def _progress(self, message: str) -> None:
         if self.on_progress is not None:

@@ -5,6 +5,8 @@ RUN/
   roots.json              the state roots s_0 … s_T (hex)
   commitment.json         the signed run commitment {commitment, signature} (protocol.game.commitments)
   checkpoints/step-NNNNNNNN.safetensors   the state at step t, data set excluded
+  availability.json, shards/              every checkpoint erasure-coded, k of n shards (`prover.shards`);
+                                          the run commitment signs their root
   tamper.json             for research runs that cheat on purpose: what was tampered with
 
 The worker's Ed25519 key is never kept in the run directory, which is meant to be shared: it is where
@@ -12,7 +14,8 @@ the caller says, by default `NAME.key` beside `RUN` (owner-only permissions).
 
 Every file is written atomically. Loading checks everything it reads: a corrupt or truncated
 checkpoint, a missing file, a tensor of the wrong dtype or shape, or a state whose root differs
-from the committed one is a `RunError` with the file named, and nothing is written.
+from the committed one is a `RunError` with the file named, and nothing is written. A checkpoint whose
+file is missing or corrupt is rebuilt from any k valid shards of it, each checked against the signed root.
 """
 
 from __future__ import annotations
@@ -36,9 +39,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+from protocol.availability import AvailabilityCommitment, Recovery, compute_run_availability_tree
 from protocol.encoding import compute_digest
 from protocol.game.codec import ParseError
 from protocol.game.commitments import (
+    NO_AVAILABILITY,
     RunCommitment,
     SignedRunCommitment,
     compute_signed_run_commitment_json,
@@ -63,6 +68,16 @@ from protocol.trace import StepTrace
 from protocol.types import Root
 from prover.files import FileFormatError, read_bounded, read_json, write_atomic, write_json_atomic
 from prover.presets import resolve_task
+from prover.shards import (
+    DEFAULT_CODE,
+    MAX_CHECKPOINT_BYTES,
+    Code,
+    ShardWriter,
+    describe_recovery,
+    read_availability,
+    recover_checkpoint,
+    write_availability,
+)
 
 logger = logging.getLogger("pinpoint")
 
@@ -165,12 +180,14 @@ def get_primitives_for() -> Callable[[torch.device], Any]:
 class Committer:
     """Hashes each state and writes its checkpoint on a background thread, overlapped with the next
     step. The live tensors are snapshotted first (a memory copy), since the next step changes them in
-    place; tensors the step never writes (the data set) are shared, not copied, and hashed once."""
+    place; tensors the step never writes (the data set) are shared, not copied, and hashed once. With a
+    `shards` writer, each checkpoint is erasure-coded there too, after its file is written."""
 
-    def __init__(self, run: Path, checkpoint_every: int, steps: int) -> None:
+    def __init__(self, run: Path, checkpoint_every: int, steps: int, shards: ShardWriter | None = None) -> None:
         self.run = run
         self.checkpoint_every = checkpoint_every
         self.steps = steps
+        self.shards = shards
         self.cache = DigestCache()
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinpoint-commit")
         self.pending: list[Future[Root]] = []
@@ -181,7 +198,9 @@ class Committer:
     def _commit(self, step: int, tensors: dict[str, torch.Tensor]) -> Root:
         root = compute_state_root(compute_state_digests(tensors, self.cache))
         if step == 0 or step % self.checkpoint_every == 0 or step == self.steps:
-            write_checkpoint(self.run, step, tensors, root)
+            blob = write_checkpoint(self.run, step, tensors, root)
+            if self.shards is not None:
+                self.shards.add(step, root, blob)
         return root
 
     def submit(self, step: int, tensors: dict[str, torch.Tensor]) -> None:
@@ -201,17 +220,16 @@ class Committer:
 # --- checkpoints ----------------------------------------------------------------------------------
 
 
-MAX_CHECKPOINT_BYTES = 1 << 36  # 64 GiB: a checkpoint is read whole into memory
-
-
 def checkpoint_path(run: Path, step: int) -> Path:
     return run / "checkpoints" / f"step-{step:08d}.safetensors"
 
 
-def write_checkpoint(run: Path, step: int, tensors: dict[str, torch.Tensor], root: Root) -> None:
+def write_checkpoint(run: Path, step: int, tensors: dict[str, torch.Tensor], root: Root) -> bytes:
+    """Write s_step's checkpoint file; its bytes."""
     stored = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items() if not name.startswith("data/")}
     data = save_safetensors(stored, metadata={"step": str(step), "state_root": root.hex()})
     write_atomic(checkpoint_path(run, step), data)
+    return data
 
 
 def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
@@ -221,10 +239,14 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
         data = read_bounded(path, "checkpoint", MAX_CHECKPOINT_BYTES)
     except FileFormatError as error:
         raise RunError(str(error)) from error
+    return parse_checkpoint(data, f"checkpoint {path}")
+
+
+def parse_checkpoint(data: bytes, what: str) -> dict[str, torch.Tensor]:
     try:
         return load_safetensors(data)
     except (SafetensorError, ValueError, OSError) as error:
-        raise RunError(f"checkpoint {path} is corrupt or truncated: {error}") from error
+        raise RunError(f"{what} is corrupt or truncated: {error}") from error
 
 
 def list_checkpoints(run: Path) -> list[int]:
@@ -252,6 +274,12 @@ class Run:
     commitment: SignedRunCommitment
     checkpoint_every: int
     tamper: Tamper | None
+    availability: tuple[AvailabilityCommitment, ...] = ()  # the coded checkpoints under the signed root
+    availability_problem: str | None = None  # why they cannot be had, when the run signed some
+
+    def get_availability(self, step: int) -> AvailabilityCommitment | None:
+        """The commitment to s_step's coded checkpoint, when the run signed one."""
+        return next((c for c in self.availability if c.step == step), None)
 
     @property
     def worker_key(self) -> bytes:
@@ -307,7 +335,14 @@ def load_run(path: str | os.PathLike[str]) -> Run:
         raise RunError(f"{run}/roots.json has {len(roots)} roots for a job of {job.steps} steps")
     if signed.commitment.chain_root != compute_chain_tree(roots).root:
         raise RunError(f"{run}/commitment.json does not match the job and roots")
-    return Run(run, job, job_id, roots, signed, checkpoint_every, tamper)
+    availability: tuple[AvailabilityCommitment, ...] = ()
+    problem = None
+    if signed.commitment.availability_root != NO_AVAILABILITY:  # the shards are a fallback: without them the run still loads
+        try:
+            availability = read_availability(run, job_id, roots, signed.commitment.availability_root)
+        except FileFormatError as error:
+            problem = str(error)
+    return Run(run, job, job_id, roots, signed, checkpoint_every, tamper, availability, problem)
 
 
 # --- training ------------------------------------------------------------------------------------
@@ -316,7 +351,8 @@ def load_run(path: str | os.PathLike[str]) -> Run:
 @dataclass
 class StepTiming:
     compute: float = 0.0  # seconds in the reproducible step
-    commit: float = 0.0  # seconds hashing the state and writing checkpoints
+    commit: float = 0.0  # seconds the step loop spent committing (snapshots, and waiting for the last commits)
+    shards: float = 0.0  # seconds the background thread spent erasure-coding checkpoints (overlapped with steps)
 
 
 def train(
@@ -329,8 +365,10 @@ def train(
     on_step: Callable[[int, float], None] | None = None,
     task: Task | None = None,
     initial: dict[str, torch.Tensor] | None = None,
+    code: Code | None = DEFAULT_CODE,
+    on_shards: Callable[[int], None] | None = None,
 ) -> Run:
-    """Train `job` reproducibly into the new directory `out`: checkpoints, roots, signed commitment.
+    """Train `job` reproducibly into the new directory `out`: checkpoints, their shards, roots, signed commitment.
 
     Everything is written into a hidden sibling directory first (`.NAME.partial-*`, locked while this
     process lives) and renamed into place at the end, so a failure (an unsupported operator, an
@@ -340,7 +378,9 @@ def train(
     with owner-only permissions once the run is complete.
     `task` is the job's task (checked against its digest); without one, a built-in preset's.
     `initial` is s_0 from elsewhere (the job maker's, or any run's first checkpoint: whoever wrote it,
-    its root is checked against the job's), for tasks whose own initialisation is not portable."""
+    its root is checked against the job's), for tasks whose own initialisation is not portable.
+    `code` is the erasure code of the checkpoints (None: no shards, and the commitment signs none);
+    `on_shards(step)` is told, from the background thread, when s_step's checkpoint is coded."""
     task = resolve_task(job, task)
     target = Path(out)
     check_new_run_dir(target)
@@ -358,7 +398,7 @@ def train(
     target.parent.mkdir(parents=True, exist_ok=True)
     with PartialRun(target) as run:
         try:
-            _train_into(run, job, task, key, checkpoint_every, device, tamper, on_step, initial)
+            _train_into(run, job, task, key, checkpoint_every, device, tamper, on_step, initial, code, on_shards)
         except UnsupportedOperator as error:
             raise _explain_unsupported(job, task, error) from error
         if fresh_key:
@@ -492,6 +532,8 @@ def _train_into(
     tamper: Tamper | None,
     on_step: Callable[[int, float], None] | None,
     initial: dict[str, torch.Tensor] | None = None,
+    code: Code | None = None,
+    on_shards: Callable[[int], None] | None = None,
 ) -> None:
     primitives_for = get_primitives_for()
     session = Session(job, task, device)
@@ -502,7 +544,9 @@ def _train_into(
             raise RunError(f"the initial state does not fit the job: {error}") from error
     check_initial_state(job, session)
     check_judgeable(job, task, initial)
-    committer = Committer(run, checkpoint_every, job.steps)
+    job_id = compute_job_id(job)
+    shards = ShardWriter(run, job_id, code, on_shards) if code is not None else None
+    committer = Committer(run, checkpoint_every, job.steps, shards)
     timing = StepTiming()
     try:
         committer.submit(0, session.state_tensors())
@@ -526,9 +570,14 @@ def _train_into(
         timing.commit += time.perf_counter() - start
     finally:
         committer.close()
-    job_id = compute_job_id(job)
     chain = compute_chain_tree(roots)
-    signed = sign_run_commitment(key, RunCommitment(job_id, job.steps, chain.root, get_public_key_bytes(key)))
+    availability_root = NO_AVAILABILITY
+    if shards is not None:
+        availability_root = compute_run_availability_tree(job.steps, shards.ordered()).root
+        write_availability(run, shards.ordered())
+        timing.shards = shards.seconds
+    signed = sign_run_commitment(key, RunCommitment(job_id, job.steps, chain.root, get_public_key_bytes(key),
+                                                    availability_root))
     write_json_atomic(run / "roots.json", [root.hex() for root in roots])
     write_json_atomic(run / "commitment.json", compute_signed_run_commitment_json(signed))
     meta = {
@@ -539,7 +588,7 @@ def _train_into(
         "checkpoint_every": checkpoint_every,
         "device": device,
         "tamper": str(tamper) if tamper else None,
-        "seconds": {"compute": timing.compute, "commit": timing.commit},
+        "seconds": {"compute": timing.compute, "commit": timing.commit, "shards": timing.shards},
     }
     write_json_atomic(run / "run.json", meta)
 
@@ -599,22 +648,26 @@ def check_judgeable(job: JobSpec, task: Task, initial: dict[str, torch.Tensor] |
                        f"({where}); the step's operators depend on the device or on tensor values, so it cannot be judged")
 
 
-def restore_session(run: Run, step: int, device: str = "cpu", task: Task | None = None) -> Session:
-    """A session at s_step: the nearest checkpoint at or before it, replayed forward, every root checked."""
+def restore_session(run: Run, step: int, device: str = "cpu", task: Task | None = None,
+                    on_shards: Callable[[int, str, Recovery], None] | None = None) -> Session:
+    """A session at s_step: the nearest checkpoint at or before it that can be had (its file, or else its
+    shards), replayed forward, every root checked. `on_shards(step, line, recovery)` is told of each
+    checkpoint rebuilt from shards or that its shards could not rebuild."""
     task = resolve_task(run.job, task)
-    available = [s for s in list_checkpoints(run.path) if s <= step]
-    if not available:
-        raise RunError(f"{run.path} has no checkpoint at or before step {step}")
-    start = available[-1]
-    session = Session(run.job, task, device, initialize=False)  # every parameter comes from the checkpoint
-    try:
-        session.load_state(read_checkpoint(checkpoint_path(run.path, start)))
-    except StateError as error:
-        raise RunError(f"checkpoint {checkpoint_path(run.path, start)} does not fit the job: {error}") from error
+    candidates = sorted({s for s in list_checkpoints(run.path) if s <= step} | {c.step for c in run.availability if c.step <= step})
+    if not candidates:
+        raise RunError(f"{run.path} has no checkpoint at or before step {step}{_unusable_shards(run)}")
+    problems = []
     cache = DigestCache()
-    root = compute_state_root(compute_state_digests(session.state_tensors(), cache))
-    if root != run.roots[start]:
-        raise RunError(f"checkpoint {checkpoint_path(run.path, start)} does not match the committed state root s_{start}")
+    for start in reversed(candidates):  # the nearest first; an earlier one costs only replayed steps
+        try:
+            session = _restore_checkpoint(run, start, device, task, cache, on_shards)
+            break
+        except RunError as error:
+            problems.append(str(error))
+    else:
+        raise RunError("; ".join(problems) if len(problems) == 1
+                       else f"no checkpoint at or before step {step} can be had: {'; '.join(problems)}")
     primitives_for = get_primitives_for()
     for t in range(start, step):
         with ReproducibleMode(RngContext(run.job.seed, t), primitives_for, tamper=run.tamper):
@@ -627,6 +680,47 @@ def restore_session(run: Run, step: int, device: str = "cpu", task: Task | None 
     return session
 
 
+def _restore_checkpoint(run: Run, step: int, device: str, task: Task, cache: DigestCache,
+                        on_shards: Callable[[int, str, Recovery], None] | None) -> Session:
+    """A session at s_step from its checkpoint file; when the file is missing, corrupt or not of s_step,
+    from any k valid shards of it (RunError naming both when neither can be had)."""
+    path = checkpoint_path(run.path, step)
+    try:
+        return _load_checkpoint(run, step, device, task, cache, lambda: read_checkpoint(path), f"checkpoint {path}")
+    except RunError as error:
+        commitment = run.get_availability(step)
+        if commitment is None:
+            raise RunError(f"{error}{_unusable_shards(run)}") from error
+        recovery, unreadable = recover_checkpoint(run.path, commitment)
+        line = describe_recovery(recovery, unreadable)
+        logger.warning("%s: %s; checkpoint %d %s", run.path, error, step, line)
+        if on_shards is not None:
+            on_shards(step, line, recovery)
+        if recovery.data is None:
+            raise RunError(f"{error}, and its shards cannot rebuild it: {line}") from error
+        data = recovery.data
+        return _load_checkpoint(run, step, device, task, cache, lambda: parse_checkpoint(data, f"the shards of {path}"),
+                                f"the checkpoint rebuilt from the shards of {path}")
+
+
+def _unusable_shards(run: Run) -> str:
+    return f" (and its shards cannot be used: {run.availability_problem})" if run.availability_problem else ""
+
+
+def _load_checkpoint(run: Run, step: int, device: str, task: Task, cache: DigestCache, read: Callable[[], dict[str, torch.Tensor]],
+                     what: str) -> Session:
+    tensors = read()
+    session = Session(run.job, task, device, initialize=False)  # every parameter comes from the checkpoint
+    try:
+        session.load_state(tensors)
+    except StateError as error:
+        raise RunError(f"{what} does not fit the job: {error}") from error
+    root = compute_state_root(compute_state_digests(session.state_tensors(), cache))
+    if root != run.roots[step]:
+        raise RunError(f"{what} does not match the committed state root s_{step}")
+    return session
+
+
 def trace_step(
     session: Session, tamper: Tamper | None = None, skeleton: bool = False, tensors: dict[bytes, torch.Tensor] | None = None
 ) -> StepTrace:
@@ -635,12 +729,13 @@ def trace_step(
 
 
 def regenerate_trace(
-    run: Run, step: int, device: str = "cpu", tensors: dict[bytes, torch.Tensor] | None = None, task: Task | None = None
+    run: Run, step: int, device: str = "cpu", tensors: dict[bytes, torch.Tensor] | None = None, task: Task | None = None,
+    on_shards: Callable[[int, str, Recovery], None] | None = None,
 ) -> StepTrace:
-    """Step `step`'s trace, regenerated from the checkpoint before it; checks s_{step+1} too."""
+    """Step `step`'s trace, regenerated from the checkpoint before it (see `restore_session`); checks s_{step+1} too."""
     if not 0 <= step < run.job.steps:
         raise RunError(f"step {step} is outside the run's steps 0…{run.job.steps - 1}")
-    session = restore_session(run, step, device, task)
+    session = restore_session(run, step, device, task, on_shards)
     trace = trace_step(session, run.tamper, tensors=tensors)
     if compute_state_root(trace.state_after) != run.roots[step + 1]:
         raise RunError(f"the regenerated step {step} does not reproduce the committed state root s_{step + 1}")

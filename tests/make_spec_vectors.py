@@ -238,11 +238,13 @@ TIME_SOURCE_KEY = bytes(range(64, 96))
 DISPUTE_ID = bytes([0x11] * 32)
 
 
-def build_signing(job: dict[str, Any], state: dict[str, Any], trace: dict[str, Any], hint: str) -> dict[str, Any]:
+def build_signing(job: dict[str, Any], state: dict[str, Any], trace: dict[str, Any], hint: str,
+                  availability: dict[str, Any]) -> dict[str, Any]:
     key = private_key_from_bytes(SEED_KEY)
     public = key.public_key().public_bytes_raw()
     job_id = bytes.fromhex(job["id"])
-    run = RunCommitment(job_id, 10, Root(bytes.fromhex(state["chain_root"])), public)  # type: ignore[arg-type]
+    run = RunCommitment(job_id, 10, Root(bytes.fromhex(state["chain_root"])), public,  # type: ignore[arg-type]
+                        Root(bytes.fromhex(availability["run_root"])))
     signed = sign_run_commitment(key, run)
     body = compute_run_commitment_json(run)
     trace_commitment = TraceCommitment(
@@ -508,12 +510,14 @@ def build_availability() -> dict[str, Any]:
         compute_challenge_index,
         compute_commitment_id,
         compute_commitment_json,
+        compute_run_availability_tree,
         compute_shard_tree,
     )
 
     blob = b"pinpoint checkpoint availability"
     commitment, shards = compute_availability_commitment(bytes([0x22] * 32), 3, bytes([0x33] * 32), blob, 3, 5)
     commitment_id = compute_commitment_id(commitment)
+    run_tree = compute_run_availability_tree(10, [commitment])  # a run of T = 10 keeping one coded checkpoint, of s_3
     return {
         "blob": blob.hex(),
         "shards": [row.tobytes().hex() for row in shards],
@@ -521,6 +525,8 @@ def build_availability() -> dict[str, Any]:
         "shards_root": compute_shard_tree(shards).root.hex(),
         "commitment_id": commitment_id.hex(),
         "challenges_seed_0": " ".join(str(compute_challenge_index(bytes(32), commitment_id, i, 5)) for i in range(8)),
+        "run_root": run_tree.root.hex(),
+        "run_proof_3": [node.hex() for node in run_tree.prove(3)],
     }
 
 
@@ -529,6 +535,7 @@ def build() -> dict[str, Any]:
     job = build_job()
     hint = build_hint()
     trace = build_trace(state)
+    availability = build_availability()
     vectors = {
         "json": build_json(),
         "tensor": build_tensors(),
@@ -538,10 +545,10 @@ def build() -> dict[str, Any]:
         "job": job,
         "hint": hint,
         "trace": trace,
-        "signing": build_signing(job, state, trace, hint["hint"]),
+        "signing": build_signing(job, state, trace, hint["hint"], availability),
         "random": build_random(),
         "committee": build_committee(),
-        "availability": build_availability(),
+        "availability": availability,
     }
     vectors["economy"] = build_economy(vectors["signing"])
     return {"format": FORMAT, "vectors": vectors}

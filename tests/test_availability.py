@@ -212,15 +212,17 @@ def test_sampling_catches_a_holder_who_dropped_shards_at_the_expected_rate() -> 
 
 
 def test_the_benchmark_runs_at_a_tiny_size() -> None:
-    """benchmarks/bench_availability.py's coding figures, on 20 kB (its BLS figures are the committee
-    tests' operations)."""
+    """benchmarks/bench_availability.py's coding figures, on 20 kB, and its step figures on the small MLP
+    (its BLS figures are the committee tests' operations)."""
     import sys
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    from bench_availability import measure_coding
+    from bench_availability import measure_coding, measure_step_overhead
 
     figures = measure_coding(0.02, repeats=1)
     assert set(figures) == {"megabytes", "encode_reference_mb_s", "encode_fast_mb_s", "decode_reference_mb_s",
-                            "decode_fast_mb_s", "blake3_mb_s"}
+                            "decode_fast_mb_s", "blake3_mb_s", "encode_fast_checkpoint_code_mb_s"}
     assert all(value > 0 for value in figures.values())
+    step = measure_step_overhead("mlp", "small", steps=3, rounds=1)
+    assert step["step_s_without_shards"] > 0 and step["step_s_with_shards"] > 0 and step["coding_s_per_checkpoint"] > 0

@@ -32,7 +32,8 @@ def test_trace_prints_root_and_nodes(tmp_path: Path) -> None:
     assert runner.invoke(main, ["train", "--model", "mlp", "--optimizer", "adam", "--steps", "3", "--checkpoint-every", "2", "--out", str(out), "--json"]).exit_code == 0
     key = tmp_path / "run.key"  # beside the run, never inside it
     assert key.exists() and stat.S_IMODE(key.stat().st_mode) == 0o600
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "commitment.json", "roots.json", "run.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["availability.json", "checkpoints", "commitment.json", "roots.json", "run.json",
+                                                     "shards"]
     result = runner.invoke(main, ["trace", str(out), "--step", "2", "--json"])
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)

@@ -515,7 +515,8 @@ def test_spec_signed_commitments() -> None:
     public = key.public_key().public_bytes_raw()
     assert public.hex() == s["public_key"]
     run = s["run"]["body"]
-    assert run == {"job_id": V["job"]["id"], "steps": 10, "chain_root": V["state"]["chain_root"], "worker_key": s["public_key"]}
+    assert run == {"job_id": V["job"]["id"], "steps": 10, "chain_root": V["state"]["chain_root"], "worker_key": s["public_key"],
+                   "availability_root": V["availability"]["run_root"]}
     payload = signing_payload("run-commitment", run)
     assert payload == b"pinpoint/v1/run-commitment\n" + s["run"]["statement"].encode()
     assert key.sign(payload).hex() == s["run"]["signature"]  # Ed25519 signatures are deterministic
@@ -870,3 +871,8 @@ def test_spec_availability() -> None:
     indices = [int.from_bytes(H(b"pinpoint/v1/availability-challenge\n" + bytes(32) + commitment_id
                                 + j.to_bytes(8, "little")), "little") % n for j in range(8)]
     assert " ".join(map(str, indices)) == a["challenges_seed_0"]
+    run_leaves = [bytes(32)] * 11  # T = 10: a leaf per state, the id at the step of the one coded checkpoint
+    run_leaves[3] = commitment_id
+    assert spec_root(run_leaves).hex() == a["run_root"]
+    assert [node.hex() for node in spec_proof(run_leaves, 3)] == a["run_proof_3"]
+    assert spec_fold(3, leaf_hash(commitment_id), [bytes.fromhex(h) for h in a["run_proof_3"]]).hex() == a["run_root"]

@@ -155,11 +155,22 @@ def _copy_run(source: Path, target: Path) -> Path:
     return target
 
 
+def _only_the_checkpoint_files(run_dir: Path, *steps: int) -> None:
+    """Leave no stand-in for the checkpoints of `steps`: the shards and every other checkpoint file go."""
+    shutil.rmtree(run_dir / "shards")
+    for path in (run_dir / "checkpoints").iterdir():
+        if int(path.stem.split("-")[1]) not in steps:
+            path.unlink()
+
+
 def test_corrupt_and_truncated_checkpoints_are_clear_errors(tmp_path: Path, mlp_run: Path) -> None:
+    """A corrupt checkpoint is rebuilt from its shards; without them (and no earlier checkpoint) it is an error."""
     run_dir = _copy_run(mlp_run, tmp_path / "run")
     path = checkpoint_path(run_dir, 2)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
+    regenerate_trace(load_run(run_dir), 3)  # from the shards of s_2: s_4 reproduced, or it raises
+    _only_the_checkpoint_files(run_dir, 2)
     with pytest.raises(RunError, match="corrupt or truncated"):
         regenerate_trace(load_run(run_dir), 3)
     path.write_bytes(b"\x00" * 64)
@@ -174,6 +185,7 @@ def test_wrong_dtype_or_shape_in_checkpoint_is_a_clear_error(tmp_path: Path, mlp
     from safetensors.torch import load_file, save_file
 
     run_dir = _copy_run(mlp_run, tmp_path / "run")
+    _only_the_checkpoint_files(run_dir, 2)
     path = checkpoint_path(run_dir, 2)
     tensors = load_file(path)
     name = next(n for n in tensors if n.startswith("param/") and tensors[n].dim() == 2)

@@ -5,9 +5,11 @@ answers from its own run directory through an honest strategy (`RunTraceProvider
 disputed step from its checkpoints); the referee is `TraceReferee` for the job. The transcript binds
 the job spec as its context, so `verify_dispute_transcript` can rebuild the referee offline.
 
-A party stands behind its signed commitment, whatever became of the rest of its directory: a party
-that cannot answer a query (checkpoints deleted, corrupt, of another step, or that do not reproduce
-the roots it signed) is silent, and the rules decide against it on its clock. So a dispute between two
+A party stands behind its signed commitment, whatever became of the rest of its directory: a checkpoint
+file that is missing or corrupt is rebuilt from any k of its shards that prove themselves against the
+signed availability root (the holders of shards that do not are named in the report); a party that
+still cannot answer a query (checkpoints and too many shards deleted or corrupt, of another step, or
+that do not reproduce the roots it signed) is silent, and the rules decide against it on its clock. So a dispute between two
 commitments to one job always ends in a verdict that names the party and the reason.
 """
 
@@ -22,6 +24,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from protocol.availability import Discarded
 from protocol.game.commitments import SignedRunCommitment
 from protocol.game.constants import GameConfig
 from protocol.game.enums import Outcome, Role
@@ -130,6 +133,7 @@ class DisputeReport:
     seconds: float
     op: str | None = None  # the aten operator of the decisive node, when the game ended on one
     referee_meta_steps: int = 0  # skeleton steps the referee ran on meta tensors (1: from the proven layout of s_t)
+    set_aside: tuple[tuple[Path, Discarded], ...] = ()  # shards refused while a party rebuilt a checkpoint: (run, shard)
 
     @property
     def disputed(self) -> bool:
@@ -172,6 +176,8 @@ class DisputeReport:
             else bytes(self.result.transcript.setup.time_source).hex(),
             "referee_seconds": self.result.referee_seconds,
             "referee_meta_steps": self.referee_meta_steps,
+            "shards_set_aside": [{"run": str(run), "holder": d.holder, "index": d.index, "reason": d.reason}
+                                 for run, d in self.set_aside],
             "seconds": self.seconds,
         }
 
@@ -224,6 +230,8 @@ def dispute_runs(
             nodes = () if skeleton is None else skeleton.nodes
             report.op = nodes[verdict.index].op if verdict.index < len(nodes) else None
     report.referee_meta_steps = referee.replayed_steps
+    report.set_aside = tuple((party.path, d) for party in parties if isinstance(party.provider, RunTraceProvider)
+                             for d in party.provider.set_aside)
     report.seconds = time.perf_counter() - start
     if transcript_path is not None:
         write_transcript(transcript_path, result.transcript)

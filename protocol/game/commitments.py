@@ -1,7 +1,12 @@
 """Run and trace commitments: what a party signs before and during a dispute.
 
-    run commitment    {job_id, steps: T, chain_root, worker_key}          kind "run-commitment"
+    run commitment    {job_id, steps: T, chain_root, worker_key,
+                       availability_root}                                 kind "run-commitment"
                       chain_root = root of compute_tree([s_0, …, s_T]), each leaf a 32-byte state root
+                      availability_root = root of the T+1 leaves of `protocol.availability`'s
+                      run tree: leaf t the id of s_t's checkpoint commitment (its shards root
+                      among it), or 32 zero bytes when no checkpoint of s_t is kept; 32 zero
+                      bytes itself (NO_AVAILABILITY) when the run commits to no shards at all
     trace commitment  {job_id, step: t, state_before: s_t, state_after: s_{t+1},
                        ops_root, num_ops: N, num_state_after: m, hint}    kind "trace-commitment"
                       ops_root = root of compute_tree(op leaves), N leaves; s_{t+1} is the root of
@@ -30,6 +35,7 @@ RUN_COMMITMENT_KIND = "run-commitment"
 TRACE_COMMITMENT_KIND = "trace-commitment"
 MAX_STEPS = JOB_MAX_STEPS  # a run commits to no more steps than a job may have
 MAX_COUNT = 1 << 62  # bound on counts read from JSON before a config narrows them
+NO_AVAILABILITY = Root(bytes(DIGEST_SIZE))  # the availability root of a run that commits to no shards
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class RunCommitment:
     steps: int  # T >= 1: the run goes from s_0 to s_T
     chain_root: Root
     worker_key: PublicKeyBytes  # the signer, 32-byte Ed25519 public key
+    availability_root: Root = NO_AVAILABILITY  # over the checkpoints' erasure-code commitments (see above)
 
 
 @dataclass(frozen=True)
@@ -68,16 +75,18 @@ def compute_run_commitment_json(commitment: RunCommitment) -> dict[str, Any]:
         "steps": commitment.steps,
         "chain_root": bytes(commitment.chain_root).hex(),
         "worker_key": bytes(commitment.worker_key).hex(),
+        "availability_root": bytes(commitment.availability_root).hex(),
     }
 
 
 def parse_run_commitment_json(value: Any) -> RunCommitment:
-    body = parse_object(value, ("job_id", "steps", "chain_root", "worker_key"), "run commitment")
+    body = parse_object(value, ("job_id", "steps", "chain_root", "worker_key", "availability_root"), "run commitment")
     return RunCommitment(
         job_id=parse_hex(body["job_id"], "job_id", size=DIGEST_SIZE),
         steps=parse_int(body["steps"], "steps", low=1, high=MAX_STEPS),
         chain_root=Root(parse_hex(body["chain_root"], "chain_root", size=DIGEST_SIZE)),
         worker_key=PublicKeyBytes(parse_hex(body["worker_key"], "worker_key", size=32)),
+        availability_root=Root(parse_hex(body["availability_root"], "availability_root", size=DIGEST_SIZE)),
     )
 
 
@@ -102,7 +111,8 @@ def is_valid_run_commitment(signed: SignedRunCommitment) -> bool:
     """True when the fields have their sizes and `worker_key` signed them; never raises."""
     try:
         c = signed.commitment
-        if len(c.job_id) != DIGEST_SIZE or len(c.chain_root) != DIGEST_SIZE or len(c.worker_key) != 32:
+        if len(c.job_id) != DIGEST_SIZE or len(c.chain_root) != DIGEST_SIZE or len(c.worker_key) != 32 \
+                or len(c.availability_root) != DIGEST_SIZE:
             return False
         if type(c.steps) is not int or not 1 <= c.steps <= MAX_STEPS:
             return False
@@ -154,6 +164,7 @@ def is_valid_trace_signature(public_key: bytes, commitment: TraceCommitment, sig
 
 
 __all__ = [
+    "NO_AVAILABILITY",
     "RUN_COMMITMENT_KIND",
     "TRACE_COMMITMENT_KIND",
     "ParseError",
