@@ -24,7 +24,7 @@ of possession, a committee fault's report) is committed with a snapshot of the s
 SQLite transaction, so recovery never replays one, never needs a referee and never repeats a pairing: such
 an entry found after the last snapshot is a corrupt ledger.
 
-Schema (format "pinpoint-ledger/5": the state gained referees, committees and their faults):
+Schema (format "pinpoint-ledger/6": the state gained stored checkpoints and their sampling challenges):
     meta(key, value)                 format, time_source_key (hex of the receipt key's seed)
     log(seq, action)                 seq = 1, 2, ...; action = canonical JSON of encode_action(...)
     snapshots(seq, state, root)      state after entry `seq` (seq 0 = genesis), root = hex SHA-256
@@ -99,7 +99,7 @@ from protocol.types import PublicKeyBytes, Root, Seconds
 
 _T = TypeVar("_T")
 
-LEDGER_FORMAT = "pinpoint-ledger/5"
+LEDGER_FORMAT = "pinpoint-ledger/6"
 """The value of meta.format; a different value is refused rather than misread."""
 
 DEFAULT_SNAPSHOT_EVERY = 1_000

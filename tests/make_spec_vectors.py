@@ -513,6 +513,7 @@ def build_availability() -> dict[str, Any]:
         compute_run_availability_tree,
         compute_shard_tree,
     )
+    from protocol.economy.storage import compute_sample_position
 
     blob = b"pinpoint checkpoint availability"
     commitment, shards = compute_availability_commitment(bytes([0x22] * 32), 3, bytes([0x33] * 32), blob, 3, 5)
@@ -527,6 +528,8 @@ def build_availability() -> dict[str, Any]:
         "challenges_seed_0": " ".join(str(compute_challenge_index(bytes(32), commitment_id, i, 5)) for i in range(8)),
         "run_root": run_tree.root.hex(),
         "run_proof_3": [node.hex() for node in run_tree.prove(3)],
+        # the ledger's sampling: the positions among 5 stored commitments of epoch 7's challenges 0 … 7, seed 44×32
+        "sample_positions_epoch_7": " ".join(str(compute_sample_position(7, bytes([0x44] * 32), j, 5)) for j in range(8)),
     }
 
 

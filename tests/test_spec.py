@@ -876,3 +876,6 @@ def test_spec_availability() -> None:
     assert spec_root(run_leaves).hex() == a["run_root"]
     assert [node.hex() for node in spec_proof(run_leaves, 3)] == a["run_proof_3"]
     assert spec_fold(3, leaf_hash(commitment_id), [bytes.fromhex(h) for h in a["run_proof_3"]]).hex() == a["run_root"]
+    positions = [int.from_bytes(H(b"pinpoint/v1/availability-sample\n" + (7).to_bytes(8, "little") + bytes([0x44] * 32)
+                                  + j.to_bytes(8, "little")), "little") % 5 for j in range(8)]
+    assert " ".join(map(str, positions)) == a["sample_positions_epoch_7"]

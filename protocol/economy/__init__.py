@@ -105,6 +105,7 @@ from protocol.economy.errors import (
     InvalidParameter,
     InvalidRegistration,
     InvalidSeal,
+    InvalidShard,
     InvariantViolation,
     JobAlreadySettled,
     JobNotAssigned,
@@ -267,6 +268,14 @@ from protocol.economy.state import (
     copy_state,
     create_state,
 )
+from protocol.economy.storage import (
+    SamplingReport,
+    compute_sample_position,
+    process_accept_shards,
+    process_answer_availability,
+    process_availability_sampling,
+    process_store_checkpoint,
+)
 from protocol.economy.transactions import (
     SYSTEM_TRANSITIONS,
     USER_TRANSITIONS,
@@ -298,6 +307,7 @@ __all__ = [
     "FaultResult",
     "InvalidFaultProof",
     "InvalidRegistration",
+    "InvalidShard",
     "NoCommittee",
     "NotAReferee",
     "RefereeRecord",
@@ -505,6 +515,12 @@ __all__ = [
     "process_settle_job",
     "process_signed_transaction",
     "process_stake",
+    "SamplingReport",
+    "compute_sample_position",
+    "process_accept_shards",
+    "process_answer_availability",
+    "process_availability_sampling",
+    "process_store_checkpoint",
     "process_submit_commitment",
     "process_transfer",
     "process_unbond",

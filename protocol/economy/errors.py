@@ -66,6 +66,11 @@ class NotAReferee(EconomyError):
     """The account is not a registered, active referee."""
 
 
+class InvalidShard(EconomyError):
+    """An availability answer that is not the challenged shard with its inclusion proof, or answers no open
+    challenge."""
+
+
 class InvalidRegistration(EconomyError):
     """A referee's BLS key is not a valid point of G1, its proof of possession fails, or another referee
     registered the same key."""

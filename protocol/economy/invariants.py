@@ -256,6 +256,23 @@ def check_one_role(state: State) -> str | None:
     return None
 
 
+def check_availability_challenges(state: State) -> str | None:
+    for number, c in state.availability_challenges.items():
+        stored = state.stored.get(c.commitment_id)
+        if stored is None:
+            return f"availability challenge {number} is about a commitment no longer stored"
+        if not 0 <= c.index < len(stored.placement) or not stored.accepted[c.index]:
+            return f"availability challenge {number} asks for shard {c.index}, which nobody accepted"
+        if stored.placement[c.index] != c.holder:
+            return f"availability challenge {number} names {c.holder!r}, the shard's holder is {stored.placement[c.index]!r}"
+        if number >= state.next_availability_challenge or c.deadline_epoch < state.epoch - 1:
+            return f"availability challenge {number} is open past its deadline or was never issued"
+    for key, stored in state.stored.items():
+        if len(stored.accepted) != len(stored.placement):
+            return f"stored checkpoint {key} accepts {len(stored.accepted)} shards of {len(stored.placement)}"
+    return None
+
+
 def check_params_valid(state: State) -> str | None:
     problems = compute_params_problems(state.params)
     return "; ".join(problems) if problems else None
@@ -325,6 +342,12 @@ INVARIANTS: list[Invariant] = [
         "one_bonded_role",
         "no account is an active worker and an active referee: its stake answers for one role",
         check_one_role,
+    ),
+    Invariant(
+        "availability_challenges_answerable",
+        "a sampling challenge names the holder of an accepted shard of a stored checkpoint, and stays open no "
+        "longer than its deadline: nobody is slashed for a shard it never took",
+        check_availability_challenges,
     ),
     Invariant("params_valid", "governance never leaves an inconsistent parameter table", check_params_valid),
 ]

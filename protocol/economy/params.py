@@ -105,6 +105,18 @@ class Params:
         "faults can still be proven; shorter than unbonding, so an offender's stake is still there",
     )
 
+    # -- checkpoint storage ------------------------------------------------------------------------
+    availability_samples: int = param("challenges per epoch", "shards of stored checkpoints sampled each epoch")
+    availability_answer_epochs: int = param(
+        "epochs", "a sampled shard's holder answers with it and its proof within this many epochs after the draw"
+    )
+    availability_slash_bps: int = param(
+        "basis points of stake", "part of a holder's stake at risk burned for each challenge it leaves unanswered"
+    )
+    availability_retention_epochs: int = param(
+        "epochs", "a stored checkpoint is sampled this long after it was stored (longer while challenged)"
+    )
+
     # -- reputation -------------------------------------------------------------------------------
     reputation_success_gain: int = param("reputation points", "earned by each settled job")
     reputation_fault_loss: int = param("reputation points", "lost by a lost dispute or a missed deadline")
@@ -179,6 +191,10 @@ MAINNET = Params(
     referee_stake=100 * TOKEN,
     committee_preset="mainnet",
     committee_retention_epochs=168,
+    availability_samples=64,
+    availability_answer_epochs=6,
+    availability_slash_bps=100,
+    availability_retention_epochs=720,
     reputation_success_gain=100,
     reputation_fault_loss=1_000,
     reputation_retention_bps=9_990,
@@ -231,6 +247,10 @@ MINIMAL = Params(
     referee_stake=50,
     committee_preset="minimal",
     committee_retention_epochs=4,
+    availability_samples=4,
+    availability_answer_epochs=1,
+    availability_slash_bps=1_000,
+    availability_retention_epochs=8,
     reputation_success_gain=100,
     reputation_fault_loss=300,
     reputation_retention_bps=9_500,
@@ -318,6 +338,7 @@ def compute_params_problems(params: Params) -> list[str]:
         "compute_goal",
         "reputation_reward_scale",
         "referee_stake",
+        "availability_answer_epochs",
     )
     problems += [f"{name} must be positive" for name in positive if getattr(params, name) <= 0]
     if params.base_worker_stake < params.min_stake:

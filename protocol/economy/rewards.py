@@ -6,6 +6,7 @@ remainder of a split is simply never created.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from protocol.economy.committee import process_committee_rotation
@@ -18,6 +19,7 @@ from protocol.economy.helpers import (
 )
 from protocol.economy.jobs import Assignment, process_batch_auction, process_draws
 from protocol.economy.state import SlashEvent, State
+from protocol.economy.storage import SamplingReport, process_availability_sampling
 from protocol.economy.units import BPS_DENOMINATOR
 from protocol.types import Tokens
 
@@ -33,6 +35,7 @@ class EpochReport:
     network_work: int  # work units settled during the epoch
     assignments: list[Assignment] = field(default_factory=list)  # batch-auction matches
     slash_events: list[SlashEvent] = field(default_factory=list)  # slashes during the epoch
+    sampling: SamplingReport | None = None  # the new epoch's availability sampling (storage.py)
 
 
 def compute_epoch_emission(state: State) -> Tokens:
@@ -141,4 +144,5 @@ def process_epoch(state: State, seed: bytes) -> EpochReport:
     state.seed = bytes(seed).hex()
     process_draws(state)  # the new seed is the draw of every job sealed in the epoch that ended
     process_committee_rotation(state)  # and it draws the epoch's referee committee
-    return report
+    # and it closes the availability challenges past their deadline and draws the epoch's new ones
+    return dataclasses.replace(report, sampling=process_availability_sampling(state))

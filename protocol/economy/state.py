@@ -157,6 +157,28 @@ class CommitteeRecord:
 
 
 @dataclass(slots=True)
+class StoredCheckpoint:
+    """A worker's erasure-coded checkpoint and who holds its shards (storage.py)."""
+
+    job_id: int  # the ledger job whose worker stored it
+    commitment: str  # canonical JSON of its checkpoint commitment (protocol.availability), as checked
+    placement: list[str]  # placement[i]: the referee holding shard i
+    accepted: list[bool]  # accepted[i]: its holder took shard i and answers for it
+    epoch: int  # when it was stored
+
+
+@dataclass(slots=True)
+class AvailabilityChallenge:
+    """An open sampling challenge: the holder must post the shard and its proof by `deadline_epoch`."""
+
+    commitment_id: str  # hex of the stored commitment's id
+    index: int  # the shard asked for
+    holder: str
+    epoch: int  # the epoch that drew it
+    deadline_epoch: int  # last epoch in which an answer is accepted
+
+
+@dataclass(slots=True)
 class VestingEntry:
     job_id: int
     total: int  # tokens held back from the job's payment
@@ -238,6 +260,9 @@ class State:
     referees: dict[str, RefereeRecord] = field(default_factory=dict)  # account -> its registration
     committees: dict[int, CommitteeRecord] = field(default_factory=dict)  # epoch -> its committee, while kept
     committee_faults: dict[str, int] = field(default_factory=dict)  # fault id -> epoch of its committee
+    stored: dict[str, StoredCheckpoint] = field(default_factory=dict)  # checkpoint commitment id (hex) -> its storage
+    availability_challenges: dict[int, AvailabilityChallenge] = field(default_factory=dict)  # open, by number
+    next_availability_challenge: int = 0
     next_dispute: int = 0
     vesting: dict[str, list[VestingEntry]] = field(default_factory=dict)
     jackpot: int = 0

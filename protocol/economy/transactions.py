@@ -32,7 +32,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from protocol.economy import accounts, committee, disputes, governance, jobs, rewards, staking
+from protocol.economy import accounts, committee, disputes, governance, jobs, rewards, staking, storage
 from protocol.economy.errors import (
     AccountExists,
     BadSignature,
@@ -70,7 +70,7 @@ class TransitionSpec:
     """How a message of one kind maps onto a transition: its fields, their types, optional ones."""
 
     function: Callable[..., Any]
-    fields: Mapping[str, Any]  # name -> int, str, bool, dict or (int, str)
+    fields: Mapping[str, Any]  # name -> int, str, bool, dict, list or (int, str)
     optional: Mapping[str, Any] = field(default_factory=dict)  # name -> default
     needs_referees: bool = False  # the transition checks a game's transcript: it is given the referees
 
@@ -148,6 +148,13 @@ USER_TRANSITIONS: dict[str, TransitionSpec] = {
     "settle_dispute": TransitionSpec(disputes.process_settle_dispute, _SETTLE, _EVIDENCE, needs_referees=True),
     "register_referee": TransitionSpec(committee.process_register_referee, {"key": str, "proof": str}),
     "deregister_referee": TransitionSpec(committee.process_deregister_referee, {}),
+    "store_checkpoint": TransitionSpec(
+        storage.process_store_checkpoint, {"job_id": int, "commitment": dict, "placement": list}
+    ),
+    "accept_shards": TransitionSpec(storage.process_accept_shards, {"commitment_id": str}),
+    "answer_availability": TransitionSpec(
+        storage.process_answer_availability, {"challenge": int, "shard": str, "proof": list}
+    ),
     "report_equivocation": TransitionSpec(committee.process_report_equivocation, _EQUIVOCATION),
     "report_wrong_verdict": TransitionSpec(
         committee.process_report_wrong_verdict, _WRONG_VERDICT, needs_referees=True

@@ -372,3 +372,52 @@ def test_a_state_without_referees_draws_no_committee() -> None:
     state: State = create_state(PARAMS, b"x")
     apply_action(state, Action("epoch", {"seed": "00"}))
     assert state.committees == {}
+
+
+# --- checkpoint storage on the ledger ---------------------------------------------------------------------
+
+
+def test_referees_hold_a_workers_checkpoint_and_the_one_that_drops_it_is_slashed_on_the_ledger(
+    world: World, ledger: Ledger
+) -> None:
+    """Alice stores a coded checkpoint of its job with the four referees, two shards each; every epoch samples
+    it; r0 answers every challenge with the shard and its proof, r1 never does and loses stake at each
+    deadline; the ledger reopened from disk holds the same storage and challenges."""
+    from protocol.availability import (
+        CHECKPOINT_K,
+        CHECKPOINT_N,
+        compute_availability_commitment,
+        compute_commitment_json,
+    )
+    from protocol.economy import get_stake
+
+    job = next(iter(ledger.state.jobs.values()))
+    blob = bytes(range(251)) * 9
+    commitment, shards = compute_availability_commitment(bytes.fromhex(job.training_job), 2, bytes(32), blob,
+                                                         CHECKPOINT_K, CHECKPOINT_N)
+    from protocol.availability import compute_shard_tree
+
+    tree = compute_shard_tree(shards)
+    placement = [REFEREES[i % len(REFEREES)] for i in range(CHECKPOINT_N)]
+    key = act(ledger, "store_checkpoint", "alice", job_id=job.job_id, commitment=compute_commitment_json(commitment),
+              placement=placement)
+    for name in REFEREES:
+        assert act(ledger, "accept_shards", name, commitment_id=key) == 2
+    stakes = {name: get_stake(ledger.state, name) for name in REFEREES}
+    slashed: dict[str, int] = {}
+    for epoch in range(6):  # within the stored checkpoint's retention (8 epochs)
+        report = act(ledger, "epoch", seed=f"{epoch:08x}")
+        for name, taken in report.sampling.slashed:
+            slashed[name] = slashed.get(name, 0) + taken
+        for number, challenge in sorted(ledger.state.availability_challenges.items()):
+            if challenge.holder != "r1":
+                act(ledger, "answer_availability", challenge.holder, challenge=number,
+                    shard=bytes(shards[challenge.index]).hex(), proof=[bytes(p).hex() for p in tree.prove(challenge.index)])
+    assert slashed.get("r1", 0) > 0 and set(slashed) == {"r1"}
+    assert get_stake(ledger.state, "r1") == stakes["r1"] - slashed["r1"]
+    assert all(get_stake(ledger.state, name) == stakes[name] for name in REFEREES if name != "r1")
+    before = encode_state(ledger.state)
+    path = ledger.path
+    ledger.close()
+    with Ledger.open(path, trust_unsigned=True, check_each=True, referees=toy_referees) as reopened:
+        assert encode_state(reopened.state) == before and key in reopened.state.stored
