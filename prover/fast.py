@@ -21,7 +21,7 @@ from protocol.ops.prims import INV_SQRT_2PI, REFERENCE, SQRT1_2
 from protocol.ops.random import MUL1, MUL2, compute_stream_key
 from prover import kernels
 from prover.kernels import trigonometry
-from prover.kernels._elementwise import CONSTANTS, _erf, _exp, _float
+from prover.kernels._elementwise import _ZERO, CONSTANTS, PARALLEL_MIN_ELEMENTS, _erf, _exp, _float, _nan_if
 
 
 @numba.njit(cache=True)
@@ -82,6 +82,29 @@ def _gelu_backward(grad: np.ndarray, x: np.ndarray, out: np.ndarray, k: np.ndarr
             cdf = _HALF * (_ONE + _float(_erf(v * _SQRT1_2, e, f)))
             pdf = _float(_exp((v * v) * _NEG_HALF, e)) * _INV_SQRT_2PI
             out[i] = grad[i] * (cdf + v * pdf)
+
+
+# --- fused sigmoid: the exact operation sequence of protocol.ops.prims.compute_sigmoid ------------
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sigmoid_range(x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
+    # e = exp(-|v|), d = fl(1 + e); fl(1 / d) where v >= 0, else fl(e / d); stored as bit patterns,
+    # the canonical NaN for a NaN (a float select would let the processor's own NaN through)
+    e = (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10])
+    for i in range(x.shape[0]):
+        v = x[i]
+        exp = _float(_exp(-abs(v), e))
+        d = _ONE + exp
+        r = _ONE / d if v >= _ZERO else exp / d
+        out[i] = _nan_if(r != r, r)
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _sigmoid_parallel(x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
+    n = x.shape[0]
+    for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
+        _sigmoid_range(x[b * _BLOCK : min(n, (b + 1) * _BLOCK)], out[b * _BLOCK : min(n, (b + 1) * _BLOCK)], k)
 
 
 def _flat32(tensor: torch.Tensor) -> np.ndarray:
@@ -174,6 +197,12 @@ class FastPrimitives:
         out = np.empty(x.numel(), dtype=np.float32)
         _gelu_backward(_flat32(grad), _flat32(x), out, CONSTANTS)
         return torch.from_numpy(out).reshape(x.shape)
+
+    @_float32_or_reference
+    def sigmoid(self, x: torch.Tensor) -> torch.Tensor:
+        out = np.empty(x.numel(), dtype=np.int32)
+        (_sigmoid_parallel if x.numel() >= PARALLEL_MIN_ELEMENTS else _sigmoid_range)(_flat32(x), out, CONSTANTS)
+        return torch.from_numpy(out).view(torch.float32).reshape(x.shape)
 
     @_float32_or_reference
     def segment_sum(self, values: torch.Tensor, segments: torch.Tensor, count: int) -> torch.Tensor:

@@ -27,6 +27,7 @@ from protocol.ops.prims import REFERENCE
 from protocol.ops.table import _scalar
 from protocol.recording import ReproducibleMode, RngContext
 from protocol.session import Session, make_job, record_step
+from prover.fast import FAST
 from prover.run import get_primitives_for
 from prover.task import task_from_source
 
@@ -122,6 +123,18 @@ def test_the_same_operator_with_other_dtypes_strides_and_scalars_in_one_step(pri
             got = [func(*args, **kwargs) for (func, _, kwargs), args in zip(calls, copies, strict=True)]
         for (func, args, _), want, result in zip(calls, expected, got, strict=True):
             assert encode_tensor(result) == encode_tensor(want[0]), (func, [getattr(t, "dtype", t) for t in args])
+
+
+def test_the_fused_sigmoid_equals_the_reference_on_special_values() -> None:
+    bits = torch.tensor([0x7FC00001, -0x400000, -0x7FFFFF, 0x7F800001, 1, -0x7FFFFFFF, 0x00800000], dtype=torch.int32)
+    x = torch.cat([
+        torch.tensor([0.0, -0.0, math.inf, -math.inf, math.nan, 88.7, -88.7, 103.9, -104.0, 3.4e38, -3.4e38]),
+        bits.view(torch.float32),
+        torch.linspace(-120, 120, 4001),
+        torch.randn(70000, generator=torch.Generator().manual_seed(1)) * 20,  # past the parallel threshold
+    ])
+    for sample in (x, x[:9], x[:4001].reshape(-1, 1)[::3]):
+        assert encode_tensor(FAST.sigmoid(sample)) == encode_tensor(REFERENCE.sigmoid(sample))
 
 
 SCHEDULED_TASK = b'''

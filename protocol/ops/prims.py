@@ -17,6 +17,7 @@ import torch
 
 from protocol import semantics
 from protocol.ops import random
+from protocol.semantics.floats import canonicalize_nan, compute_scalar_tensor
 
 
 class Primitives(Protocol):
@@ -40,6 +41,7 @@ class Primitives(Protocol):
     ) -> torch.Tensor: ...
     def gelu(self, x: torch.Tensor) -> torch.Tensor: ...
     def gelu_backward(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor: ...
+    def sigmoid(self, x: torch.Tensor) -> torch.Tensor: ...
 
 
 SQRT1_2 = 0.7071067811865476  # 1/sqrt(2), rounded to float32 where used
@@ -47,7 +49,25 @@ INV_SQRT_2PI = 0.3989422804014327  # 1/sqrt(2*pi), rounded to float32 where used
 
 
 def _constant(value: float, like: torch.Tensor) -> torch.Tensor:
-    return torch.tensor(value, dtype=like.dtype, device=like.device)
+    return compute_scalar_tensor(value, like.dtype, like.device)
+
+
+def compute_sigmoid_pair(x: torch.Tensor, exp: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sigmoid(x), 1 - sigmoid(x)), each within ~2 ulp, elementwise in x's float dtype:
+    e = exp(-|x|), d = fl(1 + e), p = fl(1 / d), q = fl(e / d); sigmoid = p if x >= 0 else q, its
+    complement the other one (both sides accurate: no cancellation in 1 - p)."""
+    e = exp(-torch.abs(x))
+    one = _constant(1.0, x)
+    d = one + e
+    p = one / d
+    q = e / d
+    non_negative = x >= 0
+    return torch.where(non_negative, p, q), torch.where(non_negative, q, p)
+
+
+def compute_sigmoid(x: torch.Tensor, exp: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """sigmoid(x): the first of `compute_sigmoid_pair`, every NaN the canonical NaN."""
+    return canonicalize_nan(compute_sigmoid_pair(x, exp)[0])
 
 
 def compute_gelu(x: torch.Tensor, erf: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
@@ -130,6 +150,9 @@ class ReferencePrimitives:
 
     def gelu_backward(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return compute_gelu_backward(grad, x, semantics.reference_erf, semantics.reference_exp)
+
+    def sigmoid(self, x: torch.Tensor) -> torch.Tensor:
+        return compute_sigmoid(x, semantics.reference_exp)
 
 
 REFERENCE: Primitives = ReferencePrimitives()
