@@ -107,6 +107,23 @@ def _sigmoid_parallel(x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
         _sigmoid_range(x[b * _BLOCK : min(n, (b + 1) * _BLOCK)], out[b * _BLOCK : min(n, (b + 1) * _BLOCK)], k)
 
 
+@numba.njit(cache=True, error_model="numpy")
+def _sigmoid_backward_range(grad: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
+    # fl(fl(g * fl(1 - y)) * y) as a bit pattern, the canonical NaN for a NaN
+    for i in range(y.shape[0]):
+        v = y[i]
+        r = (grad[i] * (_ONE - v)) * v
+        out[i] = _nan_if(r != r, r)
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _sigmoid_backward_parallel(grad: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
+    n = y.shape[0]
+    for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
+        low, high = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+        _sigmoid_backward_range(grad[low:high], y[low:high], out[low:high])
+
+
 def _flat32(tensor: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(tensor.detach().contiguous().numpy().reshape(-1), dtype=np.float32)
 
@@ -203,6 +220,18 @@ class FastPrimitives:
         out = np.empty(x.numel(), dtype=np.int32)
         (_sigmoid_parallel if x.numel() >= PARALLEL_MIN_ELEMENTS else _sigmoid_range)(_flat32(x), out, CONSTANTS)
         return torch.from_numpy(out).view(torch.float32).reshape(x.shape)
+
+    @_float32_or_reference
+    def sigmoid_backward(self, grad: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if grad.dtype != y.dtype:
+            return REFERENCE.sigmoid_backward(grad, y)
+        if grad.shape != y.shape:
+            grad = grad.expand(torch.broadcast_shapes(grad.shape, y.shape))
+            y = y.expand(grad.shape)
+        out = np.empty(y.numel(), dtype=np.int32)
+        kernel = _sigmoid_backward_parallel if y.numel() >= PARALLEL_MIN_ELEMENTS else _sigmoid_backward_range
+        kernel(_flat32(grad), _flat32(y), out)
+        return torch.from_numpy(out).view(torch.float32).reshape(y.shape)
 
     @_float32_or_reference
     def segment_sum(self, values: torch.Tensor, segments: torch.Tensor, count: int) -> torch.Tensor:

@@ -125,7 +125,7 @@ def test_the_same_operator_with_other_dtypes_strides_and_scalars_in_one_step(pri
             assert encode_tensor(result) == encode_tensor(want[0]), (func, [getattr(t, "dtype", t) for t in args])
 
 
-def test_the_fused_sigmoid_equals_the_reference_on_special_values() -> None:
+def test_the_fused_sigmoid_and_its_gradient_equal_the_reference_on_special_values() -> None:
     bits = torch.tensor([0x7FC00001, -0x400000, -0x7FFFFF, 0x7F800001, 1, -0x7FFFFFFF, 0x00800000], dtype=torch.int32)
     x = torch.cat([
         torch.tensor([0.0, -0.0, math.inf, -math.inf, math.nan, 88.7, -88.7, 103.9, -104.0, 3.4e38, -3.4e38]),
@@ -135,6 +135,9 @@ def test_the_fused_sigmoid_equals_the_reference_on_special_values() -> None:
     ])
     for sample in (x, x[:9], x[:4001].reshape(-1, 1)[::3]):
         assert encode_tensor(FAST.sigmoid(sample)) == encode_tensor(REFERENCE.sigmoid(sample))
+    y = torch.cat([x[:18].flip(0), torch.rand(x.shape[0] - 18, generator=torch.Generator().manual_seed(2))])
+    for grad, out in ((x, y), (x[:17], y[:17]), (x[:20].reshape(4, 5), y[:5]), (x[:5], y[:20].reshape(4, 5)), (x[:40].reshape(8, 5)[::2], y[:40].reshape(5, 8).t()[::2])):
+        assert encode_tensor(FAST.sigmoid_backward(grad, out)) == encode_tensor(REFERENCE.sigmoid_backward(grad, out))
 
 
 SCHEDULED_TASK = b'''

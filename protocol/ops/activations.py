@@ -160,11 +160,11 @@ def _sigmoid(prims: Primitives, a: dict[str, Any]) -> Outputs:
 
 
 @_defines_new("sigmoid_backward.default")
-def _sigmoid_backward(_: Primitives, a: dict[str, Any]) -> Outputs:
-    # fl(fl(grad * fl(1 - y)) * y), y the forward output
+def _sigmoid_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    # fl(fl(grad * fl(1 - y)) * y), y the forward output, NaN canonical: one primitive (the prover fuses it)
     grad, y = a["grad_output"], a["output"]
     _require_float("aten::sigmoid_backward", grad, y)
-    return _canonical((grad * (_scalar(1.0, y) - y)) * y)
+    return prims.sigmoid_backward(grad, y)
 
 
 @_defines_new("silu.default", "silu_.default")

@@ -42,6 +42,7 @@ class Primitives(Protocol):
     def gelu(self, x: torch.Tensor) -> torch.Tensor: ...
     def gelu_backward(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor: ...
     def sigmoid(self, x: torch.Tensor) -> torch.Tensor: ...
+    def sigmoid_backward(self, grad: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
 
 
 SQRT1_2 = 0.7071067811865476  # 1/sqrt(2), rounded to float32 where used
@@ -68,6 +69,12 @@ def compute_sigmoid_pair(x: torch.Tensor, exp: Callable[[torch.Tensor], torch.Te
 def compute_sigmoid(x: torch.Tensor, exp: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """sigmoid(x): the first of `compute_sigmoid_pair`, every NaN the canonical NaN."""
     return canonicalize_nan(compute_sigmoid_pair(x, exp)[0])
+
+
+def compute_sigmoid_backward(grad: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """d sigmoid from its output y: fl(fl(grad * fl(1 - y)) * y), every NaN the canonical NaN;
+    grad and y broadcast together."""
+    return canonicalize_nan((grad * (_constant(1.0, y) - y)) * y)
 
 
 def compute_gelu(x: torch.Tensor, erf: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
@@ -153,6 +160,9 @@ class ReferencePrimitives:
 
     def sigmoid(self, x: torch.Tensor) -> torch.Tensor:
         return compute_sigmoid(x, semantics.reference_exp)
+
+    def sigmoid_backward(self, grad: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return compute_sigmoid_backward(grad, y)
 
 
 REFERENCE: Primitives = ReferencePrimitives()
