@@ -428,6 +428,42 @@ def _mask_outputs(result: Any, mask: list[bool]) -> Any:
 PrimitivesFor = Callable[[torch.device], Primitives]
 
 
+@dataclass(frozen=True)
+class _Dispatch:
+    """What the mode decides about an operator from its overload alone: made once per operator,
+    since a step calls the same few dozen operators thousands of times. Nothing here depends on a
+    call's arguments (their dtypes, shapes and values are read anew at every call)."""
+
+    func: Any  # the OpOverload, held so its id (the key) is never reused
+    name: str
+    passed: bool  # PASS_THROUGH or READS: run as it is, never a node
+    derived: bool  # in DERIVED_OPS
+    definition: Any  # OpDefinition; None when passed
+    mutation: Mutation | None  # None when passed
+    plain_native: bool  # NATIVE and writing nothing but its returned self: training runs torch's kernel as it is
+
+
+_DISPATCH: dict[int, _Dispatch] = {}  # by id of the OpOverload (its own hash is a Python method)
+
+
+def _get_dispatch(func: Any) -> _Dispatch:
+    """The decisions for `func`; an operator without a definition raises `UnsupportedOperator`
+    (and is not kept: a definition registered later is found)."""
+    dispatch = _DISPATCH.get(id(func))
+    if dispatch is not None and dispatch.func is func:
+        return dispatch
+    name = get_op_name(func)
+    if name in PASS_THROUGH or name in READS:
+        dispatch = _Dispatch(func, name, True, name in DERIVED_OPS, None, None, False)
+    else:
+        definition = get_definition(name)
+        mutation = get_mutation(func)
+        plain = definition.kind is OpKind.NATIVE and (mutation.self_only or not mutation.writes)
+        dispatch = _Dispatch(func, name, False, name in DERIVED_OPS, definition, mutation, plain)
+    _DISPATCH[id(func)] = dispatch
+    return dispatch
+
+
 class ReproducibleMode(TorchDispatchMode):
     """Runs every operator by its reproducible definition; see the module docstring."""
 
@@ -475,20 +511,19 @@ class ReproducibleMode(TorchDispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
-        name = get_op_name(func)
-        if name in PASS_THROUGH or name in READS:
+        dispatch = _get_dispatch(func)
+        if dispatch.passed:
             return func(*args, **kwargs)
-        if self.tamper is not None and self.node_count == self.tamper.node and name in DERIVED_OPS:
+        name, definition, mutation = dispatch.name, dispatch.definition, dispatch.mutation
+        assert mutation is not None
+        if self.tamper is not None and self.node_count == self.tamper.node and dispatch.derived:
             raise TraceError(f"cannot tamper with node {self.node_count} of step {self.tamper.step}: it is {name}, whose "
                              "output is its input rearranged (derived, never hashed); tamper with the node that makes its input")
-        definition = get_definition(name)
         if self.recorder is None and definition.kind is not OpKind.RANDOM:
             # Training: nothing records the call, so it needs no canonical form.
-            mutation = get_mutation(func)
-            if definition.kind is OpKind.NATIVE:
-                if mutation.self_only or not mutation.writes:
-                    return self._finish(func(*args, **kwargs), None, mutation.self_only)
-            else:
+            if dispatch.plain_native:
+                return self._finish(func(*args, **kwargs), None, mutation.self_only)
+            if definition.kind is OpKind.DEFINED:
                 return self._run_defined(func, definition, mutation, args, kwargs)
         call = canonicalize_call(func, args, kwargs)
         if definition.kind is OpKind.RANDOM:
@@ -497,7 +532,6 @@ class ReproducibleMode(TorchDispatchMode):
             self.rng.offset += random_numel(name, bound)
         skeleton = self.recorder is not None and self.recorder.skeleton
         refs = tuple(self.recorder.ref_of(t) for t in call.inputs) if self.recorder is not None else None
-        mutation = get_mutation(func)
         if mutation.self_only:
             # The common in-place form (add_, mul_, …): kept apart because it runs for most optimizer ops.
             if self.recorder is not None and not skeleton:
@@ -537,6 +571,10 @@ class ReproducibleMode(TorchDispatchMode):
 
     def _finish(self, result: Any, outputs: tuple[torch.Tensor | None, ...] | None, first_written: bool) -> Any:
         """The bookkeeping every node gets while training (no recorder): tamper, count, keep alive."""
+        if outputs is None and self.tamper is None and isinstance(result, torch.Tensor):  # the common case, in short
+            self.node_count += 1
+            self.outputs_alive.append(result)
+            return result
         if outputs is None:
             outputs = (result,) if first_written else flatten_outputs(result)
         if self.tamper is not None and self.node_count == self.tamper.node:

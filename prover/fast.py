@@ -21,7 +21,16 @@ from protocol.ops.prims import GELU_CUBIC, INV_SQRT_2PI, REFERENCE, SQRT1_2, SQR
 from protocol.ops.random import MUL1, MUL2, compute_stream_key
 from prover import kernels
 from prover.kernels import trigonometry
-from prover.kernels._elementwise import CONSTANTS, _erf, _exp, _float, _tanh
+from prover.kernels._elementwise import (
+    _ZERO,
+    CONSTANTS,
+    PARALLEL_MIN_ELEMENTS,
+    _erf,
+    _exp,
+    _float,
+    _nan_if,
+    _tanh,
+)
 
 
 @numba.njit(cache=True)
@@ -114,6 +123,44 @@ def _gelu_tanh_backward(grad: np.ndarray, x: np.ndarray, out: np.ndarray, k: np.
             left = _HALF * (_ONE + h)
             right = ((v * _HALF) * (_ONE - h * h)) * (_SQRT_2_OVER_PI * (_ONE + _CUBIC3 * v2))
             out[i] = grad[i] * (left + right)
+# --- fused sigmoid: the exact operation sequence of protocol.ops.prims.compute_sigmoid ------------
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sigmoid_range(x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
+    # e = exp(-|v|), d = fl(1 + e); fl(1 / d) where v >= 0, else fl(e / d); stored as bit patterns,
+    # the canonical NaN for a NaN (a float select would let the processor's own NaN through)
+    e = (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10])
+    for i in range(x.shape[0]):
+        v = x[i]
+        exp = _float(_exp(-abs(v), e))
+        d = _ONE + exp
+        r = _ONE / d if v >= _ZERO else exp / d
+        out[i] = _nan_if(r != r, r)
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _sigmoid_parallel(x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
+    n = x.shape[0]
+    for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
+        _sigmoid_range(x[b * _BLOCK : min(n, (b + 1) * _BLOCK)], out[b * _BLOCK : min(n, (b + 1) * _BLOCK)], k)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sigmoid_backward_range(grad: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
+    # fl(fl(g * fl(1 - y)) * y) as a bit pattern, the canonical NaN for a NaN
+    for i in range(y.shape[0]):
+        v = y[i]
+        r = (grad[i] * (_ONE - v)) * v
+        out[i] = _nan_if(r != r, r)
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _sigmoid_backward_parallel(grad: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
+    n = y.shape[0]
+    for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
+        low, high = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+        _sigmoid_backward_range(grad[low:high], y[low:high], out[low:high])
 
 
 def _flat32(tensor: torch.Tensor) -> np.ndarray:
@@ -226,6 +273,24 @@ class FastPrimitives:
     @_float32_or_reference
     def gelu_tanh_backward(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return _map_gradient(_gelu_tanh_backward, grad, x)
+
+    @_float32_or_reference
+    def sigmoid(self, x: torch.Tensor) -> torch.Tensor:
+        out = np.empty(x.numel(), dtype=np.int32)
+        (_sigmoid_parallel if x.numel() >= PARALLEL_MIN_ELEMENTS else _sigmoid_range)(_flat32(x), out, CONSTANTS)
+        return torch.from_numpy(out).view(torch.float32).reshape(x.shape)
+
+    @_float32_or_reference
+    def sigmoid_backward(self, grad: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if grad.dtype != y.dtype:
+            return REFERENCE.sigmoid_backward(grad, y)
+        if grad.shape != y.shape:
+            grad = grad.expand(torch.broadcast_shapes(grad.shape, y.shape))
+            y = y.expand(grad.shape)
+        out = np.empty(y.numel(), dtype=np.int32)
+        kernel = _sigmoid_backward_parallel if y.numel() >= PARALLEL_MIN_ELEMENTS else _sigmoid_backward_range
+        kernel(_flat32(grad), _flat32(y), out)
+        return torch.from_numpy(out).view(torch.float32).reshape(y.shape)
 
     @_float32_or_reference
     def segment_sum(self, values: torch.Tensor, segments: torch.Tensor, count: int) -> torch.Tensor:

@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from protocol.ops import prims as prims_module
 from protocol.ops.prims import Primitives
 from protocol.ops.table import (
     OPS,
@@ -103,14 +104,8 @@ def _over(x: Tensor, value: float) -> Tensor:
 
 
 def compute_sigmoid_pair(prims: Primitives, x: Tensor) -> tuple[Tensor, Tensor]:
-    """(sigmoid(x), 1 - sigmoid(x)), each within ~2 ulp: e = exp(-|x|), d = fl(1 + e),
-    p = fl(1 / d), q = fl(e / d); sigmoid = p if x >= 0 else q, its complement the other one."""
-    e = prims.exp(-torch.abs(x))
-    d = _scalar(1.0, x) + e
-    p = _scalar(1.0, x) / d
-    q = e / d
-    non_negative = x >= 0
-    return torch.where(non_negative, p, q), torch.where(non_negative, q, p)
+    """(sigmoid(x), 1 - sigmoid(x)) through `prims.exp`: see `protocol.ops.prims.compute_sigmoid_pair`."""
+    return prims_module.compute_sigmoid_pair(x, prims.exp)
 
 
 def compute_log1p(prims: Primitives, u: Tensor) -> Tensor:
@@ -161,15 +156,15 @@ def _sigmoid(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # the sigmoid pair's first element (module docstring)
     x = a["self"]
     _require_float("aten::sigmoid", x)
-    return _canonical(compute_sigmoid_pair(prims, x)[0])
+    return prims.sigmoid(x)  # the pair's first, NaN canonical: one primitive (the prover fuses it)
 
 
 @_defines_new("sigmoid_backward.default")
-def _sigmoid_backward(_: Primitives, a: dict[str, Any]) -> Outputs:
-    # fl(fl(grad * fl(1 - y)) * y), y the forward output
+def _sigmoid_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
+    # fl(fl(grad * fl(1 - y)) * y), y the forward output, NaN canonical: one primitive (the prover fuses it)
     grad, y = a["grad_output"], a["output"]
     _require_float("aten::sigmoid_backward", grad, y)
-    return _canonical((grad * (_scalar(1.0, y) - y)) * y)
+    return prims.sigmoid_backward(grad, y)
 
 
 @_defines_new("silu.default", "silu_.default")

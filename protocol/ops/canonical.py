@@ -46,15 +46,17 @@ class CanonicalFormError(ValueError):
     """An argument that has no canonical form (and so cannot be committed to)."""
 
 
-_NAMES: dict[Any, str] = {}
+_NAMES: dict[int, tuple[Any, str]] = {}
+"""Per-operator caches are keyed by the OpOverload's id (its own hash is a Python method, called
+for every intercepted operator otherwise); each entry holds the overload, so the id is never reused."""
 
 
 def get_op_name(func: Any) -> str:
     """'aten::mm.default' style name of an OpOverload."""
-    name = _NAMES.get(func)
-    if name is None:
-        name = _NAMES[func] = f"{func._schema.name}.{func._overloadname}"
-    return name
+    entry = _NAMES.get(id(func))
+    if entry is None or entry[0] is not func:
+        entry = _NAMES[id(func)] = (func, f"{func._schema.name}.{func._overloadname}")
+    return entry[1]
 
 
 @dataclass(frozen=True)
@@ -110,24 +112,25 @@ class _Argument:
     placement: bool
 
 
-_SCHEMAS: dict[Any, tuple[_Argument, ...]] = {}
+_SCHEMAS: dict[int, tuple[Any, tuple[_Argument, ...]]] = {}  # by id, as `_NAMES`
 
 
 def _get_arguments(func: Any) -> tuple[_Argument, ...]:
     """The schema's arguments, analysed once per operator (this runs for every intercepted call)."""
-    arguments = _SCHEMAS.get(func)
-    if arguments is None:
-        arguments = tuple(
-            _Argument(
-                argument.name,
-                argument.kwarg_only,
-                argument.has_default_value(),
-                argument.default_value if argument.has_default_value() else None,
-                _is_placement(argument),
-            )
-            for argument in func._schema.arguments
+    entry = _SCHEMAS.get(id(func))
+    if entry is not None and entry[0] is func:
+        return entry[1]
+    arguments = tuple(
+        _Argument(
+            argument.name,
+            argument.kwarg_only,
+            argument.has_default_value(),
+            argument.default_value if argument.has_default_value() else None,
+            _is_placement(argument),
         )
-        _SCHEMAS[func] = arguments
+        for argument in func._schema.arguments
+    )
+    _SCHEMAS[id(func)] = (func, arguments)
     return arguments
 
 
@@ -162,7 +165,12 @@ def canonicalize_call(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) ->
 
 def _plain(value: Any) -> Any:
     """A call's argument as `bind_arguments(canonicalize_call(…))` gives it back (see `bind_call`)."""
-    if value is None or isinstance(value, bool | str | torch.Tensor):
+    kind = type(value)  # the common exact types first: this runs for every argument of every call
+    if kind is torch.Tensor or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return math.nan if value != value else value
+    if isinstance(value, bool | str | torch.Tensor):
         return value
     if isinstance(value, int):
         return int(value)

@@ -17,6 +17,7 @@ import torch
 
 from protocol import semantics
 from protocol.ops import random
+from protocol.semantics.floats import canonicalize_nan, compute_scalar_tensor
 
 
 class Primitives(Protocol):
@@ -42,6 +43,8 @@ class Primitives(Protocol):
     def gelu_backward(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor: ...
     def gelu_tanh(self, x: torch.Tensor) -> torch.Tensor: ...
     def gelu_tanh_backward(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor: ...
+    def sigmoid(self, x: torch.Tensor) -> torch.Tensor: ...
+    def sigmoid_backward(self, grad: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
 
 
 SQRT1_2 = 0.7071067811865476  # 1/sqrt(2), rounded to float32 where used
@@ -51,7 +54,31 @@ GELU_CUBIC = 0.044715  # the tanh approximation's cubic coefficient, rounded to 
 
 
 def _constant(value: float, like: torch.Tensor) -> torch.Tensor:
-    return torch.tensor(value, dtype=like.dtype, device=like.device)
+    return compute_scalar_tensor(value, like.dtype, like.device)
+
+
+def compute_sigmoid_pair(x: torch.Tensor, exp: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sigmoid(x), 1 - sigmoid(x)), each within ~2 ulp, elementwise in x's float dtype:
+    e = exp(-|x|), d = fl(1 + e), p = fl(1 / d), q = fl(e / d); sigmoid = p if x >= 0 else q, its
+    complement the other one (both sides accurate: no cancellation in 1 - p)."""
+    e = exp(-torch.abs(x))
+    one = _constant(1.0, x)
+    d = one + e
+    p = one / d
+    q = e / d
+    non_negative = x >= 0
+    return torch.where(non_negative, p, q), torch.where(non_negative, q, p)
+
+
+def compute_sigmoid(x: torch.Tensor, exp: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """sigmoid(x): the first of `compute_sigmoid_pair`, every NaN the canonical NaN."""
+    return canonicalize_nan(compute_sigmoid_pair(x, exp)[0])
+
+
+def compute_sigmoid_backward(grad: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """d sigmoid from its output y: fl(fl(grad * fl(1 - y)) * y), every NaN the canonical NaN;
+    grad and y broadcast together."""
+    return canonicalize_nan((grad * (_constant(1.0, y) - y)) * y)
 
 
 def compute_gelu(x: torch.Tensor, erf: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
@@ -164,6 +191,11 @@ class ReferencePrimitives:
 
     def gelu_tanh_backward(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return compute_gelu_tanh_backward(grad, x, semantics.reference_tanh)
+    def sigmoid(self, x: torch.Tensor) -> torch.Tensor:
+        return compute_sigmoid(x, semantics.reference_exp)
+
+    def sigmoid_backward(self, grad: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return compute_sigmoid_backward(grad, y)
 
 
 REFERENCE: Primitives = ReferencePrimitives()

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from protocol.ops.prims import Primitives
+from protocol.semantics.floats import compute_scalar_tensor
 
 Tensor = torch.Tensor
 Outputs = Tensor | tuple[Tensor | None, ...]
@@ -92,6 +93,17 @@ def _is_low(value: Any) -> bool:
     return isinstance(value, list) and any(isinstance(v, Tensor) and v.dtype in LOW_PRECISION for v in value)
 
 
+def _any_low(values: Any) -> bool:
+    """Whether any argument is (or lists) a 16-bit float tensor; `_is_low` over all, in one loop."""
+    for value in values:
+        if isinstance(value, Tensor):
+            if value.dtype in LOW_PRECISION:
+                return True
+        elif isinstance(value, list) and _is_low(value):
+            return True
+    return False
+
+
 def _upcast(value: Any) -> Any:
     if isinstance(value, Tensor):
         return value.float() if value.dtype in LOW_PRECISION else value
@@ -125,7 +137,7 @@ def _with_low_precision(name: str, compute: Callable[[Primitives, dict[str, Any]
     (round to nearest, ties to even). Float32 calls go straight through."""
 
     def computed(prims: Primitives, bound: dict[str, Any]) -> Outputs:
-        if not any(_is_low(value) for value in bound.values()):
+        if not _any_low(bound.values()):
             return compute(prims, bound)
         result = compute(prims, {key: _upcast(value) for key, value in bound.items()})
         dtypes = _output_dtypes(name, bound)
@@ -174,9 +186,15 @@ def is_supported(name: str) -> bool:
 
 
 def _scalar(value: Any, like: Tensor) -> Tensor:
-    """A Python number as a 0-dim tensor of the dtype `like` promotes with it to (one rounding)."""
-    dtype = torch.result_type(like, value)
-    return torch.tensor(value, dtype=dtype, device=like.device)
+    """A Python number as a 0-dim tensor of the dtype `like` promotes with it to (one rounding).
+    Shared between calls (`compute_scalar_tensor`): only ever an operand."""
+    dtype = like.dtype
+    kind = type(value)
+    if kind is bool or kind is int or kind is float:
+        if not dtype.is_floating_point:  # a floating tensor keeps its dtype with any real Python number
+            dtype = torch.result_type(like, value)
+        return compute_scalar_tensor(value, dtype, like.device)
+    return torch.tensor(value, dtype=torch.result_type(like, value), device=like.device)
 
 
 FLOAT_DTYPES = (torch.float32, torch.float64)
@@ -186,6 +204,16 @@ FLOAT_DTYPES = (torch.float32, torch.float64)
 def _require_float(name: str, *tensors: Tensor | None) -> None:
     """UnsupportedOperator unless the tensor operands are all float32 or all float64 (16-bit operands
     never get here: `_with_low_precision` widens them to float32 first)."""
+    first = None
+    for tensor in tensors:  # the common case, every operand float32 (or every one float64), in one pass
+        if tensor is not None:
+            if first is None:
+                first = tensor.dtype
+            elif tensor.dtype is not first:
+                break
+    else:
+        if first is None or first in FLOAT_DTYPES:
+            return
     dtypes = {tensor.dtype for tensor in tensors if tensor is not None}
     for dtype in dtypes:
         if dtype not in FLOAT_DTYPES:

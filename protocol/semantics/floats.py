@@ -13,7 +13,9 @@ operation, never fused. This module holds what they share:
 
 from __future__ import annotations
 
+import math
 import struct
+from typing import Any
 
 import torch
 
@@ -81,7 +83,35 @@ def constant(bits: int, like: torch.Tensor) -> torch.Tensor:
     A device tensor, not a Python scalar: some devices' kernels divide by a scalar through its
     reciprocal, which rounds differently.
     """
-    return torch.tensor(f32(bits), dtype=torch.float32, device=like.device)
+    return compute_scalar_tensor(f32(bits), torch.float32, like.device)
+
+
+_SCALAR_TENSORS: dict[tuple[Any, ...], torch.Tensor] = {}
+MAX_SCALAR_TENSORS = 1 << 12
+"""How many distinct 0-dim constants are kept (a step uses a few dozen: its literals and scalar arguments)."""
+
+
+def compute_scalar_tensor(value: bool | int | float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """`torch.tensor(value, dtype=dtype, device=device)`, made once and shared by every later call
+    with the same value (the sign of a zero included), dtype and device: making it costs more than
+    the small operation that reads it. Callers only read it, as an operand of out-of-place operations.
+
+    Kept only when made outside any dispatch mode and inference mode (a mode could give it another
+    type or lifetime) and for numbers that are not NaN (NaNs never compare equal as keys)."""
+    key = (type(value), value, math.copysign(1.0, value) if isinstance(value, float) else 0, dtype, device)
+    tensor = _SCALAR_TENSORS.get(key)
+    if tensor is not None:
+        return tensor
+    tensor = torch.tensor(value, dtype=dtype, device=device)
+    if (
+        value == value
+        and type(tensor) is torch.Tensor
+        and torch._C._len_torch_dispatch_stack() == 0
+        and not torch.is_inference_mode_enabled()
+        and len(_SCALAR_TENSORS) < MAX_SCALAR_TENSORS
+    ):
+        _SCALAR_TENSORS[key] = tensor
+    return tensor
 
 
 def canonicalize_nan(x: torch.Tensor) -> torch.Tensor:
