@@ -6,7 +6,8 @@ and writes it as JSON: `python benchmarks/bench_kernels.py OUT.json [--rounds N]
 
 Measured: mm at 256^3, 1024^3, the training shapes (2048x256)@(256x768), (2048x1024)@(1024x256),
 (256x2048)@(2048x1024) and the tiny MLP's (32x64)@(64x64), also with a transposed right operand (the
-x @ W.T of a linear layer); bmm at an attention shape; rowsum vs torch.sum and rowmax vs torch.amax
+x @ W.T of a linear layer) and with a transposed left one (the x.T @ g of a weight gradient, the shapes
+of the mid transformer's backward); bmm at an attention shape; rowsum vs torch.sum and rowmax vs torch.amax
 over rows; exp, log, tanh, erf, sqrt, rsqrt vs torch's.
 
 The native side runs in a process of its own (`runner.py ops`): a clean environment (none of
@@ -37,6 +38,7 @@ import prover.kernels as kernels  # noqa: E402
 MM_SHAPES = [(256, 256, 256), (1024, 1024, 1024), (2048, 256, 768), (2048, 1024, 256), (256, 2048, 1024),
              (32, 64, 64)]
 TRANSPOSED_MM_SHAPES = [(2048, 256, 768), (32, 64, 64)]
+WEIGHT_GRADIENT_SHAPES = [(256, 2048, 1024), (1024, 2048, 256), (768, 2048, 256)]
 BMM_SHAPES = [(64, 128, 64, 128)]
 ROW_SHAPES = [(2048, 1024), (4096, 256), (256, 4096), (16384, 10), (32, 64)]
 ELEMENTWISE_SIZES = [1 << 16, 1 << 20]
@@ -58,17 +60,22 @@ def comparisons() -> dict[str, tuple[Callable[[], object], dict[str, Any]]]:
     pairs: dict[str, tuple[Callable[[], object], dict[str, Any]]] = {}
 
     def add(name: str, reproducible: Callable[..., object], op: str, *shapes: tuple[int, ...],
-            positive: bool = False, transpose: bool = False) -> None:
+            positive: bool = False, transpose: bool = False, transpose_left: bool = False) -> None:
         operands = [_operand(*shape, positive=positive) for shape in shapes]
         if transpose:
             operands[-1] = operands[-1].t()
+        if transpose_left:
+            operands[0] = operands[0].t()
         pairs[name] = (_call(reproducible, *operands),
-                       {"name": name, "op": op, "shapes": shapes, "positive": positive, "transpose": transpose})
+                       {"name": name, "op": op, "shapes": shapes, "positive": positive, "transpose": transpose,
+                        "transpose_left": transpose_left})
 
     for m, k, n in MM_SHAPES:
         add(f"mm {m}x{k}x{n}", kernels.mm, "matmul", (m, k), (k, n))
     for m, k, n in TRANSPOSED_MM_SHAPES:
         add(f"mm {m}x{k}x{n} (x @ W.T)", kernels.mm, "matmul", (m, k), (n, k), transpose=True)
+    for m, k, n in WEIGHT_GRADIENT_SHAPES:
+        add(f"mm {m}x{k}x{n} (x.T @ g)", kernels.mm, "matmul", (k, m), (k, n), transpose_left=True)
     for batch, m, k, n in BMM_SHAPES:
         add(f"bmm {batch}x{m}x{k}x{n}", kernels.bmm, "bmm", (batch, m, k), (batch, k, n))
     for rows, n in ROW_SHAPES:

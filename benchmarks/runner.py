@@ -228,7 +228,7 @@ def serve_trace(path: Path, run_path: Path, reply: Callable[[dict[str, Any]], No
 
 def serve_ops(spec: list[dict[str, Any]], reply: Callable[[dict[str, Any]], None], requests: TextIO) -> None:
     """torch's kernels on the operands `spec` describes: [{"name", "op", "shapes", "positive",
-    "transpose"}]; a request {"do": NAME, "n": repeats, "rounds": samples} answers seconds per call."""
+    "transpose", "transpose_left"}]; a request {"do": NAME, "n": repeats, "rounds": samples} answers seconds per call."""
     import torch
 
     named: dict[str, Callable[..., object]] = {"matmul": torch.matmul, "bmm": torch.bmm,
@@ -245,6 +245,8 @@ def serve_ops(spec: list[dict[str, Any]], reply: Callable[[dict[str, Any]], None
             operands.append(x.abs() + 1e-3 if entry.get("positive") else x)
         if entry.get("transpose"):
             operands[-1] = operands[-1].t()
+        if entry.get("transpose_left"):
+            operands[0] = operands[0].t()
         calls[entry["name"]] = bind(named.get(entry["op"]) or getattr(torch, entry["op"]), operands)
     for call in calls.values():
         call()
