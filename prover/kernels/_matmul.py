@@ -57,6 +57,8 @@ PACK_MIN_BYTES = 512 * 1024
 """… and B holds at least this many bytes (smaller ones stay cache-resident read in place)."""
 ROWS_PER_CHUNK = 16 * ROWS
 """Target rows of one task's chunk of A (kept in L2 while the task walks its panels)."""
+ROW_BLOCK = 64
+"""Rows of A per task when a k-strided A is copied into row order (`plan_row_packing`)."""
 
 _CACHE = _host.CACHE
 
@@ -421,16 +423,68 @@ def gemm_serial(batch, m, depth, n, a, sat, sam, sak, b, sbt, sbk, sbn, c, pack_
         _compute_job(job, 1, 1, a, sat, sam, sak, b, sbt, sbk, sbn, c, m, depth, n, pack_full, a_tail, b_packed)
 
 
+@njit(cache=_CACHE)
+def _pack_rows(task, blocks, a, sat, sam, sak, m, depth, rows):
+    """Task `task` = (batch, block of ROW_BLOCK rows): copy those rows of A into row order at address
+    `rows` ([batch][M][K] float32, contiguous): by WIDTH x WIDTH in-register transposes where A's rows are
+    unit-strided (a transposed matrix), element by element elsewhere. Exact data movement."""
+    t = task // blocks
+    r0 = (task - t * blocks) * ROW_BLOCK
+    r1 = min(m, r0 + ROW_BLOCK)
+    stride = row_stride(depth)
+    src = a + 4 * t * sat
+    dst = rows + 4 * (t * m * stride)
+    i = r0
+    if sam == 1:
+        while i + WIDTH <= r1:
+            k = 0
+            while k + WIDTH <= depth:
+                _transpose_block(dst + 4 * (i * stride + k), stride, src + 4 * (i + k * sak), sak)
+                k += WIDTH
+            for kk in range(k, depth):
+                for r in range(WIDTH):
+                    _store(dst + 4 * ((i + r) * stride + kk), _load(src + 4 * (i + r + kk * sak)))
+            i += WIDTH
+    for row in range(i, r1):
+        for k in range(depth):
+            _store(dst + 4 * (row * stride + k), _load(src + 4 * (row * sam + k * sak)))
+
+
+@njit(cache=_CACHE)
+def row_stride(depth):
+    """Floats between two rows of the row-ordered copy of A: the depth, padded by one cache line when
+    rows would otherwise start a multiple of 4 KiB apart (and so fall into the same cache sets)."""
+    return depth + 16 if depth % 1024 == 0 else depth
+
+
 @njit(cache=_CACHE, parallel=True)
 def gemm_parallel(batch, m, depth, n, a, sat, sam, sak, b, sbt, sbk, sbn, c, pack_full,
-                  chunks_m, chunks_n):
-    """C = A @ B on numba's threads: parallel packing, then batch x chunks_m x chunks_n tasks."""
+                  chunks_m, chunks_n, rows):
+    """C = A @ B on numba's threads: parallel packing, then batch x chunks_m x chunks_n tasks. With `rows`
+    the address of a [batch][M][K] float32 buffer (0: none), A is first copied there in row order and the
+    tiles read the copy (`plan_row_packing`)."""
     a_tail, b_packed = _workspaces(batch, m, depth, n, pack_full)
+    blocks = (m + ROW_BLOCK - 1) // ROW_BLOCK if rows != 0 else 0
+    for task in prange(batch * blocks):
+        _pack_rows(task, blocks, a, sat, sam, sak, m, depth, rows)
+    # the operand the tiles read: the row-ordered copy, or A in place
+    a_addr = rows if rows != 0 else a
+    at = m * row_stride(depth) if rows != 0 else sat
+    am = row_stride(depth) if rows != 0 else sam
+    ak = 1 if rows != 0 else sak
     for job in prange(_pack_job_count(batch, m, n, pack_full)):
-        _pack_job(job, a, sat, sam, sak, b, sbt, sbk, sbn, m, depth, n, pack_full, a_tail, b_packed)
+        _pack_job(job, a_addr, at, am, ak, b, sbt, sbk, sbn, m, depth, n, pack_full, a_tail, b_packed)
     for job in prange(batch * chunks_m * chunks_n):
-        _compute_job(job, chunks_m, chunks_n, a, sat, sam, sak, b, sbt, sbk, sbn, c, m, depth, n,
+        _compute_job(job, chunks_m, chunks_n, a_addr, at, am, ak, b, sbt, sbk, sbn, c, m, depth, n,
                      pack_full, a_tail, b_packed)
+
+
+def plan_row_packing(m: int, n: int, sak: int) -> bool:
+    """Whether A is copied into row order before a parallel product: when it is read k-strided (a
+    transposed A, as in a weight gradient x.T @ g) and several panels of B reuse it. Read in place, each
+    k of a row tile is another cache line and page, M floats apart (at M = 1024 they all map to the same
+    cache sets); in row order a tile reads each row's k range sequentially."""
+    return sak != 1 and n > PANEL and m >= ROWS
 
 
 def plan_packing(batch: int, m: int, depth: int, n: int, sbn: int) -> bool:

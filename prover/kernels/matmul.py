@@ -15,16 +15,6 @@ from prover.kernels import _matmul
 from prover.kernels._checks import require_cpu_float32
 
 
-def _rows_in_order(a: torch.Tensor, n: int) -> torch.Tensor:
-    """A with its rows contiguous when it is read k-strided and every row tile walks several panels of B
-    (a transposed A, as in a weight gradient): the tile then reads each row's k range sequentially
-    instead of one cache line per k, whose stride of M floats defeats the prefetcher and, at M = 1024,
-    maps every line to the same cache sets. A copy changes no value, and the kernel reads any strides."""
-    if a.stride(-1) == 1 or n <= _matmul.PANEL or a.shape[-2] < _matmul.ROWS:
-        return a
-    return a.contiguous()
-
-
 def _run(batch: int, m: int, depth: int, n: int, a: torch.Tensor, sat: int, sam: int, sak: int,
          b: torch.Tensor, sbt: int, sbk: int, sbn: int, c: torch.Tensor) -> None:
     pack_full = sbn != 1 or _matmul.plan_packing(batch, m, depth, n, sbn)
@@ -33,8 +23,11 @@ def _run(batch: int, m: int, depth: int, n: int, a: torch.Tensor, sat: int, sam:
                             c.data_ptr(), pack_full)
         return
     chunks_m, chunks_n = _matmul.plan_chunks(batch, m, n, numba.get_num_threads())
+    # a k-strided A is copied into row order first (`plan_row_packing`); the buffer lives until the call returns
+    rows = torch.empty(batch * m * _matmul.row_stride(depth) if _matmul.plan_row_packing(m, n, sak) else 0,
+                       dtype=torch.float32)
     _matmul.gemm_parallel(batch, m, depth, n, a.data_ptr(), sat, sam, sak, b.data_ptr(), sbt, sbk, sbn,
-                          c.data_ptr(), pack_full, chunks_m, chunks_n)
+                          c.data_ptr(), pack_full, chunks_m, chunks_n, rows.data_ptr() if rows.numel() else 0)
 
 
 def _is_operand(x: object, ndim: int) -> bool:
@@ -53,7 +46,6 @@ def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if m == 0 or n == 0 or depth == 0:
         return torch.zeros((m, n), dtype=torch.float32)  # an empty sum is +0.0
     c = torch.empty(m, n, dtype=torch.float32)
-    a = _rows_in_order(a, n)
     sam, sak = a.stride()
     sbk, sbn = b.stride()
     _run(1, m, depth, n, a, 0, sam, sak, b, 0, sbk, sbn, c)
@@ -72,7 +64,6 @@ def bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if batch == 0 or m == 0 or n == 0 or depth == 0:
         return torch.zeros((batch, m, n), dtype=torch.float32)
     c = torch.empty(batch, m, n, dtype=torch.float32)
-    a = _rows_in_order(a, n)
     sat, sam, sak = a.stride()
     sbt, sbk, sbn = b.stride()
     _run(batch, m, depth, n, a, sat, sam, sak, b, sbt, sbk, sbn, c)

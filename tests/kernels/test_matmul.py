@@ -31,8 +31,10 @@ from tests.kernels.support import (
     special_rates,
 )
 
-# shapes that take the parallel path, packed and transposed panels, and edge tiles in both directions
-LARGE_SHAPES = [(100, 130, 200), (64, 256, 130), (7, 300, 1000), (250, 64, 64)]
+# shapes that take the parallel path, packed and transposed panels, and edge tiles in both directions; a
+# transposed or strided A with more than one panel of B is first copied into row order (its rows padded
+# when the depth is a multiple of 1024)
+LARGE_SHAPES = [(100, 130, 200), (64, 256, 130), (7, 300, 1000), (250, 64, 64), (21, 1024, 80)]
 
 
 @pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
@@ -76,6 +78,8 @@ def test_mm_large_equals_reference_at_any_thread_count(shape, threads):
     assert_same_bits(mm(a, w.t()), expected, f"mm {shape} transposed b, {threads} threads")
     assert_same_bits(mm(a, w.t().contiguous()), expected, f"mm {shape} contiguous b, {threads} threads")
     assert_same_bits(mm(relayout(a, "transposed"), relayout(w.t(), "strided")), expected, f"mm {shape} strided")
+    assert_same_bits(mm(relayout(a, "transposed"), w.t().contiguous()), expected, f"mm {shape} transposed a")
+    assert_same_bits(mm(relayout(a, "strided"), w.t()), expected, f"mm {shape} strided a")
 
 
 def test_expanded_operands():
@@ -92,6 +96,7 @@ def test_bmm_large_equals_reference_at_any_thread_count(threads):
     expected = reference_bmm(a, b)
     assert_same_bits(bmm(a, b), expected, f"bmm, {threads} threads")
     assert_same_bits(bmm(a, b.transpose(1, 2).contiguous().transpose(1, 2)), expected, "bmm, transposed b")
+    assert_same_bits(bmm(a.transpose(1, 2).contiguous().transpose(1, 2), b), expected, "bmm, transposed a")
 
 
 @pytest.mark.parametrize("shape", [(37, 29, 53), (130, 300, 100), (256, 256, 64)])
