@@ -19,6 +19,7 @@ import torch
 
 from protocol.ops.prims import GELU_CUBIC, INV_SQRT_2PI, REFERENCE, SQRT1_2, SQRT_2_OVER_PI
 from protocol.ops.random import MUL1, MUL2, compute_stream_key
+from protocol.semantics.floats import canonicalize_nan
 from prover import kernels
 from prover.kernels import trigonometry
 from prover.kernels._elementwise import (
@@ -163,6 +164,41 @@ def _sigmoid_backward_parallel(grad: np.ndarray, y: np.ndarray, out: np.ndarray)
         _sigmoid_backward_range(grad[low:high], y[low:high], out[low:high])
 
 
+# --- column sums: each column's halving tree over the rows, as protocol.semantics.reference_rowsum -----
+
+_COLUMNS = 16  # columns per parallel task: one cache line of each row
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _colsum(x: np.ndarray, out: np.ndarray) -> None:
+    # rows >= 2: y = the rows padded with +0.0 rows to P (the least power of two >= rows); for h = P/2,
+    # P/4, …, 1: y[i] = fl(y[i] + y[i+h]) for i < h; out = y[0]. The first level reads x directly.
+    rows, n = x.shape
+    size = 1
+    while size < rows:
+        size *= 2
+    half = size // 2
+    for block in numba.prange((n + _COLUMNS - 1) // _COLUMNS):
+        j0 = block * _COLUMNS
+        width = min(n, j0 + _COLUMNS) - j0
+        y = np.empty((half, width), np.float32)
+        for i in range(half):
+            if i + half < rows:
+                for j in range(width):
+                    y[i, j] = x[i, j0 + j] + x[i + half, j0 + j]
+            else:
+                for j in range(width):
+                    y[i, j] = x[i, j0 + j] + _ZERO  # the padding's +0.0 (turns -0.0 into +0.0)
+        h = half // 2
+        while h >= 1:
+            for i in range(h):
+                for j in range(width):
+                    y[i, j] = y[i, j] + y[i + h, j]
+            h //= 2
+        for j in range(width):
+            out[j0 + j] = y[0, j]
+
+
 def _flat32(tensor: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(tensor.detach().contiguous().numpy().reshape(-1), dtype=np.float32)
 
@@ -212,6 +248,15 @@ class FastPrimitives:
     @_float32_or_reference
     def rowsum(self, x: torch.Tensor) -> torch.Tensor:
         return kernels.rowsum(x)
+
+    @_float32_or_reference
+    def colsum(self, x: torch.Tensor) -> torch.Tensor:
+        rows, n = x.shape
+        if rows < 2 or n == 0:
+            return REFERENCE.colsum(x)  # +0.0 for no rows, the row itself for one
+        out = np.empty(n, dtype=np.float32)
+        _colsum(np.ascontiguousarray(x.detach().numpy()), out)
+        return canonicalize_nan(torch.from_numpy(out))
 
     @_float32_or_reference
     def rowmax(self, x: torch.Tensor) -> torch.Tensor:

@@ -235,3 +235,25 @@ def test_fused_tanh_gelu_equals_its_operation_sequence_on_every_kind_of_float32(
         grad = torch.from_numpy(generator.standard_normal(x.numel()).astype(np.float32))
         assert same_bits(FAST.gelu_tanh(x), REFERENCE.gelu_tanh(x))
         assert same_bits(FAST.gelu_tanh_backward(grad, x), REFERENCE.gelu_tanh_backward(grad, x))
+
+
+@pytest.mark.parametrize("rows", [0, 1, 2, 3, 5, 33, 1000, 2049])
+def test_column_sums_are_the_rows_halving_tree_down_each_column(rows: int) -> None:
+    """The prover's column sum gives, bit for bit, `rowsum` of the transpose (the definition), on random
+    bit patterns (NaNs, infinities, subnormals) and on values with negative zeros; so does a sum over
+    leading dims, which reads x as [reduced, kept] instead of moving the reduced dims last."""
+    generator = np.random.default_rng(rows)
+    for n in (1, 16, 17, 70):
+        bits = generator.integers(0, 2**32, rows * n, dtype=np.uint64).astype(np.uint32)
+        patterns = torch.from_numpy(bits.view(np.float32).reshape(rows, n).copy())
+        values = torch.from_numpy(generator.standard_normal((rows, n)).astype(np.float32))
+        values[torch.from_numpy(generator.random((rows, n)) < 0.1)] = -0.0
+        for x in (patterns, values):
+            expected = REFERENCE.rowsum(x.t().contiguous())
+            assert same_bits(FAST.colsum(x), expected) and same_bits(REFERENCE.colsum(x), expected)
+    x = torch.from_numpy(generator.standard_normal((max(rows, 1), 3, 5)).astype(np.float32))
+    by_rows = REFERENCE.rowsum(x.permute(2, 0, 1).reshape(5, -1))  # the reduced elements in row-major order
+    for prims in (REFERENCE, FAST):
+        (total,) = run_op(torch.ops.aten.sum.dim_IntList, x, [0, 1], prims=prims)
+        (kept,) = run_op(torch.ops.aten.sum.dim_IntList, x, [1, 0], True, prims=prims)
+        assert same_bits(total, by_rows) and same_bits(kept, by_rows.reshape(1, 1, 5))

@@ -266,7 +266,7 @@ def _conv_weight_grad(
 def _channel_sums(prims: Primitives, grad_cl: Tensor) -> Tensor:
     """grad_cl [N, *O, OC] → [OC]: each channel's pairwise `rowsum` over (n, o) in row-major order."""
     oc = grad_cl.shape[-1]
-    return prims.rowsum(grad_cl.reshape(-1, oc).t().contiguous())
+    return prims.colsum(grad_cl.reshape(-1, oc))
 
 
 # --- convolution ----------------------------------------------------------------------------------

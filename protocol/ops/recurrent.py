@@ -282,7 +282,7 @@ def _lstm_layer_backward(
     grad_input = prims.mm(flat, layer.w_ih).reshape(steps, batch, features)
     grad_w_ih = prims.mm(flat.t(), x.reshape(rows, features))
     grad_w_hh = prims.mm(flat.t(), r.h_prev.reshape(rows, hidden))
-    grad_bias = prims.rowsum(flat.t().contiguous())
+    grad_bias = prims.colsum(flat)
     if steps == 0:
         dh_rec, dc = dh_rec.clone(), dc.clone()  # fresh tensors, never an input returned
     return grad_input, grad_w_ih, grad_w_hh, grad_bias, dh_rec, dc

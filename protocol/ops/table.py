@@ -414,7 +414,22 @@ def _sum_dims(prims: Primitives, a: dict[str, Any]) -> Outputs:
         dims = a["dim"] or list(range(x.dim()))
         return torch.sum(x, dim=dims, keepdim=a["keepdim"]) if x.dim() else torch.sum(x)
     _require_float("aten::sum", x)
+    leading = _leading_dims(x, a["dim"])
+    if leading:
+        # the same rows as _reduce's (the reduced elements in row-major order), read as the columns of
+        # x as [reduced, kept] without moving them last: a bias gradient's sum over batch and positions
+        out = prims.colsum(x.reshape(math.prod(x.shape[:leading]), -1)).reshape(x.shape[leading:])
+        return out.reshape((1,) * leading + tuple(out.shape)) if a["keepdim"] else out
     return _reduce(prims.rowsum, x, a["dim"], a["keepdim"])
+
+
+def _leading_dims(x: Tensor, dims: list[int] | None) -> int:
+    """How many leading dims `dims` names when it names exactly the first few of x's and not all of them
+    (then a sum over them is a column sum of x as [reduced, kept]); 0 otherwise."""
+    if not dims or x.dim() < 2:
+        return 0
+    reduced = sorted({d % x.dim() for d in dims})
+    return len(reduced) if reduced == list(range(len(reduced))) and len(reduced) < x.dim() else 0
 
 
 @defines("sum.default")
@@ -571,7 +586,7 @@ def _layer_norm(prims: Primitives, a: dict[str, Any]) -> Outputs:
 
 def _column_sums(prims: Primitives, rows: Tensor) -> Tensor:
     """[R, n] → [n]: pairwise sum down each column (the rows in order)."""
-    return prims.rowsum(rows.t().contiguous())
+    return prims.colsum(rows)
 
 
 @defines("native_layer_norm_backward.default")
