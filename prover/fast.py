@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numba
 import numpy as np
@@ -199,6 +199,53 @@ def _colsum(x: np.ndarray, out: np.ndarray) -> None:
             out[j0 + j] = y[0, j]
 
 
+# --- layer norm's backward over rows: protocol.ops.prims.compute_layer_norm_backward, fused per row --------
+
+
+@numba.njit(cache=True, inline="always")
+def _halving_sum(buffer: np.ndarray, n: int) -> np.float32:
+    # protocol.semantics.reference_rowsum of buffer[:n], with buffer[n:P] free for the +0.0 padding
+    if n == 1:
+        return buffer[0]
+    size = 1
+    while size < n:
+        size *= 2
+    for i in range(n, size):
+        buffer[i] = _ZERO
+    h = size // 2
+    while h >= 1:
+        for i in range(h):
+            buffer[i] = buffer[i] + buffer[i + h]
+        h //= 2
+    return buffer[0]
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _layer_norm_backward(grads: np.ndarray, rows: np.ndarray, mean: np.ndarray, rstd: np.ndarray,
+                         weight: np.ndarray, weighted: bool, out: np.ndarray, grads_xhat: np.ndarray) -> None:
+    count, n = rows.shape
+    size = 1
+    while size < n:
+        size *= 2
+    total = np.float32(n)
+    for r in numba.prange(count):
+        g = np.empty(n, np.float32)
+        xhat = np.empty(n, np.float32)
+        buffer = np.empty(size, np.float32)
+        m, s = mean[r], rstd[r]
+        for j in range(n):
+            xhat[j] = (rows[r, j] - m) * s
+            g[j] = grads[r, j] * weight[j] if weighted else grads[r, j]
+            buffer[j] = g[j]
+        g_mean = _halving_sum(buffer, n) / total
+        for j in range(n):
+            buffer[j] = g[j] * xhat[j]
+        gx_mean = _halving_sum(buffer, n) / total
+        for j in range(n):
+            out[r, j] = ((g[j] - g_mean) - xhat[j] * gx_mean) * s
+            grads_xhat[r, j] = grads[r, j] * xhat[j]
+
+
 def _flat32(tensor: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(tensor.detach().contiguous().numpy().reshape(-1), dtype=np.float32)
 
@@ -219,19 +266,22 @@ def _map_gradient(kernel: Callable[..., None], grad: torch.Tensor, x: torch.Tens
     return torch.from_numpy(out).reshape(x.shape)
 
 
-def _float32_or_reference(method: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def _float32_or_reference(method: Method) -> Method:
     """The kernel when every floating-point operand is float32, the reference primitive of the same name
     for any other dtype (the kernels are float32 kernels; both define the same bits)."""
 
     @functools.wraps(method)
-    def primitive(self: Any, first: torch.Tensor, *rest: Any) -> torch.Tensor:
+    def primitive(self: Any, first: torch.Tensor, *rest: Any) -> Any:
         if first.dtype != torch.float32 or any(
             isinstance(r, torch.Tensor) and r.is_floating_point() and r.dtype != torch.float32 for r in rest
         ):
-            return getattr(REFERENCE, method.__name__)(first, *rest)  # type: ignore[no-any-return]
+            return getattr(REFERENCE, method.__name__)(first, *rest)
         return method(self, first, *rest)
 
-    return primitive
+    return cast(Method, primitive)
 
 
 class FastPrimitives:
@@ -257,6 +307,21 @@ class FastPrimitives:
         out = np.empty(n, dtype=np.float32)
         _colsum(np.ascontiguousarray(x.detach().numpy()), out)
         return canonicalize_nan(torch.from_numpy(out))
+
+    @_float32_or_reference
+    def layer_norm_backward(
+        self, grads: torch.Tensor, rows: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor, weight: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        count, n = rows.shape
+        if n == 0 or count == 0:
+            return REFERENCE.layer_norm_backward(grads, rows, mean, rstd, weight)
+        out = np.empty((count, n), dtype=np.float32)
+        grads_xhat = np.empty((count, n), dtype=np.float32)
+        _layer_norm_backward(
+            np.ascontiguousarray(grads.detach().numpy()), np.ascontiguousarray(rows.detach().numpy()),
+            _flat32(mean), _flat32(rstd), _flat32(weight) if weight is not None else np.zeros(n, np.float32),
+            weight is not None, out, grads_xhat)
+        return torch.from_numpy(out), torch.from_numpy(grads_xhat)
 
     @_float32_or_reference
     def rowmax(self, x: torch.Tensor) -> torch.Tensor:

@@ -257,3 +257,23 @@ def test_column_sums_are_the_rows_halving_tree_down_each_column(rows: int) -> No
         (total,) = run_op(torch.ops.aten.sum.dim_IntList, x, [0, 1], prims=prims)
         (kept,) = run_op(torch.ops.aten.sum.dim_IntList, x, [1, 0], True, prims=prims)
         assert same_bits(total, by_rows) and same_bits(kept, by_rows.reshape(1, 1, 5))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 1), (5, 2), (7, 3), (64, 256), (33, 257), (4, 1000)])
+def test_fused_layer_norm_backward_equals_its_definition(shape: tuple[int, int]) -> None:
+    """The prover's fused layer-norm backward (one pass per row, the halving tree inside) gives the bits of
+    the definition's separately rounded operations and `rowsum`s, with and without a weight, on normal
+    gradients and on random bit patterns (NaNs, infinities, subnormals)."""
+    rows, n = shape
+    generator = np.random.default_rng(rows * n)
+    x = torch.from_numpy(generator.standard_normal((rows, n)).astype(np.float32) * 3)
+    mean = x.mean(1, keepdim=True)
+    rstd = torch.rsqrt(x.var(1, keepdim=True, unbiased=False) + 1e-5)
+    weight = torch.from_numpy(generator.standard_normal(n).astype(np.float32))
+    bits = generator.integers(0, 2**32, rows * n, dtype=np.uint64).astype(np.uint32)
+    for grads in (torch.from_numpy(generator.standard_normal((rows, n)).astype(np.float32)),
+                  torch.from_numpy(bits.view(np.float32).reshape(rows, n).copy())):
+        for w in (weight, None):
+            fast = FAST.layer_norm_backward(grads, x, mean, rstd, w)
+            reference = REFERENCE.layer_norm_backward(grads, x, mean, rstd, w)
+            assert all(same_bits(f, r) for f, r in zip(fast, reference, strict=True)), (shape, w is None)

@@ -27,6 +27,9 @@ class Primitives(Protocol):
     def bmm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor: ...
     def rowsum(self, x: torch.Tensor) -> torch.Tensor: ...
     def colsum(self, x: torch.Tensor) -> torch.Tensor: ...
+    def layer_norm_backward(
+        self, grads: torch.Tensor, rows: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor, weight: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
     def rowmax(self, x: torch.Tensor) -> torch.Tensor: ...
     def exp(self, x: torch.Tensor) -> torch.Tensor: ...
     def log(self, x: torch.Tensor) -> torch.Tensor: ...
@@ -105,6 +108,23 @@ def compute_gelu_tanh(x: torch.Tensor, tanh: Callable[[torch.Tensor], torch.Tens
     return (x * half) * (one + tanh(inner))
 
 
+def compute_layer_norm_backward(
+    grads: torch.Tensor, rows: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor, weight: torch.Tensor | None,
+    rowsum: Callable[[torch.Tensor], torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Layer norm's backward over rows [R, n] (mean, rstd [R, 1]; weight [n] or None), in rows' dtype:
+    xhat = fl(fl(x - mean) * rstd); g = fl(grad * weight) (grad without weight);
+    grad_input = fl(fl(fl(g - fl(rowsum(g) / n)) - fl(xhat * fl(rowsum(fl(g * xhat)) / n))) * rstd);
+    returns (grad_input, fl(grad * xhat)), the second the rows whose column sums are the weight's gradient."""
+    n = rows.shape[1]
+    xhat = (rows - mean) * rstd
+    count = _constant(float(n), rows)
+    g = grads * weight.reshape(1, n) if weight is not None else grads
+    g_mean = (rowsum(g) / count).unsqueeze(1)
+    gx_mean = (rowsum(g * xhat) / count).unsqueeze(1)
+    return ((g - g_mean) - xhat * gx_mean) * rstd, grads * xhat
+
+
 def compute_gelu_tanh_backward(
     grad: torch.Tensor, x: torch.Tensor, tanh: Callable[[torch.Tensor], torch.Tensor]
 ) -> torch.Tensor:
@@ -149,6 +169,11 @@ class ReferencePrimitives:
     def colsum(self, x: torch.Tensor) -> torch.Tensor:
         """Each column's `rowsum` (the halving tree over the rows, in order): rowsum of the transpose."""
         return semantics.reference_rowsum(x.t().contiguous())
+
+    def layer_norm_backward(
+        self, grads: torch.Tensor, rows: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor, weight: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return compute_layer_norm_backward(grads, rows, mean, rstd, weight, semantics.reference_rowsum)
 
     def rowmax(self, x: torch.Tensor) -> torch.Tensor:
         return semantics.reference_rowmax(x)

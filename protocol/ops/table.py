@@ -601,17 +601,14 @@ def _layer_norm_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
     n = math.prod(x.shape[x.dim() - k :])
     rows = x.contiguous().reshape(-1, n)
     grads = grad.contiguous().reshape(-1, n)
-    mean_r, rstd_r = mean.reshape(-1, 1), rstd.reshape(-1, 1)
-    xhat = (rows - mean_r) * rstd_r
-    count = _scalar(float(n), rows)
     grad_input = grad_weight = grad_bias = None
-    if mask[0]:
-        g = grads * weight.reshape(1, n) if weight is not None else grads
-        g_mean = (prims.rowsum(g) / count).unsqueeze(1)
-        gx_mean = (prims.rowsum(g * xhat) / count).unsqueeze(1)
-        grad_input = (((g - g_mean) - xhat * gx_mean) * rstd_r).reshape(x.shape)
-    if mask[1] and weight is not None:
-        grad_weight = _column_sums(prims, grads * xhat).reshape(weight.shape)
+    if mask[0] or (mask[1] and weight is not None):
+        # see protocol.ops.prims.compute_layer_norm_backward
+        grad_rows, grads_xhat = prims.layer_norm_backward(grads, rows, mean.reshape(-1, 1), rstd.reshape(-1, 1), weight)
+        if mask[0]:
+            grad_input = grad_rows.reshape(x.shape)
+        if mask[1] and weight is not None:
+            grad_weight = _column_sums(prims, grads_xhat).reshape(weight.shape)
     if mask[2] and a["bias"] is not None:
         grad_bias = _column_sums(prims, grads).reshape(a["bias"].shape)
     return grad_input, grad_weight, grad_bias
