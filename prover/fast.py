@@ -148,6 +148,50 @@ def _sigmoid_parallel(x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
 
 
 @numba.njit(cache=True, error_model="numpy")
+def _silu_range(x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
+    # s = the sigmoid above; fl(v * s) as a bit pattern, the canonical NaN for a NaN
+    e = (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10])
+    for i in range(x.shape[0]):
+        v = x[i]
+        exp = _float(_exp(-abs(v), e))
+        d = _ONE + exp
+        r = v * (_ONE / d if v >= _ZERO else exp / d)
+        out[i] = _nan_if(r != r, r)
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _silu_parallel(x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
+    n = x.shape[0]
+    for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
+        _silu_range(x[b * _BLOCK : min(n, (b + 1) * _BLOCK)], out[b * _BLOCK : min(n, (b + 1) * _BLOCK)], k)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _silu_backward_range(grad: np.ndarray, x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
+    # (s, c) = the sigmoid pair (p = fl(1 / d), q = fl(e / d); s = p where v >= 0, else q; c the other);
+    # fl(g * fl(s * fl(1 + fl(v * c)))) as a bit pattern, the canonical NaN for a NaN
+    e = (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10])
+    for i in range(x.shape[0]):
+        v = x[i]
+        exp = _float(_exp(-abs(v), e))
+        d = _ONE + exp
+        p = _ONE / d
+        q = exp / d
+        s = p if v >= _ZERO else q
+        c = q if v >= _ZERO else p
+        r = grad[i] * (s * (_ONE + v * c))
+        out[i] = _nan_if(r != r, r)
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _silu_backward_parallel(grad: np.ndarray, x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
+    n = x.shape[0]
+    for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
+        low, high = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+        _silu_backward_range(grad[low:high], x[low:high], out[low:high], k)
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _sigmoid_backward_range(grad: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
     # fl(fl(g * fl(1 - y)) * y) as a bit pattern, the canonical NaN for a NaN
     for i in range(y.shape[0]):
@@ -401,6 +445,22 @@ class FastPrimitives:
         kernel = _sigmoid_backward_parallel if y.numel() >= PARALLEL_MIN_ELEMENTS else _sigmoid_backward_range
         kernel(_flat32(grad), _flat32(y), out)
         return torch.from_numpy(out).view(torch.float32).reshape(y.shape)
+
+    @_float32_or_reference
+    def silu(self, x: torch.Tensor) -> torch.Tensor:
+        out = np.empty(x.numel(), dtype=np.int32)
+        (_silu_parallel if x.numel() >= PARALLEL_MIN_ELEMENTS else _silu_range)(_flat32(x), out, CONSTANTS)
+        return torch.from_numpy(out).view(torch.float32).reshape(x.shape)
+
+    @_float32_or_reference
+    def silu_backward(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if grad.shape != x.shape:
+            grad = grad.expand(torch.broadcast_shapes(grad.shape, x.shape))
+            x = x.expand(grad.shape)
+        out = np.empty(x.numel(), dtype=np.int32)
+        kernel = _silu_backward_parallel if x.numel() >= PARALLEL_MIN_ELEMENTS else _silu_backward_range
+        kernel(_flat32(grad), _flat32(x), out, CONSTANTS)
+        return torch.from_numpy(out).view(torch.float32).reshape(x.shape)
 
     @_float32_or_reference
     def segment_sum(self, values: torch.Tensor, segments: torch.Tensor, count: int) -> torch.Tensor:

@@ -115,6 +115,8 @@ def test_composites_fast_equals_reference(x: torch.Tensor, data: st.DataObject) 
     _both(torch.ops.aten.gelu_backward.default, grad, x)
     _both(torch.ops.aten.gelu_backward.default, grad, x, approximate="tanh")
     _both(torch.ops.aten.sigmoid.default, x)
+    _both(torch.ops.aten.silu.default, x)
+    _both(torch.ops.aten.silu_backward.default, grad, x)
     _both(torch.ops.aten.sigmoid_backward.default, grad, x)
     _both(torch.ops.aten.sqrt.default, x)
     _both(torch.ops.aten.exp.default, x)
@@ -222,7 +224,7 @@ def test_slice_and_select_backward_place_the_gradient_in_zeros(rows: int, cols: 
 
 
 def test_fused_tanh_gelu_equals_its_operation_sequence_on_every_kind_of_float32() -> None:
-    """The prover's fused tanh-form GELU and its backward give the bits of the reference's sequence of
+    """The prover's fused tanh-form GELU and SiLU and their backwards give the bits of the reference's sequence of
     separately rounded operations (protocol.ops.prims.compute_gelu_tanh), on random bit patterns
     (subnormals, infinities, NaNs, huge values where x*x*x overflows) and on the range where tanh
     switches between its polynomial and its exponential form."""
@@ -235,6 +237,8 @@ def test_fused_tanh_gelu_equals_its_operation_sequence_on_every_kind_of_float32(
         grad = torch.from_numpy(generator.standard_normal(x.numel()).astype(np.float32))
         assert same_bits(FAST.gelu_tanh(x), REFERENCE.gelu_tanh(x))
         assert same_bits(FAST.gelu_tanh_backward(grad, x), REFERENCE.gelu_tanh_backward(grad, x))
+        assert same_bits(FAST.silu(x), REFERENCE.silu(x))  # SiLU too, fused the same way
+        assert same_bits(FAST.silu_backward(grad, x), REFERENCE.silu_backward(grad, x))
 
 
 @pytest.mark.parametrize("rows", [0, 1, 2, 3, 5, 33, 1000, 2049])

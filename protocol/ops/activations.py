@@ -172,7 +172,7 @@ def _silu(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # fl(x * sigmoid(x))
     x = a["self"]
     _require_float("aten::silu", x)
-    return _canonical(x * compute_sigmoid_pair(prims, x)[0])
+    return prims.silu(x)  # see protocol.ops.prims.compute_silu
 
 
 @_defines_new("silu_backward.default")
@@ -180,8 +180,7 @@ def _silu_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # s, c = sigmoid pair of x; fl(grad * fl(s * fl(1 + fl(x * c))))  (d/dx x·s = s·(1 + x·(1 - s)))
     grad, x = a["grad_output"], a["self"]
     _require_float("aten::silu_backward", grad, x)
-    s, c = compute_sigmoid_pair(prims, x)
-    return _canonical(grad * (s * (_scalar(1.0, x) + x * c)))
+    return prims.silu_backward(grad, x)  # see protocol.ops.prims.compute_silu_backward
 
 
 @_defines_new("softplus.default")

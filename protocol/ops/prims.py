@@ -49,6 +49,8 @@ class Primitives(Protocol):
     def gelu_tanh_backward(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor: ...
     def sigmoid(self, x: torch.Tensor) -> torch.Tensor: ...
     def sigmoid_backward(self, grad: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
+    def silu(self, x: torch.Tensor) -> torch.Tensor: ...
+    def silu_backward(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor: ...
 
 
 SQRT1_2 = 0.7071067811865476  # 1/sqrt(2), rounded to float32 where used
@@ -83,6 +85,18 @@ def compute_sigmoid_backward(grad: torch.Tensor, y: torch.Tensor) -> torch.Tenso
     """d sigmoid from its output y: fl(fl(grad * fl(1 - y)) * y), every NaN the canonical NaN;
     grad and y broadcast together."""
     return canonicalize_nan((grad * (_constant(1.0, y) - y)) * y)
+
+
+def compute_silu(x: torch.Tensor, exp: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """SiLU: fl(x * sigmoid(x)) with the sigmoid of `compute_sigmoid_pair`, every NaN the canonical NaN."""
+    return canonicalize_nan(x * compute_sigmoid_pair(x, exp)[0])
+
+
+def compute_silu_backward(grad: torch.Tensor, x: torch.Tensor, exp: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """d SiLU: with (s, c) the sigmoid pair of x, fl(grad * fl(s * fl(1 + fl(x * c)))) (d/dx x·s = s·(1 + x·(1 - s))),
+    every NaN the canonical NaN; grad and x broadcast together."""
+    s, c = compute_sigmoid_pair(x, exp)
+    return canonicalize_nan(grad * (s * (_constant(1.0, x) + x * c)))
 
 
 def compute_gelu(x: torch.Tensor, erf: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
@@ -226,6 +240,12 @@ class ReferencePrimitives:
 
     def sigmoid_backward(self, grad: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return compute_sigmoid_backward(grad, y)
+
+    def silu(self, x: torch.Tensor) -> torch.Tensor:
+        return compute_silu(x, semantics.reference_exp)
+
+    def silu_backward(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return compute_silu_backward(grad, x, semantics.reference_exp)
 
 
 REFERENCE: Primitives = ReferencePrimitives()
