@@ -23,6 +23,7 @@ from protocol.semantics.floats import canonicalize_nan
 from prover import kernels
 from prover.kernels import trigonometry
 from prover.kernels._elementwise import (
+    _NAN_BITS,
     _ZERO,
     CONSTANTS,
     PARALLEL_MIN_ELEMENTS,
@@ -189,6 +190,24 @@ def _silu_backward_parallel(grad: np.ndarray, x: np.ndarray, out: np.ndarray, k:
     for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
         low, high = b * _BLOCK, min(n, (b + 1) * _BLOCK)
         _silu_backward_range(grad[low:high], x[low:high], out[low:high], k)
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _maximum(x: np.ndarray, y: np.ndarray, x_bits: np.ndarray, y_bits: np.ndarray, out: np.ndarray) -> None:
+    # max2 on bit patterns: the canonical NaN if either is a NaN; the larger; equal values (+0.0 and -0.0
+    # among them) the AND of their bits, so +0.0 wins
+    n = x.shape[0]
+    for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
+        for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
+            u, v = x[i], y[i]
+            if u != u or v != v:
+                out[i] = _NAN_BITS
+            elif u > v:
+                out[i] = x_bits[i]
+            elif v > u:
+                out[i] = y_bits[i]
+            else:
+                out[i] = x_bits[i] & y_bits[i]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -445,6 +464,15 @@ class FastPrimitives:
         kernel = _sigmoid_backward_parallel if y.numel() >= PARALLEL_MIN_ELEMENTS else _sigmoid_backward_range
         kernel(_flat32(grad), _flat32(y), out)
         return torch.from_numpy(out).view(torch.float32).reshape(y.shape)
+
+    @_float32_or_reference
+    def maximum(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if x.dtype != y.dtype:
+            return REFERENCE.maximum(x, y)
+        first, second = _flat32(x), _flat32(y)
+        out = np.empty(first.shape[0], dtype=np.int32)
+        _maximum(first, second, first.view(np.int32), second.view(np.int32), out)
+        return torch.from_numpy(out).view(torch.float32).reshape(x.shape)
 
     @_float32_or_reference
     def silu(self, x: torch.Tensor) -> torch.Tensor:

@@ -116,6 +116,7 @@ def test_composites_fast_equals_reference(x: torch.Tensor, data: st.DataObject) 
     _both(torch.ops.aten.gelu_backward.default, grad, x, approximate="tanh")
     _both(torch.ops.aten.sigmoid.default, x)
     _both(torch.ops.aten.silu.default, x)
+    _both(torch.ops.aten.maximum.default, x, grad)
     _both(torch.ops.aten.silu_backward.default, grad, x)
     _both(torch.ops.aten.sigmoid_backward.default, grad, x)
     _both(torch.ops.aten.sqrt.default, x)
@@ -239,6 +240,10 @@ def test_fused_tanh_gelu_equals_its_operation_sequence_on_every_kind_of_float32(
         assert same_bits(FAST.gelu_tanh_backward(grad, x), REFERENCE.gelu_tanh_backward(grad, x))
         assert same_bits(FAST.silu(x), REFERENCE.silu(x))  # SiLU too, fused the same way
         assert same_bits(FAST.silu_backward(grad, x), REFERENCE.silu_backward(grad, x))
+        other = x.flip(0)  # and max2, with the zeros of both signs, NaNs and infinities among the pairs
+        for first, second in ((x, other), (other, x), (x, x), (x, -x)):
+            fast_max, reference_max = FAST.maximum(first, second), REFERENCE.maximum(first, second)
+            assert torch.equal(fast_max.view(torch.int32), reference_max.view(torch.int32))
 
 
 @pytest.mark.parametrize("rows", [0, 1, 2, 3, 5, 33, 1000, 2049])

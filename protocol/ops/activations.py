@@ -467,12 +467,12 @@ def _broadcast_pair(name: str, a: dict[str, Any]) -> tuple[Tensor, Tensor] | Non
 
 
 @_defines_new("maximum.default")
-def _maximum(_: Primitives, a: dict[str, Any]) -> Outputs:
+def _maximum(prims: Primitives, a: dict[str, Any]) -> Outputs:
     # max2 of protocol.semantics.reductions: NaN if either is NaN; +0.0 > -0.0 (so it commutes)
     pair = _broadcast_pair("aten::maximum", a)
     if pair is None:
         return torch.maximum(a["self"], a["other"])
-    return _canonical(compute_max2(*pair))
+    return prims.maximum(*pair)
 
 
 @_defines_new("minimum.default")

@@ -18,6 +18,7 @@ import torch
 from protocol import semantics
 from protocol.ops import random
 from protocol.semantics.floats import canonicalize_nan, compute_scalar_tensor
+from protocol.semantics.reductions import compute_max2
 
 
 class Primitives(Protocol):
@@ -50,6 +51,7 @@ class Primitives(Protocol):
     def sigmoid(self, x: torch.Tensor) -> torch.Tensor: ...
     def sigmoid_backward(self, grad: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
     def silu(self, x: torch.Tensor) -> torch.Tensor: ...
+    def maximum(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
     def silu_backward(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor: ...
 
 
@@ -240,6 +242,10 @@ class ReferencePrimitives:
 
     def sigmoid_backward(self, grad: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return compute_sigmoid_backward(grad, y)
+
+    def maximum(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """max2 of protocol.semantics.reductions elementwise over same-shaped x and y, NaNs canonical."""
+        return canonicalize_nan(compute_max2(x, y))
 
     def silu(self, x: torch.Tensor) -> torch.Tensor:
         return compute_silu(x, semantics.reference_exp)
