@@ -284,6 +284,21 @@ def _halving_sum(buffer: np.ndarray, n: int) -> np.float32:
 
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
+def _softmax_backward(grads: np.ndarray, outputs: np.ndarray, out: np.ndarray) -> None:
+    count, n = outputs.shape
+    size = 1
+    while size < n:
+        size *= 2
+    for r in numba.prange(count):
+        buffer = np.empty(size, np.float32)
+        for j in range(n):
+            buffer[j] = grads[r, j] * outputs[r, j]
+        dot = _halving_sum(buffer, n)
+        for j in range(n):
+            out[r, j] = outputs[r, j] * (grads[r, j] - dot)
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
 def _layer_norm_backward(grads: np.ndarray, rows: np.ndarray, mean: np.ndarray, rstd: np.ndarray,
                          weight: np.ndarray, weighted: bool, out: np.ndarray, grads_xhat: np.ndarray) -> None:
     count, n = rows.shape
@@ -370,6 +385,15 @@ class FastPrimitives:
         out = np.empty(n, dtype=np.float32)
         _colsum(np.ascontiguousarray(x.detach().numpy()), out)
         return canonicalize_nan(torch.from_numpy(out))
+
+    @_float32_or_reference
+    def softmax_backward(self, grads: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
+        count, n = outputs.shape
+        if n == 0 or count == 0 or grads.shape != outputs.shape:
+            return REFERENCE.softmax_backward(grads, outputs)
+        out = np.empty((count, n), dtype=np.float32)
+        _softmax_backward(np.ascontiguousarray(grads.detach().numpy()), np.ascontiguousarray(outputs.detach().numpy()), out)
+        return torch.from_numpy(out)
 
     @_float32_or_reference
     def layer_norm_backward(

@@ -286,3 +286,16 @@ def test_fused_layer_norm_backward_equals_its_definition(shape: tuple[int, int])
             fast = FAST.layer_norm_backward(grads, x, mean, rstd, w)
             reference = REFERENCE.layer_norm_backward(grads, x, mean, rstd, w)
             assert all(same_bits(f, r) for f, r in zip(fast, reference, strict=True)), (shape, w is None)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 2), (9, 5), (128, 128), (7, 300)])
+def test_fused_softmax_backward_equals_its_definition(shape: tuple[int, int]) -> None:
+    """The prover's fused softmax backward, fl(y * fl(g - rowsum(fl(g * y)))) in one pass per row, gives the
+    definition's bits on softmax outputs with normal gradients and with random bit patterns."""
+    rows, n = shape
+    generator = np.random.default_rng(rows + 7 * n)
+    outputs = torch.softmax(torch.from_numpy(generator.standard_normal((rows, n)).astype(np.float32)), dim=1)
+    bits = generator.integers(0, 2**32, rows * n, dtype=np.uint64).astype(np.uint32)
+    for grads in (torch.from_numpy(generator.standard_normal((rows, n)).astype(np.float32)),
+                  torch.from_numpy(bits.view(np.float32).reshape(rows, n).copy())):
+        assert same_bits(FAST.softmax_backward(grads, outputs), REFERENCE.softmax_backward(grads, outputs))

@@ -265,8 +265,8 @@ def _flash_attention_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
     probs = forward.probs  # [B*Hk, r*L, S]
     grads = _stack_rows(grad, n)  # [B*Hk, r*L, Ev]
     grad_probs = prims.bmm(grads, value.reshape(n.B * n.Hk, n.S, n.Ev).transpose(1, 2))  # fresh: reused
-    dots = prims.rowsum(torch.mul(grad_probs, probs).view(-1, n.S)).view(n.B * n.Hk, n.r * n.L, 1)
-    grad_scores = grad_probs.sub_(dots).mul_(probs)  # fl(fl(dp - dots) * p)
+    # fl(p * fl(dp - rowsum(fl(dp * p)))), row by row
+    grad_scores = prims.softmax_backward(grad_probs.view(-1, n.S), probs.reshape(-1, n.S)).view(grad_probs.shape)
     grad_query = prims.bmm(grad_scores, forward.k).mul_(_scalar(_query_factor(a["scale"], c), query))
     per_head = (n.B * n.H, n.L)
     grad_key = prims.bmm(grad_scores.view(*per_head, n.S).transpose(1, 2), forward.q.view(*per_head, n.E))

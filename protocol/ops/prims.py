@@ -28,6 +28,7 @@ class Primitives(Protocol):
     def bmm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor: ...
     def rowsum(self, x: torch.Tensor) -> torch.Tensor: ...
     def colsum(self, x: torch.Tensor) -> torch.Tensor: ...
+    def softmax_backward(self, grads: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor: ...
     def layer_norm_backward(
         self, grads: torch.Tensor, rows: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor, weight: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]: ...
@@ -124,6 +125,13 @@ def compute_gelu_tanh(x: torch.Tensor, tanh: Callable[[torch.Tensor], torch.Tens
     return (x * half) * (one + tanh(inner))
 
 
+def compute_softmax_backward(
+    grads: torch.Tensor, outputs: torch.Tensor, rowsum: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """Softmax's backward over rows [R, n] of its gradient g and output y: fl(y * fl(g - rowsum(fl(g * y))))."""
+    return outputs * (grads - rowsum(grads * outputs).unsqueeze(1))
+
+
 def compute_layer_norm_backward(
     grads: torch.Tensor, rows: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor, weight: torch.Tensor | None,
     rowsum: Callable[[torch.Tensor], torch.Tensor],
@@ -185,6 +193,9 @@ class ReferencePrimitives:
     def colsum(self, x: torch.Tensor) -> torch.Tensor:
         """Each column's `rowsum` (the halving tree over the rows, in order): rowsum of the transpose."""
         return semantics.reference_rowsum(x.t().contiguous())
+
+    def softmax_backward(self, grads: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
+        return compute_softmax_backward(grads, outputs, semantics.reference_rowsum)
 
     def layer_norm_backward(
         self, grads: torch.Tensor, rows: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor, weight: torch.Tensor | None

@@ -493,8 +493,7 @@ def _softmax_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
     _require_float("aten::_softmax_backward_data", a["grad_output"], a["output"])
     grads, restore = _last_dim_rows(a["grad_output"], a["dim"])
     outputs, _ = _last_dim_rows(a["output"], a["dim"])
-    dots = prims.rowsum(grads * outputs).unsqueeze(1)
-    return restore(outputs * (grads - dots))
+    return restore(prims.softmax_backward(grads, outputs))  # see protocol.ops.prims.compute_softmax_backward
 
 
 @defines("_log_softmax_backward_data.default")
