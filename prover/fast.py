@@ -125,19 +125,29 @@ def _gelu_tanh_backward(grad: np.ndarray, x: np.ndarray, out: np.ndarray, k: np.
             left = _HALF * (_ONE + h)
             right = ((v * _HALF) * (_ONE - h * h)) * (_SQRT_2_OVER_PI * (_ONE + _CUBIC3 * v2))
             out[i] = grad[i] * (left + right)
-# --- fused sigmoid: the exact operation sequence of protocol.ops.prims.compute_sigmoid ------------
+
+
+# --- fused sigmoid and SiLU: the exact operation sequences of protocol.ops.prims.compute_sigmoid(_pair),
+# compute_silu(_backward); results stored as bit patterns, the canonical NaN for a NaN (a float select
+# would let the processor's own NaN through)
+
+
+@numba.njit(inline="always")
+def _sigmoid_pair(v, e):
+    # e^ = exp(-|v|), d = fl(1 + e^), p = fl(1 / d), q = fl(e^ / d): (sigmoid, 1 - sigmoid) = (p, q) where
+    # v >= 0, else (q, p)
+    exp = _float(_exp(-abs(v), e))
+    d = _ONE + exp
+    p = _ONE / d
+    q = exp / d
+    return (p, q) if v >= _ZERO else (q, p)
 
 
 @numba.njit(cache=True, error_model="numpy")
 def _sigmoid_range(x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
-    # e = exp(-|v|), d = fl(1 + e); fl(1 / d) where v >= 0, else fl(e / d); stored as bit patterns,
-    # the canonical NaN for a NaN (a float select would let the processor's own NaN through)
     e = (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10])
     for i in range(x.shape[0]):
-        v = x[i]
-        exp = _float(_exp(-abs(v), e))
-        d = _ONE + exp
-        r = _ONE / d if v >= _ZERO else exp / d
+        r = _sigmoid_pair(x[i], e)[0]
         out[i] = _nan_if(r != r, r)
 
 
@@ -150,13 +160,11 @@ def _sigmoid_parallel(x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
 
 @numba.njit(cache=True, error_model="numpy")
 def _silu_range(x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
-    # s = the sigmoid above; fl(v * s) as a bit pattern, the canonical NaN for a NaN
+    # fl(v * sigmoid(v))
     e = (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10])
     for i in range(x.shape[0]):
         v = x[i]
-        exp = _float(_exp(-abs(v), e))
-        d = _ONE + exp
-        r = v * (_ONE / d if v >= _ZERO else exp / d)
+        r = v * _sigmoid_pair(v, e)[0]
         out[i] = _nan_if(r != r, r)
 
 
@@ -169,17 +177,11 @@ def _silu_parallel(x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
 
 @numba.njit(cache=True, error_model="numpy")
 def _silu_backward_range(grad: np.ndarray, x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
-    # (s, c) = the sigmoid pair (p = fl(1 / d), q = fl(e / d); s = p where v >= 0, else q; c the other);
-    # fl(g * fl(s * fl(1 + fl(v * c)))) as a bit pattern, the canonical NaN for a NaN
+    # (s, c) = the sigmoid pair of v; fl(g * fl(s * fl(1 + fl(v * c))))
     e = (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10])
     for i in range(x.shape[0]):
         v = x[i]
-        exp = _float(_exp(-abs(v), e))
-        d = _ONE + exp
-        p = _ONE / d
-        q = exp / d
-        s = p if v >= _ZERO else q
-        c = q if v >= _ZERO else p
+        s, c = _sigmoid_pair(v, e)
         r = grad[i] * (s * (_ONE + v * c))
         out[i] = _nan_if(r != r, r)
 
