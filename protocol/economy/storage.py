@@ -141,7 +141,8 @@ def process_answer_availability(state: State, holder: str, challenge: int, shard
 
 def process_availability_sampling(state: State) -> SamplingReport:
     """At the start of an epoch (its seed in): close the challenges past their deadline, slashing their
-    holders, drop expired commitments, then draw this epoch's challenges. O(open challenges + samples)."""
+    holders, drop expired commitments, then draw this epoch's challenges. O(S log S + open challenges + samples) for S stored
+    checkpoints: the expiry scan and the draw's ascending order of ids cover every stored one."""
     from protocol.availability import compute_challenge_index
 
     p = state.params
