@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# idle OpenMP threads sleep: torch's and numba's pools would otherwise spin against each other
+# idle OpenMP threads spin briefly, then sleep (see prover/__init__.py)
 export OMP_WAIT_POLICY ?= PASSIVE
+export GOMP_SPINCOUNT ?= 100000
 
 .PHONY: demo test lint typecheck bench clean
 

@@ -1,8 +1,3 @@
 """pinpoint: the edges (command line, ledger, demo, simulation) over protocol, prover and verifier."""
 
-import os
-
-# Idle OpenMP threads sleep instead of spinning. torch's and numba's thread pools share the cores,
-# and spinning pools starve each other: a small training step was measured 100x slower with the
-# default policy. The variable only takes effect if set before torch is first imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import prover  # noqa: F401  (first: it sets the OpenMP environment before torch loads)
