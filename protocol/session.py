@@ -22,7 +22,6 @@ One step, as a plain PyTorch loop would run it:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -395,13 +394,10 @@ def record_step(
     before_digests = {name: compute_digest_of_opening(compute_header(before[name].dtype, tuple(before[name].shape)), data_hash)
                       for name, data_hash in before_hashes.items()}
     hint = b"" if skeleton else compute_structure_hint(before, before_hashes)  # s_t hashed once for both
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinpoint-hash") as hasher:
-        recorder = Recorder(skeleton=skeleton, keep_tensors=tensors is not None, hasher=None if skeleton else hasher)
-        recorder.bind_state(names, before)
-        mode = ReproducibleMode(RngContext(session.job.seed, t), primitives_for, recorder=recorder, tamper=tamper)
-        with mode:
-            session.run_step()
-        recorder.finish()  # not on an error: that error is the one to report (the pool still drains)
+    recorder = Recorder(skeleton=skeleton, keep_tensors=tensors is not None)
+    recorder.bind_state(names, before)
+    with ReproducibleMode(RngContext(session.job.seed, t), primitives_for, recorder=recorder, tamper=tamper):
+        session.run_step()
     if tamper is not None and tamper.kind == "state" and tamper.step == t:
         tamper_state(session)
     after = session.state_tensors()

@@ -178,6 +178,34 @@ def test_nan_payloads_are_canonical_in_digests() -> None:
     assert compute_digest(quiet) != compute_digest(torch.tensor([float("inf")]))
 
 
+@given(
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    blocks=st.integers(1, 3),
+    extra=st.integers(0, 1000),
+    nan_at=st.none() | st.floats(0.0, 1.0),
+    payload=st.sampled_from([0x7FC00000, 0xFFC00000, 0x7FC00123, 0x7F800001]),
+)
+@settings(max_examples=25, deadline=None)
+def test_large_float_tensors_hash_blockwise_as_their_canonical_encoding(
+    dtype: torch.dtype, blocks: int, extra: int, nan_at: float | None, payload: int
+) -> None:
+    """Above one hash block, float tensors are checked for NaNs block by block while hashed: the data
+    hash is still that of the canonical encoding's elements, wherever a NaN of any payload lies."""
+    from protocol.encoding import HASH_BLOCK_BYTES, compute_data_hash, compute_data_hash_of_elements
+
+    width = torch.empty((), dtype=dtype).element_size()
+    count = blocks * HASH_BLOCK_BYTES // width + extra
+    x = torch.linspace(-3.0, 3.0, count, dtype=dtype)
+    if nan_at is not None:
+        bits = x.view(torch.int32 if width == 4 else torch.int64)
+        pattern = payload if width == 4 else (payload << 32) | 0x1234  # a NaN's bits, as a signed integer
+        bits[min(count - 1, int(nan_at * count))] = pattern - (1 << 8 * width) * (pattern >> (8 * width - 1))
+    encoded = encode_tensor(x)
+    elements = memoryview(encoded)[len(encoded) - count * width :]
+    assert compute_data_hash(x) == compute_data_hash_of_elements(elements)
+    assert compute_digest(x) == compute_digest(decode_tensor(encoded))
+
+
 def test_initial_values_depend_only_on_seed_name_and_shape() -> None:
     from protocol.ops.random import compute_initial_values
 

@@ -443,7 +443,6 @@ def traced_gpt_step(
     recorder.bind_state(names, state)
     with route(), ReproducibleMode(RngContext(7, 1), get_primitives_for(), recorder=recorder):
         _gpt_step(model, optimizer, idx)
-    recorder.finish()
     return recorder.nodes, digests, recorder.tensors, names
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -350,7 +349,7 @@ def _state(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, 
 
 
 def _traced_step(
-    optimizer_name: str, foreach: bool, skeleton: bool = False, clip: bool | None = None, hasher: Executor | None = None
+    optimizer_name: str, foreach: bool, skeleton: bool = False, clip: bool | None = None
 ) -> tuple[list[TraceNode], dict[str, Root], dict[bytes, torch.Tensor], list[str]]:
     """Step 1 (after one untraced step, so the optimizer has state) of SmallNet, recorded."""
     torch.manual_seed(0)
@@ -371,11 +370,10 @@ def _traced_step(
     state = _state(model, optimizer, x, y)
     names = sorted(state, key=str.encode)
     digests = {} if skeleton else {name: compute_digest(state[name]) for name in names}
-    recorder = Recorder(skeleton=skeleton, keep_tensors=not skeleton, hasher=hasher)
+    recorder = Recorder(skeleton=skeleton, keep_tensors=not skeleton)
     recorder.bind_state(names, state)
     with ReproducibleMode(RngContext(0, 1), lambda device: FAST, recorder=recorder):
         _step(model, optimizer, x, y, clip)
-    recorder.finish()
     return recorder.nodes, digests, recorder.tensors, names
 
 
@@ -397,19 +395,6 @@ def test_every_node_of_a_batch_norm_step_re_executes_from_the_reference(optimize
     assert_nodes_re_execute(nodes, [state_digests[name] for name in names], tensors)
     batch_norm = next(n for n in nodes if n.structure.op == "aten::native_batch_norm.default")
     assert len(batch_norm.structure.outputs) == 5
-
-
-@pytest.mark.parametrize(("optimizer", "foreach"), [("adamw", True), ("rmsprop", False)])
-def test_hashing_on_a_worker_thread_waits_for_every_written_argument(optimizer: str, foreach: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With every output hashed on the worker thread, the digests race the writes that follow (the
-    optimizer's foreach lists, batch norm's running statistics): the recorder must wait for them."""
-    import protocol.recording
-
-    synchronous, _, _, _ = _traced_step(optimizer, foreach)
-    monkeypatch.setattr(protocol.recording, "ASYNC_HASH_BYTES", 0)
-    with ThreadPoolExecutor(max_workers=1) as hasher:
-        asynchronous, _, _, _ = _traced_step(optimizer, foreach, hasher=hasher)
-    assert asynchronous == synchronous
 
 
 @pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])

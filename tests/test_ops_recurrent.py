@@ -367,7 +367,6 @@ def _traced_lm_step(skeleton: bool, gru: bool) -> tuple[list[TraceNode], dict[st
     recorder.bind_state(names, state)
     with ReproducibleMode(RngContext(0, 1), lambda device: FAST, recorder=recorder):
         _lm_step(model, optimizer, x, y)
-    recorder.finish()
     return recorder.nodes, digests, recorder.tensors, names
 
 
