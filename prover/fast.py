@@ -326,6 +326,53 @@ def _layer_norm_backward(grads: np.ndarray, rows: np.ndarray, mean: np.ndarray, 
             grads_xhat[r, j] = grads[r, j] * xhat[j]
 
 
+# --- batch norm's per-channel sums: protocol.ops.prims.compute_channel_moments / _gradient_sums ------
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _channel_moments(x: np.ndarray, mean: np.ndarray, squares: np.ndarray) -> None:
+    batch, channels, length = x.shape
+    n = batch * length
+    size = 1
+    while size < n:
+        size *= 2
+    total = np.float32(n)
+    for c in numba.prange(channels):
+        row = np.empty(n, np.float32)
+        buffer = np.empty(size, np.float32)
+        for b in range(batch):
+            for i in range(length):
+                row[b * length + i] = x[b, c, i]
+                buffer[b * length + i] = x[b, c, i]
+        m = _halving_sum(buffer, n) / total
+        for j in range(n):
+            d = row[j] - m
+            buffer[j] = d * d
+        mean[c] = m
+        squares[c] = _halving_sum(buffer, n)
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _channel_gradient_sums(grads: np.ndarray, x: np.ndarray, mean: np.ndarray, invstd: np.ndarray,
+                           sum_g: np.ndarray, sum_gx: np.ndarray) -> None:
+    batch, channels, length = x.shape
+    n = batch * length
+    size = 1
+    while size < n:
+        size *= 2
+    for c in numba.prange(channels):
+        buffer = np.empty(size, np.float32)
+        m, s = mean[c], invstd[c]
+        for b in range(batch):
+            for i in range(length):
+                buffer[b * length + i] = grads[b, c, i]
+        sum_g[c] = _halving_sum(buffer, n)
+        for b in range(batch):
+            for i in range(length):
+                buffer[b * length + i] = grads[b, c, i] * ((x[b, c, i] - m) * s)
+        sum_gx[c] = _halving_sum(buffer, n)
+
+
 def _flat32(tensor: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(tensor.detach().contiguous().numpy().reshape(-1), dtype=np.float32)
 
@@ -411,6 +458,27 @@ class FastPrimitives:
             _flat32(mean), _flat32(rstd), _flat32(weight) if weight is not None else np.zeros(n, np.float32),
             weight is not None, out, grads_xhat)
         return torch.from_numpy(out), torch.from_numpy(grads_xhat)
+
+    @_float32_or_reference
+    def channel_moments(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        batch, channels, length = x.shape
+        if batch * length == 0 or channels == 0:
+            return REFERENCE.channel_moments(x)
+        mean, squares = np.empty(channels, np.float32), np.empty(channels, np.float32)
+        _channel_moments(np.ascontiguousarray(x.detach().numpy()), mean, squares)
+        return canonicalize_nan(torch.from_numpy(mean)), canonicalize_nan(torch.from_numpy(squares))
+
+    @_float32_or_reference
+    def channel_gradient_sums(
+        self, grads: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        batch, channels, length = x.shape
+        if batch * length == 0 or channels == 0 or grads.shape != x.shape:
+            return REFERENCE.channel_gradient_sums(grads, x, mean, invstd)
+        sum_g, sum_gx = np.empty(channels, np.float32), np.empty(channels, np.float32)
+        _channel_gradient_sums(np.ascontiguousarray(grads.detach().numpy()), np.ascontiguousarray(x.detach().numpy()),
+                               _flat32(mean), _flat32(invstd), sum_g, sum_gx)
+        return canonicalize_nan(torch.from_numpy(sum_g)), canonicalize_nan(torch.from_numpy(sum_gx))
 
     @_float32_or_reference
     def rowmax(self, x: torch.Tensor) -> torch.Tensor:

@@ -278,6 +278,35 @@ def test_fused_layer_norm_backward_equals_its_definition(shape: tuple[int, int])
             assert all(same_bits(f, r) for f, r in zip(fast, reference, strict=True)), (shape, w is None)
 
 
+@given(
+    batch=st.integers(1, 9),
+    channels=st.integers(1, 5),
+    length=st.sampled_from([1, 2, 3, 16, 17, 64, 130]),
+    patterns=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+@settings(max_examples=40, deadline=None)
+def test_fused_batch_norm_channel_sums_equal_their_definition(batch: int, channels: int, length: int, patterns: bool, seed: int) -> None:
+    """The prover's batch-norm kernels (each channel's N·L elements gathered in (n, l) order, the halving
+    tree inside) give the bits of the definition's `rowsum`s over channel rows, for the moments and the
+    backward sums, on normal values and on random bit patterns (NaNs, infinities, subnormals)."""
+    generator = np.random.default_rng(seed)
+    shape = (batch, channels, length)
+    if patterns:
+        bits = generator.integers(0, 2**32, batch * channels * length, dtype=np.uint64).astype(np.uint32)
+        x = torch.from_numpy(bits.view(np.float32).reshape(shape).copy())
+    else:
+        x = torch.from_numpy(generator.standard_normal(shape).astype(np.float32) * 3 + 1)
+    grads = torch.from_numpy(generator.standard_normal(shape).astype(np.float32))
+    fast_moments, reference_moments = FAST.channel_moments(x), REFERENCE.channel_moments(x)
+    assert all(same_bits(f, r) for f, r in zip(fast_moments, reference_moments, strict=True))
+    mean, squares = reference_moments
+    invstd = torch.rsqrt(squares / (batch * length) + 1e-5)
+    fast_sums = FAST.channel_gradient_sums(grads, x.transpose(1, 2).contiguous().transpose(1, 2), mean, invstd)
+    reference_sums = REFERENCE.channel_gradient_sums(grads, x, mean, invstd)
+    assert all(same_bits(f, r) for f, r in zip(fast_sums, reference_sums, strict=True))
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (3, 2), (9, 5), (128, 128), (7, 300)])
 def test_fused_softmax_backward_equals_its_definition(shape: tuple[int, int]) -> None:
     """The prover's fused softmax backward, fl(y * fl(g - rowsum(fl(g * y)))) in one pass per row, gives the

@@ -170,68 +170,65 @@ for _out, _functional in OUT_FORMS.items():
 # --- batch norm -------------------------------------------------------------------------------------
 
 
-def _channel_rows(x: Tensor) -> Tensor:
-    """[N, C, *] → [C, n] with n = N·prod(*): each channel's elements in row-major order of (N, *),
-    whatever x's strides (channels_last gives the same rows)."""
-    return x.transpose(0, 1).contiguous().reshape(x.shape[1], -1)
+def _channels(x: Tensor) -> Tensor:
+    """[N, C, *] → [N, C, L] with L = prod(*) (a view when x's strides allow)."""
+    return x.reshape(x.shape[0], x.shape[1], -1)
 
 
-def _from_channel_rows(rows: Tensor, like: Tensor) -> Tensor:
-    """Inverse of `_channel_rows`, laid out like `like` (torch keeps the input's memory format)."""
-    shape = [like.shape[1], like.shape[0], *like.shape[2:]]
-    return torch.empty_like(like).copy_(rows.reshape(shape).transpose(0, 1))
+def _per_channel(values: Tensor, x: Tensor) -> Tensor:
+    """[C] → [1, C, 1, …], broadcasting against x [N, C, *]."""
+    return values.reshape(1, -1, *([1] * (x.dim() - 2)))
 
 
-def _column(values: Tensor | None) -> Tensor | None:
-    return None if values is None else values.reshape(-1, 1)
+def _laid_out_like(values: Tensor, like: Tensor) -> Tensor:
+    """`values` (like's shape) in the memory format torch gives batch norm's outputs: `like`'s, as
+    `empty_like` makes it. Only strides differ: the values and bits are the same."""
+    out = torch.empty_like(like)
+    return values if out.stride() == values.stride() else out.copy_(values)
 
 
 def compute_batch_norm(
     prims: Primitives, a: dict[str, Any], training: bool
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
-    """(out, save_mean, save_invstd, new running_mean, new running_var), per channel c over n elements:
+    """(out, save_mean, save_invstd, new running_mean, new running_var), per channel c over its n
+    elements in row-major order of (N, *):
 
-    training:  sum = rowsum(x_c); mean = fl(sum / n); xc = fl(x - mean); sq = rowsum(fl(xc * xc))
-               invstd = rsqrt(fl(fl(sq / n) + float32(eps)))           (biased variance)
+    training:  (mean, sq) = channel_moments(x): mean = fl(rowsum(x_c) / n), sq = rowsum(fl(xc * xc))
+               with xc = fl(x - mean); invstd = rsqrt(fl(fl(sq / n) + float32(eps)))   (biased variance)
                running_mean := fl(fl(float32(m) * mean) + fl(float32(1 - m) * running_mean))
                running_var  := fl(fl(float32(m) * fl(sq / (n - 1))) + fl(float32(1 - m) * running_var))
                (1 - m is taken in double from the canonical momentum, then rounded once)
-    eval:      mean = running_mean; invstd = rsqrt(fl(running_var + float32(eps))); xc = fl(x - mean);
+    eval:      mean = running_mean; invstd = rsqrt(fl(running_var + float32(eps)));
                the running statistics are unchanged, and save_mean / save_invstd are these [C] values
                (torch's CPU kernel returns empty ones; its meta kernel, hence the skeleton, [C] ones)
-    out = fl(fl(fl(xc * invstd) * weight) + bias), each step skipped when weight / bias is absent.
+    out = fl(fl(fl(fl(x - mean) * invstd) * weight) + bias), each step skipped when weight / bias is
+    absent, laid out like x.
     """
     x, weight, bias = a["input"], a["weight"], a["bias"]
     running_mean, running_var = a.get("running_mean"), a.get("running_var")
     _require_float("aten::native_batch_norm", x, weight, bias, running_mean, running_var)
-    rows = _channel_rows(x)
-    n = rows.shape[1]
+    n = x.numel() // x.shape[1] if x.shape[1] else 0
     if training:
-        count = _scalar(float(n), rows)
-        mean = prims.rowsum(rows) / count
-        centred = rows - mean.unsqueeze(1)
-        squares = prims.rowsum(centred * centred)
-        invstd = prims.rsqrt(squares / count + _scalar(a["eps"], rows))
+        mean, squares = prims.channel_moments(_channels(x))
+        invstd = prims.rsqrt(squares / _scalar(float(n), x) + _scalar(a["eps"], x))
     else:
         if running_mean is None or running_var is None:
             raise UnsupportedOperator("aten::native_batch_norm", "evaluation without running statistics")
         mean = running_mean.clone()
-        centred = rows - mean.unsqueeze(1)
         invstd = prims.rsqrt(running_var + _scalar(a["eps"], running_var))
-    y = centred * invstd.unsqueeze(1)
-    weight_c, bias_c = _column(weight), _column(bias)
-    if weight_c is not None:
-        y = y * weight_c
-    if bias_c is not None:
-        y = y + bias_c
+    y = (x - _per_channel(mean, x)) * _per_channel(invstd, x)
+    if weight is not None:
+        y = y * _per_channel(weight, x)
+    if bias is not None:
+        y = y + _per_channel(bias, x)
     new_mean, new_var = running_mean, running_var
     if training and running_mean is not None and running_var is not None:
         momentum = a["momentum"]
-        m, keep = _scalar(float(momentum), rows), _scalar(1.0 - float(momentum), rows)
-        unbiased = squares / _scalar(float(n - 1), rows)  # n == 1 gives inf, as torch's division by zero
+        m, keep = _scalar(float(momentum), x), _scalar(1.0 - float(momentum), x)
+        unbiased = squares / _scalar(float(n - 1), x)  # n == 1 gives inf, as torch's division by zero
         new_mean = m * mean + keep * running_mean
         new_var = m * unbiased + keep * running_var
-    return _from_channel_rows(y, x), mean, invstd, new_mean, new_var
+    return _laid_out_like(y, x), mean, invstd, new_mean, new_var
 
 
 def _batch_norm_definition(prims: Primitives, a: dict[str, Any]) -> Outputs:
@@ -255,36 +252,35 @@ _register("aten::_native_batch_norm_legit_no_training.default", OpKind.DEFINED, 
 
 
 def _batch_norm_backward(prims: Primitives, a: dict[str, Any]) -> Outputs:
-    """Per channel c over n elements, with g = grad_out and, in training, the saved statistics:
+    """Per channel c over its n elements, with g = grad_out and, in training, the saved statistics:
 
-    training:  xhat = fl(fl(x - save_mean) * save_invstd); sum_g = rowsum(g); sum_gx = rowsum(fl(g * xhat))
-               grad_input = fl(fl(fl(g - fl(sum_g / n)) - fl(xhat * fl(sum_gx / n))) * fl(invstd * weight))
-    eval:      invstd = rsqrt(fl(running_var + float32(eps))); xhat = fl(fl(x - running_mean) * invstd)
+    (sum_g, sum_gx) = channel_gradient_sums(g, x, mean, invstd): rowsum(g_c), rowsum(fl(g_c * xhat_c))
+               with xhat = fl(fl(x - mean) * invstd)
+    training:  grad_input = fl(fl(fl(g - fl(sum_g / n)) - fl(xhat * fl(sum_gx / n))) * fl(invstd * weight))
+    eval:      mean = running_mean, invstd = rsqrt(fl(running_var + float32(eps)));
                grad_input = fl(g * fl(invstd * weight))
-    grad_weight = rowsum(fl(g * xhat)); grad_bias = rowsum(g); `* weight` is skipped without a weight;
-    each output only when output_mask asks for it."""
+    grad_weight = sum_gx; grad_bias = sum_g; `* weight` is skipped without a weight; grad_input is
+    laid out like the input; each output only when output_mask asks for it."""
     grad, x, weight = a["grad_out"], a["input"], a["weight"]
     _require_float("aten::native_batch_norm_backward", grad, x, weight)
     mask = a["output_mask"]
-    rows, grads = _channel_rows(x), _channel_rows(grad)
-    n = rows.shape[1]
+    n = x.numel() // x.shape[1] if x.shape[1] else 0
     if a["train"]:
         mean, invstd = a["save_mean"], a["save_invstd"]
     else:
         mean = a["running_mean"]
         invstd = prims.rsqrt(a["running_var"] + _scalar(a["eps"], a["running_var"]))
-    xhat = (rows - mean.reshape(-1, 1)) * invstd.reshape(-1, 1)
-    sum_g = prims.rowsum(grads)
-    sum_gx = prims.rowsum(grads * xhat)
+    sum_g, sum_gx = prims.channel_gradient_sums(_channels(grad), _channels(x), mean.reshape(-1), invstd.reshape(-1))
     grad_input = grad_weight = grad_bias = None
     if mask[0]:
-        scale = invstd if weight is None else invstd * weight
+        scale = _per_channel(invstd if weight is None else invstd * weight, x)
         if a["train"]:
-            count = _scalar(float(n), rows)
-            centred = (grads - (sum_g / count).unsqueeze(1)) - xhat * (sum_gx / count).unsqueeze(1)
-            grad_input = _from_channel_rows(centred * scale.unsqueeze(1), x)
+            count = _scalar(float(n), x)
+            xhat = (x - _per_channel(mean, x)) * _per_channel(invstd, x)
+            centred = (grad - _per_channel(sum_g / count, x)) - xhat * _per_channel(sum_gx / count, x)
+            grad_input = _laid_out_like(centred * scale, x)
         else:
-            grad_input = _from_channel_rows(grads * scale.unsqueeze(1), x)
+            grad_input = _laid_out_like(grad * scale, x)
     if mask[1]:
         grad_weight = sum_gx
     if mask[2]:

@@ -32,6 +32,10 @@ class Primitives(Protocol):
     def layer_norm_backward(
         self, grads: torch.Tensor, rows: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor, weight: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def channel_moments(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def channel_gradient_sums(
+        self, grads: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
     def rowmax(self, x: torch.Tensor) -> torch.Tensor: ...
     def exp(self, x: torch.Tensor) -> torch.Tensor: ...
     def log(self, x: torch.Tensor) -> torch.Tensor: ...
@@ -132,6 +136,30 @@ def compute_softmax_backward(
     return outputs * (grads - rowsum(grads * outputs).unsqueeze(1))
 
 
+def _channel_rows(x: torch.Tensor) -> torch.Tensor:
+    """[N, C, L] → [C, N·L]: each channel's elements in (n, l) order."""
+    return x.transpose(0, 1).reshape(x.shape[1], -1)
+
+
+def compute_channel_moments(x: torch.Tensor, rowsum: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch norm's statistics of x [N, C, L] per channel c over its n = N·L elements in (n, l) order:
+    mean = fl(rowsum(x_c) / n), squares = rowsum(fl(xc * xc)) with xc = fl(x_c - mean); each [C]."""
+    rows = _channel_rows(x)
+    mean = rowsum(rows) / _constant(float(rows.shape[1]), rows)
+    centred = rows - mean.unsqueeze(1)
+    return mean, rowsum(centred * centred)
+
+
+def compute_channel_gradient_sums(
+    grads: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor, rowsum: Callable[[torch.Tensor], torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch norm's backward sums of grads and x [N, C, L] (mean, invstd [C]) per channel c in (n, l)
+    order: (rowsum(g_c), rowsum(fl(g_c * xhat_c))) with xhat = fl(fl(x - mean) * invstd); each [C]."""
+    grad_rows = _channel_rows(grads)
+    xhat = (_channel_rows(x) - mean.reshape(-1, 1)) * invstd.reshape(-1, 1)
+    return rowsum(grad_rows), rowsum(grad_rows * xhat)
+
+
 def compute_layer_norm_backward(
     grads: torch.Tensor, rows: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor, weight: torch.Tensor | None,
     rowsum: Callable[[torch.Tensor], torch.Tensor],
@@ -201,6 +229,14 @@ class ReferencePrimitives:
         self, grads: torch.Tensor, rows: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor, weight: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return compute_layer_norm_backward(grads, rows, mean, rstd, weight, semantics.reference_rowsum)
+
+    def channel_moments(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return compute_channel_moments(x, semantics.reference_rowsum)
+
+    def channel_gradient_sums(
+        self, grads: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return compute_channel_gradient_sums(grads, x, mean, invstd, semantics.reference_rowsum)
 
     def rowmax(self, x: torch.Tensor) -> torch.Tensor:
         return semantics.reference_rowmax(x)
