@@ -438,10 +438,14 @@ class ReproducibleMode(TorchDispatchMode):
         self.tamper = tamper if tamper is not None and tamper.kind == "output" and tamper.step == rng.step else None
         self.tampered = False  # set once the tamper has changed its node's output
         self.node_count = 0
-        # Every output stays referenced until the step ends, in every use of the mode. Autograd takes
-        # different operators depending on reference counts (AccumulateGrad steals an unshared
-        # gradient but clones a shared one; gradient buffers add in place only when unshared), so
-        # the trace would otherwise depend on who else holds a tensor; holding them all fixes it.
+        # While a trace is recorded or a tamper counts nodes, every output stays referenced until the
+        # step ends. Autograd takes different operators depending on reference counts (AccumulateGrad
+        # steals an unshared gradient but clones a shared one; gradient buffers add in place only
+        # when unshared), so the nodes would otherwise depend on who else holds a tensor; holding
+        # them all fixes them. Plain training holds nothing: those alternatives give the same values
+        # (a clone is exact, fl(a + b) in place or not), so the state is the same, and the step's
+        # memory is what torch's would be.
+        self.keep_outputs = recorder is not None or self.tamper is not None
         self.outputs_alive: list[torch.Tensor] = []
 
     def __enter__(self) -> ReproducibleMode:
@@ -515,7 +519,8 @@ class ReproducibleMode(TorchDispatchMode):
         if self.tamper is not None and self.node_count == self.tamper.node and not skeleton:
             result, outputs = self._apply_tamper(0 in written, result, outputs)
         self.node_count += 1
-        self.outputs_alive.extend(out for out in outputs if out is not None)
+        if self.keep_outputs:
+            self.outputs_alive.extend(out for out in outputs if out is not None)
         if self.recorder is not None:
             self.recorder.record(name, call.args, call.inputs, outputs, written, refs)
         return result
@@ -524,14 +529,14 @@ class ReproducibleMode(TorchDispatchMode):
         """The bookkeeping every node gets while training (no recorder): tamper, count, keep alive."""
         if outputs is None and self.tamper is None and isinstance(result, torch.Tensor):  # the common case, in short
             self.node_count += 1
-            self.outputs_alive.append(result)
             return result
         if outputs is None:
             outputs = (result,) if first_written else flatten_outputs(result)
         if self.tamper is not None and self.node_count == self.tamper.node:
             result, outputs = self._apply_tamper(first_written, result, outputs)
         self.node_count += 1
-        self.outputs_alive.extend(out for out in outputs if out is not None)
+        if self.keep_outputs:
+            self.outputs_alive.extend(out for out in outputs if out is not None)
         return result
 
     def _run_defined(self, func: Any, definition: Any, mutation: Mutation, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

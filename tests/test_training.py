@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from protocol.encoding import compute_digest
 from protocol.job import compute_job_id
 from protocol.merkle import hash_leaf, verify_inclusion
 from protocol.ops import UnsupportedOperator
@@ -57,6 +58,26 @@ def test_chain_root_is_identical_across_threads_processes_and_repeats(tmp_path: 
     two = _chain_root_in_subprocess(tmp_path / "two", model, optimizer, threads=2)
     here = train(small_job(model, optimizer, steps=3), tmp_path / "here", generate_private_key()).chain_root.hex()
     assert one == two == here
+
+
+def test_plain_training_holds_no_outputs_and_reaches_the_traced_state() -> None:
+    """Training keeps no output alive (the step's memory is torch's), so autograd may steal gradients
+    it clones while a trace holds everything, and accumulate in place what a trace adds out of place:
+    fewer nodes, the same state, bit for bit (the llama task accumulates over two micro-batches)."""
+    from protocol.session import Session, make_job, record_step
+    from prover.fast import FAST
+    from prover.task import load_task
+
+    task = load_task(REPO / "examples" / "tasks" / "llama.py")
+    job = make_job(task, 2, 0)
+    trained, traced = Session(job, task), Session(job, task)
+    for step in range(2):
+        mode = ReproducibleMode(RngContext(job.seed, step), lambda device: FAST)
+        with mode:
+            trained.run_step()
+        trace = record_step(traced, primitives_for=lambda device: FAST)
+        assert mode.outputs_alive == [] and mode.node_count < len(trace.nodes)
+        assert trace.state_after == {name: compute_digest(tensor) for name, tensor in trained.state_tensors().items()}
 
 
 def test_same_job_same_root_different_seed_different_job(tmp_path: Path) -> None:
