@@ -14,6 +14,9 @@ drift on the machine hits both alike:
   default threads, the ordinary loop on random batches; every `foreach` choice of the optimizer is
   timed and the best one is the baseline (the table says which won);
 - reproducible: `Session` under `ReproducibleMode` with the fast kernels, compiled and warm;
+- dispatch floor: the same session under an empty `TorchDispatchMode` that hands every operator to
+  torch's own kernel (not reproducible): what routing each operator through Python costs by itself,
+  the floor of any per-operator interception, reproducible or not;
 - committed: the reproducible step as `train --checkpoint-every 1` runs it (state digests, Merkle
   root and checkpoint of the previous state on a background thread, waited for before the next
   commit: a pipeline one deep, as in a long run); the overhead is committed / reproducible - 1;
@@ -105,7 +108,7 @@ def measure_task(name: str, path: Path, folder: Path, rounds: int, target_second
         }
         counts = {side: get_count(seconds, target_seconds) for side, seconds in one.items()}
         native_count = get_count(one["native"], target_seconds / len(configs))
-        samples: dict[str, list[float]] = {key: [] for key in [*configs, "reproducible", "committed", "trace"]}
+        samples: dict[str, list[float]] = {key: [] for key in [*configs, "reproducible", "floor", "committed", "trace"]}
         peak: dict[str, int] = {}
         started = time.perf_counter()
         done = 0
@@ -118,6 +121,8 @@ def measure_task(name: str, path: Path, folder: Path, rounds: int, target_second
             answer = reproducible.ask("steps", counts["reproducible"])
             samples["reproducible"] += answer["times"]
             peak.setdefault("reproducible", answer["maxrss_kb"])  # before any commit's copies
+            time.sleep(PAUSE_SECONDS)
+            samples["floor"] += reproducible.ask("floor", counts["reproducible"])["times"]
             time.sleep(PAUSE_SECONDS)
             samples["committed"] += reproducible.ask("committed", counts["reproducible"])["times"]
             time.sleep(PAUSE_SECONDS)
@@ -146,8 +151,10 @@ def measure_task(name: str, path: Path, folder: Path, rounds: int, target_second
             "trace_nodes": tracer.hello["nodes"],
             "native_seconds": {config: median[config] for config in configs},
             "native_best": best,
-            "seconds": {"native": median[best], "reproducible": step, "committed": median["committed"], "trace": median["trace"]},
+            "seconds": {"native": median[best], "reproducible": step, "dispatch_floor": median["floor"],
+                        "committed": median["committed"], "trace": median["trace"]},
             "reproducible_vs_native": step / median[best],
+            "dispatch_floor_vs_native": median["floor"] / median[best],
             "commit_overhead": median["committed"] / step - 1.0,
             "trace_vs_reproducible": median["trace"] / step,
             "trace_vs_native": median["trace"] / median[best],
@@ -184,7 +191,7 @@ def run_zoo(names: list[str], quick: bool, progress: Callable[[str], None]) -> d
 
 
 def format_table(report: dict[str, Any]) -> str:
-    header = (f"{'task':16s} {'native ms':>10s} {'best native':>14s} {'repro ms':>9s} {'ratio':>6s} {'commit':>7s}"
+    header = (f"{'task':16s} {'native ms':>10s} {'best native':>14s} {'repro ms':>9s} {'ratio':>6s} {'floor':>6s} {'commit':>7s}"
               f" {'trace/step':>10s} {'ops':>6s} {'us/op':>6s} {'RSS MB native / repro / trace':>30s}")
     lines = [header]
     for name, r in report["tasks"].items():
@@ -194,7 +201,8 @@ def format_table(report: dict[str, Any]) -> str:
         s, m = r["seconds"], r["peak_rss_mb"]
         lines.append(
             f"{name:16s} {1e3 * s['native']:10.1f} {r['native_best']:>14s} {1e3 * s['reproducible']:9.1f}"
-            f" {r['reproducible_vs_native']:5.2f}x {100 * r['commit_overhead']:+6.1f}% {r['trace_vs_reproducible']:9.2f}x"
+            f" {r['reproducible_vs_native']:5.2f}x {r['dispatch_floor_vs_native']:5.2f}x {100 * r['commit_overhead']:+6.1f}%"
+            f" {r['trace_vs_reproducible']:9.2f}x"
             f" {r['operators_per_step']:6d} {r['overhead_per_operator_us']:6.1f}"
             f" {m['native']:10.0f} / {m['reproducible']:5.0f} / {m['trace']:5.0f}"
         )
@@ -202,8 +210,8 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 def plot_zoo(report: dict[str, Any], path: Path) -> None:
-    """Bars per measured task: reproducible step, committed step and trace regeneration, each over the
-    native step; dashed goal lines at 1.3x and 2x."""
+    """Bars per measured task: the dispatch floor, reproducible step, committed step and trace
+    regeneration, each over the native step; dashed goal lines at 1.3x and 2x."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -212,6 +220,7 @@ def plot_zoo(report: dict[str, Any], path: Path) -> None:
     measured = {name: r for name, r in report["tasks"].items() if r["status"] == "measured"}
     names = list(measured)
     series = {
+        "dispatch floor (empty mode)": [r["dispatch_floor_vs_native"] for r in measured.values()],
         "reproducible step": [r["reproducible_vs_native"] for r in measured.values()],
         "committed step": [r["seconds"]["committed"] / r["seconds"]["native"] for r in measured.values()],
         "trace regeneration": [r["trace_vs_native"] for r in measured.values()],
@@ -219,7 +228,7 @@ def plot_zoo(report: dict[str, Any], path: Path) -> None:
     figure, axes = plt.subplots(figsize=(max(6.0, 1.3 * len(names) + 2), 4.5))
     width = 0.8 / len(series)
     for i, (label, values) in enumerate(series.items()):
-        axes.bar([x + (i - 1) * width for x in range(len(names))], values, width, label=label)
+        axes.bar([x + (i - (len(series) - 1) / 2) * width for x in range(len(names))], values, width, label=label)
     for goal in GOALS:
         axes.axhline(goal, linestyle="--", color="grey", linewidth=1)
         axes.text(len(names) - 0.5, goal, f" {goal}x", va="bottom", ha="right", color="grey")

@@ -4,7 +4,8 @@ The benchmarks start each side in its own process, so neither disturbs the other
 environment, and ask them in turn (A B A B) over a pipe; each side times itself and reports seconds.
 
     python runner.py native TASK_FILE          a plain PyTorch loop; imports nothing of pinpoint
-    python runner.py reproducible TASK_FILE    pinpoint's session under the reproducible mode
+    python runner.py reproducible TASK_FILE    pinpoint's session under the reproducible mode (and, asked
+                                               "floor", the same session under an empty dispatch mode)
     python runner.py train TASK_FILE RUN STEPS check the task's operators, then train a run into RUN
     python runner.py trace TASK_FILE RUN       regenerate traces of the run in RUN
     python runner.py ops SPEC_JSON             torch's own kernels on fixed operands (bench_kernels)
@@ -133,6 +134,7 @@ def serve_reproducible(path: Path, reply: Callable[[dict[str, Any]], None], requ
     from prover.run import Committer, get_primitives_for
     from protocol.session import Session, make_job
     from prover.task import load_task
+    from torch.utils._python_dispatch import TorchDispatchMode
 
     tune_process()
     task = load_task(path)
@@ -148,6 +150,18 @@ def serve_reproducible(path: Path, reply: Callable[[dict[str, Any]], None], requ
         with mode:
             session.run_step()
         operators[0] = mode.node_count
+
+    floor_session = Session(job, task)
+
+    class EmptyMode(TorchDispatchMode):
+        """Every operator straight to torch's own kernel: what intercepting operators costs by itself."""
+
+        def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+            return func(*args, **(kwargs or {}))
+
+    def floor_step() -> None:
+        with EmptyMode():
+            floor_session.run_step()
 
     def committed(n: int) -> Times:
         """n steps as `train --checkpoint-every 1` runs them: each state hashed and written on a
@@ -171,6 +185,7 @@ def serve_reproducible(path: Path, reply: Callable[[dict[str, Any]], None], requ
     try:
         step()  # warm up: loads the compiled kernels
         step()
+        floor_step()
     except Exception as error:  # an operator not defined yet: reported, not raised
         reply({"error": f"{type(error).__name__}: {error}"})
         return
@@ -179,7 +194,10 @@ def serve_reproducible(path: Path, reply: Callable[[dict[str, Any]], None], requ
         for request in map(json.loads, requests):
             if request["do"] == "quit":
                 return
-            times = committed(request["n"]) if request["do"] == "committed" else time_calls(step, request["n"])
+            if request["do"] == "committed":
+                times = committed(request["n"])
+            else:
+                times = time_calls(floor_step if request["do"] == "floor" else step, request["n"])
             reply({"times": times, "maxrss_kb": get_maxrss_kb()})
     finally:
         committer.close()
