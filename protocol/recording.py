@@ -15,7 +15,9 @@ the value can only matter through the arguments of later nodes, which are record
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +49,7 @@ from protocol.trace import (
     TraceNode,
     is_derived,
 )
+from protocol.types import Root
 
 PASS_THROUGH = frozenset(
     {
@@ -171,20 +174,76 @@ def _may_overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
     return difference == 0
 
 
+DEFERRED_HASH_BYTES = 1 << 18
+"""With `Recorder.defer`, outputs from this size on are hashed when the step ends (smaller ones at once)."""
+HASH_THREADS = min(8, os.cpu_count() or 1)
+"""Threads that hash the deferred outputs: the kernels' threads are idle by then."""
+
+
+@dataclass
+class _PendingDigest:
+    """An output whose digest is computed when the step ends, or before its memory is written."""
+
+    tensor: torch.Tensor
+    node: int
+    digest: Root | None = None
+
+
 @dataclass
 class Recorder:
-    """Collects a step's nodes and where every tensor came from."""
+    """Collects a step's nodes and where every tensor came from.
+
+    With `defer`, large outputs are hashed in `finish`, on `HASH_THREADS` threads once the step's
+    kernels are done (an output about to be written in place is hashed first): hashed while the step
+    runs, they would only share the cores with its kernels (a mid GPT's trace: 0.94 s on a hashing
+    thread beside the step, 0.80 s on the step's thread)."""
 
     skeleton: bool = False
     keep_tensors: bool = False  # also keep every output by digest (to answer a dispute's queries)
+    defer: bool = False
     nodes: list[TraceNode] = field(default_factory=list)
     tensors: dict[bytes, torch.Tensor] = field(default_factory=dict)
     _shared: dict[int, list[bytes]] = field(default_factory=dict)  # storage → kept digests still live
+    _pending: dict[int, list[_PendingDigest]] = field(default_factory=dict)  # storage → digests not yet computed
+    _unresolved: list[_PendingDigest] = field(default_factory=list)  # in node order
+
+    def _resolve(self, pending: _PendingDigest, digest: Root | None = None) -> None:
+        if pending.digest is not None:
+            return
+        pending.digest = digest if digest is not None else compute_digest(pending.tensor)
+        if self.keep_tensors:
+            self.keep(pending.digest, pending.tensor)
 
     def before_write(self, tensor: torch.Tensor) -> None:
-        """`tensor`'s memory is about to be written in place: copy the kept values the write would change."""
+        """`tensor`'s memory is about to be written in place: compute the digests still owed from it,
+        then copy the kept values the write would change."""
+        for pending in self._pending.pop(_storage_key(tensor), []):
+            self._resolve(pending)
         if self.keep_tensors:
             self.preserve(tensor)
+
+    def finish(self) -> None:
+        """Compute every deferred digest and write them into their nodes (call when the step ends)."""
+        owed = [pending for pending in self._unresolved if pending.digest is None]
+        if owed:
+            with ThreadPoolExecutor(max_workers=min(HASH_THREADS, len(owed)), thread_name_prefix="pinpoint-hash") as pool:
+                computed = list(pool.map(compute_digest, [pending.tensor for pending in owed]))
+            for pending, digest in zip(owed, computed, strict=True):
+                self._resolve(pending, digest)
+        for index in sorted({pending.node for pending in self._unresolved}):
+            node = self.nodes[index]
+            digests = tuple(d.digest if isinstance(d, _PendingDigest) else d for d in node.digests)
+            self.nodes[index] = TraceNode(node.structure, digests)
+        self._unresolved.clear()
+        self._pending.clear()
+
+    def _hash_later(self, tensor: torch.Tensor, node: int) -> _PendingDigest:
+        pending = _PendingDigest(tensor.detach(), node)
+        self._unresolved.append(pending)
+        key = _storage_key(tensor)
+        if key:
+            self._pending.setdefault(key, []).append(pending)
+        return pending
 
     def keep(self, digest: bytes, tensor: torch.Tensor) -> None:
         """Keep a tensor by digest without copying it; `preserve` copies it before an in-place write."""
@@ -265,12 +324,15 @@ class Recorder:
         elif is_derived(structure):
             digests = tuple(None if out is None else DERIVED for out in outputs)
         else:
-            # Hashed here, on the step's thread: a hashing thread beside the kernels' threads only shares
-            # their cores (a mid GPT's trace took 0.94 s with one, 0.80 s without).
-            digests = tuple(None if out is None else compute_digest(out) for out in outputs)
+            digests = tuple(
+                None if out is None
+                else self._hash_later(out, index) if self.defer and out.nbytes >= DEFERRED_HASH_BYTES
+                else compute_digest(out)
+                for out in outputs
+            )
             if self.keep_tensors:
                 for out, digest in zip(outputs, digests, strict=True):
-                    if out is not None:
+                    if out is not None and not isinstance(digest, _PendingDigest):
                         self.keep(digest, out)
         self.nodes.append(TraceNode(structure, digests))
         if written and not self.skeleton:

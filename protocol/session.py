@@ -394,10 +394,11 @@ def record_step(
     before_digests = {name: compute_digest_of_opening(compute_header(before[name].dtype, tuple(before[name].shape)), data_hash)
                       for name, data_hash in before_hashes.items()}
     hint = b"" if skeleton else compute_structure_hint(before, before_hashes)  # s_t hashed once for both
-    recorder = Recorder(skeleton=skeleton, keep_tensors=tensors is not None)
+    recorder = Recorder(skeleton=skeleton, keep_tensors=tensors is not None, defer=not skeleton)
     recorder.bind_state(names, before)
     with ReproducibleMode(RngContext(session.job.seed, t), primitives_for, recorder=recorder, tamper=tamper):
         session.run_step()
+    recorder.finish()
     if tamper is not None and tamper.kind == "state" and tamper.step == t:
         tamper_state(session)
     after = session.state_tensors()

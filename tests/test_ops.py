@@ -163,16 +163,28 @@ def test_results_do_not_depend_on_thread_count() -> None:
     assert all(same_bits(p, q) for p, q in zip(results[0], results[1], strict=True))
 
 
+@pytest.mark.parametrize("deferred_bytes", [None, 0])
 @pytest.mark.parametrize("fixture", ["mlp_run", "transformer_run"])
-def test_every_node_of_a_real_step_re_executes_from_the_reference(fixture: str, request: pytest.FixtureRequest) -> None:
+def test_every_node_of_a_real_step_re_executes_from_the_reference(
+    fixture: str, deferred_bytes: int | None, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """What the referee does, for every node: reference re-execution reproduces the prover's digests,
-    with inputs rebuilt from their hashed ancestors through derived (view) operators."""
+    with inputs rebuilt from their hashed ancestors through derived (view) operators. With
+    deferred_bytes 0, every output is hashed at the step's end, after the in-place writes that follow
+    it unless the recorder hashes it first: the same trace."""
+    import protocol.recording
     from protocol.trace import is_derived
     from tests.referee_replay import assert_nodes_re_execute
 
     run = load_run(request.getfixturevalue(fixture))
+    if deferred_bytes is not None:
+        monkeypatch.setattr(protocol.recording, "DEFERRED_HASH_BYTES", 1 << 62)
+        at_once = regenerate_trace(run, 1)
+        monkeypatch.setattr(protocol.recording, "DEFERRED_HASH_BYTES", deferred_bytes)
     tensors: dict[bytes, torch.Tensor] = {}
     trace = regenerate_trace(run, 1, tensors=tensors)
+    if deferred_bytes is not None:
+        assert trace.nodes == at_once.nodes
     names = sorted(trace.state_before, key=str.encode)
     assert_nodes_re_execute(trace.nodes, [trace.state_before[name] for name in names], tensors)
     derived = sum(1 for node in trace.nodes if is_derived(node.structure))

@@ -349,7 +349,7 @@ def _state(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, 
 
 
 def _traced_step(
-    optimizer_name: str, foreach: bool, skeleton: bool = False, clip: bool | None = None
+    optimizer_name: str, foreach: bool, skeleton: bool = False, clip: bool | None = None, defer: bool = False
 ) -> tuple[list[TraceNode], dict[str, Root], dict[bytes, torch.Tensor], list[str]]:
     """Step 1 (after one untraced step, so the optimizer has state) of SmallNet, recorded."""
     torch.manual_seed(0)
@@ -370,10 +370,11 @@ def _traced_step(
     state = _state(model, optimizer, x, y)
     names = sorted(state, key=str.encode)
     digests = {} if skeleton else {name: compute_digest(state[name]) for name in names}
-    recorder = Recorder(skeleton=skeleton, keep_tensors=not skeleton)
+    recorder = Recorder(skeleton=skeleton, keep_tensors=not skeleton, defer=defer)
     recorder.bind_state(names, state)
     with ReproducibleMode(RngContext(0, 1), lambda device: FAST, recorder=recorder):
         _step(model, optimizer, x, y, clip)
+    recorder.finish()
     return recorder.nodes, digests, recorder.tensors, names
 
 
@@ -395,6 +396,21 @@ def test_every_node_of_a_batch_norm_step_re_executes_from_the_reference(optimize
     assert_nodes_re_execute(nodes, [state_digests[name] for name in names], tensors)
     batch_norm = next(n for n in nodes if n.structure.op == "aten::native_batch_norm.default")
     assert len(batch_norm.structure.outputs) == 5
+
+
+@pytest.mark.parametrize(("optimizer", "foreach"), [("adamw", True), ("rmsprop", False)])
+def test_deferred_digests_are_taken_before_every_write(optimizer: str, foreach: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With every output's digest deferred to the step's end, the writes that follow (the optimizer's
+    foreach lists, batch norm's running statistics) must first have the digests of what they overwrite
+    computed: the trace and the kept tensors are those of hashing each output at once."""
+    import protocol.recording
+
+    at_once, _, kept, _ = _traced_step(optimizer, foreach)
+    monkeypatch.setattr(protocol.recording, "DEFERRED_HASH_BYTES", 0)
+    deferred, _, kept_deferred, _ = _traced_step(optimizer, foreach, defer=True)
+    assert deferred == at_once
+    assert kept.keys() == kept_deferred.keys()
+    assert all(torch.equal(kept[digest], kept_deferred[digest]) for digest in kept)
 
 
 @pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])
