@@ -72,8 +72,8 @@ _FLOAT32_NORMAL_EXPONENTS = (1023 - 126, 1023 + 127)
 
 BLOCK_OUTPUTS = 1 << 20
 """Outputs per row block of the reference chain (speed only: rows are independent). Large blocks keep
-the number of torch operations low: with a sleeping OpenMP pool (OMP_WAIT_POLICY=PASSIVE, as the
-prover sets it) every operation wakes the threads, and 2**16-output blocks ran 3× slower than these."""
+the number of torch operations low: each may have to wake the OpenMP pool's threads (immediately
+sleeping ones, OMP_WAIT_POLICY=PASSIVE, made 2**16-output blocks 3× slower than these)."""
 
 
 def _fma_chain(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
