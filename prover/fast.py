@@ -33,6 +33,7 @@ from prover.kernels._elementwise import (
     _nan_if,
     _tanh,
 )
+from prover.kernels._reductions import _MAGNITUDE, _max_key
 
 
 @numba.njit(cache=True)
@@ -326,6 +327,35 @@ def _layer_norm_backward(grads: np.ndarray, rows: np.ndarray, mean: np.ndarray, 
             grads_xhat[r, j] = grads[r, j] * xhat[j]
 
 
+# --- softmax over rows: protocol.ops.prims.compute_softmax_rows, fused per row ----------------------
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _softmax_rows(x: np.ndarray, probs: np.ndarray, maxima: np.ndarray, sums: np.ndarray, k: np.ndarray) -> None:
+    # probs, maxima, sums are int32 views: NaNs are stored as the canonical pattern, never as floats
+    e = (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10])
+    count, n = x.shape
+    size = 1
+    while size < n:
+        size *= 2
+    for r in numba.prange(count):
+        row = x[r]
+        best, nan = _max_key(row)
+        m_bits = _NAN_BITS if nan else np.int32(best ^ ((best >> 31) & _MAGNITUDE))
+        m = _float(m_bits)
+        exps = np.empty(n, np.float32)
+        buffer = np.empty(size, np.float32)
+        for j in range(n):
+            exps[j] = _float(_exp(row[j] - m, e))
+            buffer[j] = exps[j]
+        total = _halving_sum(buffer, n)
+        for j in range(n):
+            p = exps[j] / total
+            probs[r, j] = _nan_if(p != p, p)
+        maxima[r] = m_bits
+        sums[r] = _nan_if(total != total, total)
+
+
 # --- batch norm's per-channel sums: protocol.ops.prims.compute_channel_moments / _gradient_sums ------
 
 
@@ -434,6 +464,16 @@ class FastPrimitives:
         out = np.empty(n, dtype=np.float32)
         _colsum(np.ascontiguousarray(x.detach().numpy()), out)
         return canonicalize_nan(torch.from_numpy(out))
+
+    @_float32_or_reference
+    def softmax_rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        count, n = rows.shape
+        if n == 0 or count == 0:
+            return REFERENCE.softmax_rows(rows)
+        probs, maxima, sums = np.empty((count, n), np.int32), np.empty(count, np.int32), np.empty(count, np.int32)
+        _softmax_rows(np.ascontiguousarray(rows.detach().numpy()), probs, maxima, sums, CONSTANTS)
+        return (torch.from_numpy(probs.view(np.float32)), torch.from_numpy(maxima.view(np.float32)),
+                torch.from_numpy(sums.view(np.float32)))
 
     @_float32_or_reference
     def softmax_backward(self, grads: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:

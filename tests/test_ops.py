@@ -319,6 +319,23 @@ def test_fused_batch_norm_channel_sums_equal_their_definition(batch: int, channe
     assert all(same_bits(f, r) for f, r in zip(fast_sums, reference_sums, strict=True))
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (3, 2), (9, 5), (128, 128), (7, 300), (2, 1000)])
+def test_fused_softmax_rows_equal_their_definition(shape: tuple[int, int]) -> None:
+    """The prover's fused softmax (rowmax, exp(fl(x - m)), the halving tree, fl(e / s) in one pass per row)
+    gives the definition's bits for the probabilities, maxima and sums, on normal scores, on random bit
+    patterns (NaNs, infinities, subnormals) and on rows that are all -inf (a fully masked row)."""
+    rows, n = shape
+    generator = np.random.default_rng(rows * 31 + n)
+    bits = generator.integers(0, 2**32, rows * n, dtype=np.uint64).astype(np.uint32)
+    normal = torch.from_numpy(generator.standard_normal((rows, n)).astype(np.float32) * 8)
+    masked = normal.clone()
+    masked[0] = float("-inf")
+    masked[-1, : n // 2] = float("-inf")  # a causal row
+    for x in (normal, masked, torch.from_numpy(bits.view(np.float32).reshape(rows, n).copy())):
+        fast, reference = FAST.softmax_rows(x), REFERENCE.softmax_rows(x)
+        assert all(same_bits(f, r) for f, r in zip(fast, reference, strict=True))
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (3, 2), (9, 5), (128, 128), (7, 300)])
 def test_fused_softmax_backward_equals_its_definition(shape: tuple[int, int]) -> None:
     """The prover's fused softmax backward, fl(y * fl(g - rowsum(fl(g * y)))) in one pass per row, gives the

@@ -167,25 +167,13 @@ def _laid_out_by_time(x: Tensor) -> Tensor:
     return torch.empty(shape, dtype=x.dtype, device=x.device).transpose(1, 2).copy_(x)
 
 
-def compute_shifted_exp(prims: Primitives, shifted: Tensor) -> Tensor:
-    """exp(z) for z in [-inf, 0] or NaN (shifted scores): the primitive itself (exp(-inf) = +0.0;
-    the fast kernel no longer takes a subnormal path for such inputs)."""
-    return prims.exp(shifted)
-
-
-def compute_safe_softmax_rows(
-    prims: Primitives, rows: Tensor, may_hold_minus_inf: bool = True, owned: bool = False
-) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+def compute_safe_softmax_rows(prims: Primitives, rows: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
     """Softmax of each row of [R, n] (n >= 1), zero on rows that are all -inf.
 
-    m = rowmax(x); e = exp(fl(x - m)); Σ = rowsum(e); p = fl(e / Σ) — the sequence of table's
-    `_softmax` — then p = +0.0 on the rows with m == -inf. Returns (p, m, Σ, those rows or None).
-    `may_hold_minus_inf` picks `compute_shifted_exp` (same bits); `owned` lets `rows` be overwritten."""
-    maxima = prims.rowmax(rows)
-    shifted = rows.sub_(maxima.unsqueeze(1)) if owned else rows - maxima.unsqueeze(1)
-    exps = compute_shifted_exp(prims, shifted) if may_hold_minus_inf else prims.exp(shifted)
-    sums = prims.rowsum(exps)
-    probs = exps.div_(sums.unsqueeze(1))
+    (p, m, Σ) = softmax_rows(x): m = rowmax(x); e = exp(fl(x - m)); Σ = rowsum(e); p = fl(e / Σ) —
+    the sequence of table's `_softmax` — then p = +0.0 on the rows with m == -inf. Returns (p, m, Σ,
+    those rows or None)."""
+    probs, maxima, sums = prims.softmax_rows(rows)
     masked = maxima == float("-inf")
     if not bool(masked.any()):
         return probs, maxima, sums, None
@@ -222,8 +210,7 @@ def compute_attention_probabilities(prims: Primitives, name: str, a: dict[str, A
         heads.add_(mask)
     if a["is_causal"]:
         heads.add_(_causal_mask(n.L, n.S, heads))
-    has_masks = mask is not None or bool(a["is_causal"])
-    probs, maxima, sums, masked = compute_safe_softmax_rows(prims, scores.view(-1, n.S), has_masks, owned=True)
+    probs, maxima, sums, masked = compute_safe_softmax_rows(prims, scores.view(-1, n.S))
     return _Forward(q, k, probs.view(scores.shape), maxima, sums, masked)
 
 

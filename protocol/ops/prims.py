@@ -28,6 +28,7 @@ class Primitives(Protocol):
     def bmm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor: ...
     def rowsum(self, x: torch.Tensor) -> torch.Tensor: ...
     def colsum(self, x: torch.Tensor) -> torch.Tensor: ...
+    def softmax_rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
     def softmax_backward(self, grads: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor: ...
     def layer_norm_backward(
         self, grads: torch.Tensor, rows: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor, weight: torch.Tensor | None
@@ -136,6 +137,18 @@ def compute_softmax_backward(
     return outputs * (grads - rowsum(grads * outputs).unsqueeze(1))
 
 
+def compute_softmax_rows(
+    rows: torch.Tensor, rowmax: Callable[[torch.Tensor], torch.Tensor], exp: Callable[[torch.Tensor], torch.Tensor],
+    rowsum: Callable[[torch.Tensor], torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Softmax over each row of [R, n] (n >= 1), in rows' dtype: m = rowmax(x); e = exp(fl(x - m));
+    Σ = rowsum(e); p = fl(e / Σ). Returns (p, m, Σ); a row of -inf only gives NaNs (x - m is NaN)."""
+    maxima = rowmax(rows)
+    exps = exp(rows - maxima.unsqueeze(1))
+    sums = rowsum(exps)
+    return exps / sums.unsqueeze(1), maxima, sums
+
+
 def _channel_rows(x: torch.Tensor) -> torch.Tensor:
     """[N, C, L] → [C, N·L]: each channel's elements in (n, l) order."""
     return x.transpose(0, 1).reshape(x.shape[1], -1)
@@ -221,6 +234,9 @@ class ReferencePrimitives:
     def colsum(self, x: torch.Tensor) -> torch.Tensor:
         """Each column's `rowsum` (the halving tree over the rows, in order): rowsum of the transpose."""
         return semantics.reference_rowsum(x.t().contiguous())
+
+    def softmax_rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return compute_softmax_rows(rows, semantics.reference_rowmax, semantics.reference_exp, semantics.reference_rowsum)
 
     def softmax_backward(self, grads: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
         return compute_softmax_backward(grads, outputs, semantics.reference_rowsum)

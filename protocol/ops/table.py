@@ -471,11 +471,11 @@ def _softmax_rows(prims: Primitives, rows: Tensor) -> tuple[Tensor, Tensor, Tens
 
 @defines("_softmax.default")
 def _softmax(prims: Primitives, a: dict[str, Any]) -> Outputs:
-    # fl(e / s) with z, e, s as in _softmax_rows
+    # fl(e / s) with z, e, s as in _softmax_rows (the primitive: protocol.ops.prims.compute_softmax_rows)
     _require_float("aten::_softmax", a["self"])
     rows, restore = _last_dim_rows(a["self"], a["dim"])
-    _, exps, sums = _softmax_rows(prims, rows)
-    return restore(exps / sums.unsqueeze(1))
+    probs, _, _ = prims.softmax_rows(rows)
+    return restore(probs)
 
 
 @defines("_log_softmax.default")
