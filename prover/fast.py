@@ -32,6 +32,9 @@ from prover.kernels._elementwise import (
     _float,
     _nan_if,
     _tanh,
+    erf_constants,
+    exp_constants,
+    tanh_constants,
 )
 from prover.kernels._reductions import _MAGNITUDE, _max_key
 
@@ -72,9 +75,8 @@ _BLOCK = 16384  # elements per parallel task
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
 def _gelu(x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
-    e = (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10])
-    f = (k[30], k[31], k[32], k[33], k[34], k[35], k[36], k[37], k[38], k[39],
-         k[40], k[41], k[42], k[43], k[44], k[45], k[46], k[47], k[48], k[49])
+    e = exp_constants(k)
+    f = erf_constants(k)
     n = x.shape[0]
     for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
         for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
@@ -84,9 +86,8 @@ def _gelu(x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
 def _gelu_backward(grad: np.ndarray, x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
-    e = (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10])
-    f = (k[30], k[31], k[32], k[33], k[34], k[35], k[36], k[37], k[38], k[39],
-         k[40], k[41], k[42], k[43], k[44], k[45], k[46], k[47], k[48], k[49])
+    e = exp_constants(k)
+    f = erf_constants(k)
     n = x.shape[0]
     for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
         for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
@@ -103,8 +104,8 @@ _SQRT_2_OVER_PI, _CUBIC, _CUBIC3 = np.float32(SQRT_2_OVER_PI), np.float32(GELU_C
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
 def _gelu_tanh(x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
-    e = (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10])
-    t = (k[22], k[23], k[24], k[25], k[26], k[27], k[28], k[29])
+    e = exp_constants(k)
+    t = tanh_constants(k)
     n = x.shape[0]
     for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
         for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
@@ -115,8 +116,8 @@ def _gelu_tanh(x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
 def _gelu_tanh_backward(grad: np.ndarray, x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
-    e = (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10])
-    t = (k[22], k[23], k[24], k[25], k[26], k[27], k[28], k[29])
+    e = exp_constants(k)
+    t = tanh_constants(k)
     n = x.shape[0]
     for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
         for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
@@ -146,7 +147,7 @@ def _sigmoid_pair(v, e):
 
 @numba.njit(cache=True, error_model="numpy")
 def _sigmoid_range(x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
-    e = (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10])
+    e = exp_constants(k)
     for i in range(x.shape[0]):
         r = _sigmoid_pair(x[i], e)[0]
         out[i] = _nan_if(r != r, r)
@@ -162,7 +163,7 @@ def _sigmoid_parallel(x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
 @numba.njit(cache=True, error_model="numpy")
 def _silu_range(x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
     # fl(v * sigmoid(v))
-    e = (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10])
+    e = exp_constants(k)
     for i in range(x.shape[0]):
         v = x[i]
         r = v * _sigmoid_pair(v, e)[0]
@@ -179,7 +180,7 @@ def _silu_parallel(x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
 @numba.njit(cache=True, error_model="numpy")
 def _silu_backward_range(grad: np.ndarray, x: np.ndarray, out: np.ndarray, k: np.ndarray) -> None:
     # (s, c) = the sigmoid pair of v; fl(g * fl(s * fl(1 + fl(v * c))))
-    e = (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10])
+    e = exp_constants(k)
     for i in range(x.shape[0]):
         v = x[i]
         s, c = _sigmoid_pair(v, e)
@@ -333,7 +334,7 @@ def _layer_norm_backward(grads: np.ndarray, rows: np.ndarray, mean: np.ndarray, 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
 def _softmax_rows(x: np.ndarray, probs: np.ndarray, maxima: np.ndarray, sums: np.ndarray, k: np.ndarray) -> None:
     # probs, maxima, sums are int32 views: NaNs are stored as the canonical pattern, never as floats
-    e = (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10])
+    e = exp_constants(k)
     count, n = x.shape
     size = 1
     while size < n:

@@ -217,6 +217,25 @@ def _rsqrt(x):
     return _nan_if(invalid, _ONE / np.sqrt(_ONE if x < 0 else x))
 
 
+@njit(inline="always")
+def exp_constants(k):
+    """The exp core's 11 constants out of `CONSTANTS` (as a tuple: registers, not loads)."""
+    return (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10])
+
+
+@njit(inline="always")
+def tanh_constants(k):
+    """tanh's 8 constants out of `CONSTANTS`."""
+    return (k[22], k[23], k[24], k[25], k[26], k[27], k[28], k[29])
+
+
+@njit(inline="always")
+def erf_constants(k):
+    """erf's 20 constants out of `CONSTANTS`."""
+    return (k[30], k[31], k[32], k[33], k[34], k[35], k[36], k[37], k[38], k[39],
+            k[40], k[41], k[42], k[43], k[44], k[45], k[46], k[47], k[48], k[49])
+
+
 @njit(cache=_host.CACHE, error_model="numpy")
 def _map_range(op, src, dst, k):
     """dst[i] = bits(f_op(src[i])) for every i; one loop per op so each vectorises.
@@ -225,7 +244,7 @@ def _map_range(op, src, dst, k):
     non-negative and keeps numba's negative-index wraparound in the loop, which stops vectorising.
     """
     n = src.shape[0]
-    e = (k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10])
+    e = exp_constants(k)
     if op == OP_EXP:
         for i in range(n):
             dst[i] = _exp(src[i], e)
@@ -234,12 +253,11 @@ def _map_range(op, src, dst, k):
         for i in range(n):
             dst[i] = _log(src[i], g)
     elif op == OP_TANH:
-        t = (k[22], k[23], k[24], k[25], k[26], k[27], k[28], k[29])
+        t = tanh_constants(k)
         for i in range(n):
             dst[i] = _tanh(src[i], e, t)
     elif op == OP_ERF:
-        f = (k[30], k[31], k[32], k[33], k[34], k[35], k[36], k[37], k[38], k[39],
-             k[40], k[41], k[42], k[43], k[44], k[45], k[46], k[47], k[48], k[49])
+        f = erf_constants(k)
         for i in range(n):
             dst[i] = _erf(src[i], e, f)
     elif op == OP_SQRT:
