@@ -17,6 +17,10 @@ drift on the machine hits both alike:
 - dispatch floor: the same session under an empty `TorchDispatchMode` that hands every operator to
   torch's own kernel (not reproducible): what routing each operator through Python costs by itself,
   the floor of any per-operator interception, reproducible or not;
+- replayed: the reproducible step as `train --replay` runs it (`prover.replay`: the step's operator
+  program captured from two eager steps that agree, then replayed without the task's Python; an eager
+  step checked against the program every `AUDIT_EVERY` steps is part of the figure), in a process of
+  its own, whose peak memory includes the captured steps (they hold every output, as a trace does);
 - committed: the reproducible step as `train --checkpoint-every 1` runs it (state digests, Merkle
   root and checkpoint of the previous state on a background thread, waited for before the next
   commit: a pipeline one deep, as in a long run); the overhead is committed / reproducible - 1;
@@ -86,14 +90,15 @@ def measure_task(name: str, path: Path, folder: Path, rounds: int, target_second
     trainer = Child("train", str(path), str(run), str(RUN_STEPS))
     native = Child("native", str(path), clean=True)
     reproducible = Child("reproducible", str(path))
-    children = [trainer, native, reproducible]
+    replay = Child("replay", str(path))
+    children = [trainer, native, reproducible, replay]
     try:
         progress(f"{name}: checking operators, training a {RUN_STEPS}-step run, starting both sides")
         if not trainer.ready:
             status = (f"undefined operators: {', '.join(trainer.hello['undefined'])}" if "undefined" in trainer.hello
                       else f"error: {trainer.hello.get('error')}")
             return {"status": status, "detail": trainer.hello.get("describe", "")}
-        for child, side in ((native, "native"), (reproducible, "reproducible")):
+        for child, side in ((native, "native"), (reproducible, "reproducible"), (replay, "replay")):
             if not child.ready:
                 return {"status": f"error ({side}): {child.hello.get('error')}"}
         tracer = Child("trace", str(path), str(run))
@@ -108,8 +113,9 @@ def measure_task(name: str, path: Path, folder: Path, rounds: int, target_second
         }
         counts = {side: get_count(seconds, target_seconds) for side, seconds in one.items()}
         native_count = get_count(one["native"], target_seconds / len(configs))
-        samples: dict[str, list[float]] = {key: [] for key in [*configs, "reproducible", "floor", "committed", "trace"]}
+        samples: dict[str, list[float]] = {key: [] for key in [*configs, "reproducible", "floor", "replay", "committed", "trace"]}
         peak: dict[str, int] = {}
+        replay_counts: dict[str, int] = {}
         started = time.perf_counter()
         done = 0
         for r in range(rounds):
@@ -123,6 +129,10 @@ def measure_task(name: str, path: Path, folder: Path, rounds: int, target_second
             peak.setdefault("reproducible", answer["maxrss_kb"])  # before any commit's copies
             time.sleep(PAUSE_SECONDS)
             samples["floor"] += reproducible.ask("floor", counts["reproducible"])["times"]
+            time.sleep(PAUSE_SECONDS)
+            answer = replay.ask("steps", counts["reproducible"])
+            samples["replay"] += answer["times"]
+            peak["replay"], replay_counts = answer["maxrss_kb"], answer["counts"]
             time.sleep(PAUSE_SECONDS)
             samples["committed"] += reproducible.ask("committed", counts["reproducible"])["times"]
             time.sleep(PAUSE_SECONDS)
@@ -152,9 +162,12 @@ def measure_task(name: str, path: Path, folder: Path, rounds: int, target_second
             "native_seconds": {config: median[config] for config in configs},
             "native_best": best,
             "seconds": {"native": median[best], "reproducible": step, "dispatch_floor": median["floor"],
-                        "committed": median["committed"], "trace": median["trace"]},
+                        "replay": median["replay"], "committed": median["committed"], "trace": median["trace"]},
             "reproducible_vs_native": step / median[best],
             "dispatch_floor_vs_native": median["floor"] / median[best],
+            "replay_vs_native": median["replay"] / median[best],
+            "replay_steps": replay_counts,  # over the whole benchmark: replayed, captured (audits), eager
+            "replay_refused": "" if replay.hello["replaying"] else replay.hello["reason"],
             "commit_overhead": median["committed"] / step - 1.0,
             "trace_vs_reproducible": median["trace"] / step,
             "trace_vs_native": median["trace"] / median[best],
@@ -191,8 +204,8 @@ def run_zoo(names: list[str], quick: bool, progress: Callable[[str], None]) -> d
 
 
 def format_table(report: dict[str, Any]) -> str:
-    header = (f"{'task':16s} {'native ms':>10s} {'best native':>14s} {'repro ms':>9s} {'ratio':>6s} {'floor':>6s} {'commit':>7s}"
-              f" {'trace/step':>10s} {'ops':>6s} {'us/op':>6s} {'RSS MB native / repro / trace':>30s}")
+    header = (f"{'task':16s} {'native ms':>10s} {'best native':>14s} {'repro ms':>9s} {'ratio':>6s} {'floor':>6s} {'replay':>6s}"
+              f" {'commit':>7s} {'trace/step':>10s} {'ops':>6s} {'us/op':>6s} {'RSS MB native / repro / replay / trace':>39s}")
     lines = [header]
     for name, r in report["tasks"].items():
         if r["status"] != "measured":
@@ -201,16 +214,16 @@ def format_table(report: dict[str, Any]) -> str:
         s, m = r["seconds"], r["peak_rss_mb"]
         lines.append(
             f"{name:16s} {1e3 * s['native']:10.1f} {r['native_best']:>14s} {1e3 * s['reproducible']:9.1f}"
-            f" {r['reproducible_vs_native']:5.2f}x {r['dispatch_floor_vs_native']:5.2f}x {100 * r['commit_overhead']:+6.1f}%"
-            f" {r['trace_vs_reproducible']:9.2f}x"
+            f" {r['reproducible_vs_native']:5.2f}x {r['dispatch_floor_vs_native']:5.2f}x {r['replay_vs_native']:5.2f}x"
+            f" {100 * r['commit_overhead']:+6.1f}% {r['trace_vs_reproducible']:9.2f}x"
             f" {r['operators_per_step']:6d} {r['overhead_per_operator_us']:6.1f}"
-            f" {m['native']:10.0f} / {m['reproducible']:5.0f} / {m['trace']:5.0f}"
+            f" {m['native']:10.0f} / {m['reproducible']:5.0f} / {m['replay']:6.0f} / {m['trace']:5.0f}"
         )
     return "\n".join(lines)
 
 
 def plot_zoo(report: dict[str, Any], path: Path) -> None:
-    """Bars per measured task: the dispatch floor, reproducible step, committed step and trace
+    """Bars per measured task: the dispatch floor, reproducible step, replayed step, committed step and trace
     regeneration, each over the native step; dashed goal lines at 1.3x and 2x."""
     import matplotlib
 
@@ -222,6 +235,7 @@ def plot_zoo(report: dict[str, Any], path: Path) -> None:
     series = {
         "dispatch floor (empty mode)": [r["dispatch_floor_vs_native"] for r in measured.values()],
         "reproducible step": [r["reproducible_vs_native"] for r in measured.values()],
+        "replayed step (--replay)": [r["replay_vs_native"] for r in measured.values()],
         "committed step": [r["seconds"]["committed"] / r["seconds"]["native"] for r in measured.values()],
         "trace regeneration": [r["trace_vs_native"] for r in measured.values()],
     }

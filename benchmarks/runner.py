@@ -6,6 +6,7 @@ environment, and ask them in turn (A B A B) over a pipe; each side times itself 
     python runner.py native TASK_FILE          a plain PyTorch loop; imports nothing of pinpoint
     python runner.py reproducible TASK_FILE    pinpoint's session under the reproducible mode (and, asked
                                                "floor", the same session under an empty dispatch mode)
+    python runner.py replay TASK_FILE          pinpoint's session run by `prover.replay.Replayer` (`train --replay`)
     python runner.py train TASK_FILE RUN STEPS check the task's operators, then train a run into RUN
     python runner.py trace TASK_FILE RUN       regenerate traces of the run in RUN
     python runner.py ops SPEC_JSON             torch's own kernels on fixed operands (bench_kernels)
@@ -203,6 +204,31 @@ def serve_reproducible(path: Path, reply: Callable[[dict[str, Any]], None], requ
         committer.close()
 
 
+def serve_replay(path: Path, reply: Callable[[dict[str, Any]], None], requests: TextIO) -> None:
+    import prover  # noqa: F401, I001  (prover first: its process settings come before torch loads)
+    from protocol.session import Session, make_job
+    from prover.process import tune_process
+    from prover.replay import Replayer
+    from prover.run import get_primitives_for
+    from prover.task import load_task
+
+    tune_process()
+    task = load_task(path)
+    job = make_job(task, 1 << 20, 0)
+    replayer = Replayer(Session(job, task), get_primitives_for())
+    for _ in range(4):  # two captured steps that agree, then replayed ones (warm)
+        replayer.run_step()
+    reply({"ready": True, "replaying": replayer.program is not None, "reason": replayer.counts.reason,
+           "maxrss_kb": get_maxrss_kb()})
+    for request in map(json.loads, requests):
+        if request["do"] == "quit":
+            return
+        times = time_calls(replayer.run_step, request["n"])
+        counts = replayer.counts
+        reply({"times": times, "maxrss_kb": get_maxrss_kb(),
+               "counts": {"replayed": counts.replayed, "captured": counts.captured, "eager": counts.eager}})
+
+
 def serve_train(path: Path, run: Path, steps: int, reply: Callable[[dict[str, Any]], None]) -> None:
     from protocol.session import make_job
     from prover.coverage import check_coverage
@@ -297,6 +323,8 @@ def main() -> None:
             serve_native(Path(args[0]), reply, sys.stdin)
         elif mode == "reproducible":
             serve_reproducible(Path(args[0]), reply, sys.stdin)
+        elif mode == "replay":
+            serve_replay(Path(args[0]), reply, sys.stdin)
         elif mode == "train":
             serve_train(Path(args[0]), Path(args[1]), int(args[2]), reply)
         elif mode == "trace":

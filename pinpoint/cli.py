@@ -335,12 +335,14 @@ def main() -> None:
 @click.option("--key", "key_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="worker Ed25519 key file (created if missing); default: OUT.key beside the run")
 @click.option("--tamper", default=None, callback=parse_tamper, help="research: cheat on purpose, output@STEP:NODE or state@STEP")
+@click.option("--replay", is_flag=True, help="capture the step's operator program and replay it without the task's Python "
+              "(same states; faster on small models; see the README)")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="the new run directory")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON summary")
 def train_command(
     task_path: Path | None, model: str | None, optimizer: str | None, size: str, steps: int | None, seed: int,
     batch_size: int | None, job_path: Path | None, initial_path: Path | None, checkpoint_every: int, device: str,
-    key_path: Path | None, tamper: Any, out: Path, as_json: bool,
+    key_path: Path | None, tamper: Any, replay: bool, out: Path, as_json: bool,
 ) -> None:
     """Train a job reproducibly and commit to every step's state: a new job made from the task, steps
     and seed, or an existing one (--job), from s_0 computed here or given (--initial)."""
@@ -358,6 +360,7 @@ def train_command(
     from tqdm import tqdm
 
     from protocol.session import make_job
+    from prover.files import read_json
     from prover.run import load_or_create_key, read_checkpoint, train
 
     heavy()
@@ -370,6 +373,8 @@ def train_command(
         task = user_task(task_path)
     initial = read_checkpoint(initial_path) if initial_path is not None else None
     key = load_or_create_key(key_path) if key_path is not None else None
+    if replay and tamper is not None:
+        raise click.UsageError("--tamper runs every step eagerly: give it without --replay")
     with tqdm(total=job.steps, desc="train", unit="step", disable=as_json or None, file=sys.stderr) as bar:
         shown = {"loss": "", "sharded": "-"}  # the last loss, and the last checkpoint coded into shards (in the background)
 
@@ -382,12 +387,19 @@ def train_command(
             shown["sharded"] = f"s_{step}"
             bar.set_postfix(shown, refresh=False)
 
-        run = train(job, out, key, checkpoint_every, device, tamper, on_step, task=task, initial=initial, on_shards=on_shards)
+        run = train(job, out, key, checkpoint_every, device, tamper, on_step, task=task, initial=initial, on_shards=on_shards,
+                    replay=replay)
     summary = {"run": str(out), "job_id": run.job_id.hex(), "chain_root": run.chain_root.hex(), "steps": job.steps, "worker_key": run.worker_key.hex()}
+    counts = read_json(out / "run.json", "run.json").get("replay") if replay else None
+    if counts is not None:
+        summary["replay"] = counts
     if as_json:
         click.echo(json.dumps(summary))
     else:
         click.echo(f"job {summary['job_id']}\nchain root {summary['chain_root']}\nwrote {out}")
+        if counts is not None:
+            click.echo(f"replay: {counts['replayed']} steps replayed, {counts['captured']} captured, {counts['eager']} eager"
+                       + (f" ({counts['reason']})" if counts["reason"] else ""))
 
 
 @main.command("check")

@@ -16,8 +16,9 @@ the value can only matter through the arguments of later nodes, which are record
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -459,7 +460,7 @@ class _Dispatch:
 _DISPATCH: dict[int, _Dispatch] = {}  # by id of the OpOverload (its own hash is a Python method)
 
 
-def _get_dispatch(func: Any) -> _Dispatch:
+def get_dispatch(func: Any) -> _Dispatch:
     """The decisions for `func`; an operator without a definition raises `UnsupportedOperator`
     (and is not kept: a definition registered later is found)."""
     dispatch = _DISPATCH.get(id(func))
@@ -475,6 +476,22 @@ def _get_dispatch(func: Any) -> _Dispatch:
         dispatch = _Dispatch(func, name, False, name in DERIVED_OPS, definition, mutation, plain)
     _DISPATCH[id(func)] = dispatch
     return dispatch
+
+
+@contextmanager
+def reproducible_settings() -> Iterator[None]:
+    """The process settings every reproducible operator runs under (the mode enters them; code that
+    calls the mode's `__torch_dispatch__` directly, like the prover's replay, enters them itself)."""
+    # Subnormal numbers are part of the definitions: never flush them to zero.
+    torch.set_flush_denormal(False)
+    # oneDNN off: composite operators then decompose the same way on CPU tensors as on the meta
+    # tensors of a skeleton (nn.LSTM takes mkldnn_rnn_layer on CPU only, the cell ops otherwise).
+    mkldnn = torch._C._get_mkldnn_enabled()
+    torch._C._set_mkldnn_enabled(False)
+    try:
+        yield
+    finally:
+        torch._C._set_mkldnn_enabled(mkldnn)
 
 
 class ReproducibleMode(TorchDispatchMode):
@@ -511,12 +528,8 @@ class ReproducibleMode(TorchDispatchMode):
         self.outputs_alive: list[torch.Tensor] = []
 
     def __enter__(self) -> ReproducibleMode:
-        # Subnormal numbers are part of the definitions: never flush them to zero.
-        torch.set_flush_denormal(False)
-        # oneDNN off: composite operators then decompose the same way on CPU tensors as on the meta
-        # tensors of a skeleton (nn.LSTM takes mkldnn_rnn_layer on CPU only, the cell ops otherwise).
-        self._mkldnn = torch._C._get_mkldnn_enabled()
-        torch._C._set_mkldnn_enabled(False)
+        self._settings = reproducible_settings()
+        self._settings.__enter__()
         super().__enter__()
         return self
 
@@ -524,11 +537,11 @@ class ReproducibleMode(TorchDispatchMode):
         try:
             super().__exit__(*exc)
         finally:
-            torch._C._set_mkldnn_enabled(self._mkldnn)
+            self._settings.__exit__(*exc)
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
-        dispatch = _get_dispatch(func)
+        dispatch = get_dispatch(func)
         if dispatch.passed:
             return func(*args, **kwargs)
         name, definition, mutation = dispatch.name, dispatch.definition, dispatch.mutation
@@ -607,10 +620,15 @@ class ReproducibleMode(TorchDispatchMode):
         values its canonical form would give, so training and tracing compute the same bits."""
         bound, first = bind_call(func, args, kwargs)
         where = first if first is not None else torch.device(kwargs.get("device") or "cpu")
+        return self.run_bound(definition, mutation, bound, where, first is None)
+
+    def run_bound(self, definition: Any, mutation: Mutation, bound: dict[str, Any], where: torch.device, factory: bool) -> Any:
+        """`_run_defined` once the call is bound (`bind_call`): `where` is the device of its first
+        tensor argument, or where a `factory` (a call without tensor arguments) places its result."""
         prims = self.primitives_for(where)
         if mutation.self_only:
             value = definition.compute(prims, bound)
-            target = args[0]
+            target = bound["self"]
             if value is not target:
                 target.copy_(value)
             return self._finish(target, None, True)
@@ -621,7 +639,7 @@ class ReproducibleMode(TorchDispatchMode):
             written = compute_written_positions(mutation, len(returned), len(outputs))
             return self._finish(result, outputs, 0 in written)
         result = definition.compute(prims, bound)
-        if first is None and isinstance(result, torch.Tensor) and result.device != where:
+        if factory and isinstance(result, torch.Tensor) and result.device != where:
             result = result.to(where)  # a factory: computed on the CPU, placed where the call asked
         return self._finish(result, None, False)
 

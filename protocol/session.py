@@ -221,17 +221,23 @@ class Session:
         return batches
 
     def run_step(self) -> torch.Tensor:
-        """One training step (see the module docstring). Call inside a `ReproducibleMode` for
-        reproducible bits. Returns the loss (detached; the mean over micro-batches). The scheduler
-        runs under the protocol's correctly rounded `math` (`protocol.scalar_mode.protocol_math`); the
-        optimizer's powers of `.item()` values are correctly rounded (`protocol.scalar_mode.protocol_items`);
-        `torch.autocast` regions follow `protocol.autocast`, the same on every device."""
+        """One training step (see the module docstring): `update`, then `advance`. Call inside a
+        `ReproducibleMode` for reproducible bits. Returns the loss (detached; the mean over micro-batches)."""
+        total = self.update()
+        self.advance()
+        return total
+
+    def update(self) -> torch.Tensor:
+        """The step's computation: forward, backward, clipping and the optimizer's update of the
+        state in place (returns the loss). The optimizer's powers of `.item()` values are correctly
+        rounded (`protocol.scalar_mode.protocol_items`); `torch.autocast` regions follow
+        `protocol.autocast`, the same on every device."""
         # SDPA is held to its math route: on meta tensors (skeletons) it never takes the fused CPU
         # kernel, and both routes give the same bits under pinpoint's definitions.
         with protocol_items(), protocol_rnn(), protocol_autocast(), sdpa_kernel(SDPBackend.MATH):
-            return self._run_step()
+            return self._update()
 
-    def _run_step(self) -> torch.Tensor:
+    def _update(self) -> torch.Tensor:
         task = self.task
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
@@ -248,14 +254,18 @@ class Session:
             # foreach pinned for the same reason as the optimizer's (torch's default depends on the device)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), task.grad_clip, foreach=False)
         self.optimizer.step()
+        assert total is not None
+        return total
+
+    def advance(self) -> None:
+        """The step's bookkeeping after `update`: the scheduler's step, under the protocol's correctly
+        rounded `math` (`protocol.scalar_mode.protocol_math`), then t + 1 and its batch."""
         if self.scheduler is not None:
             with protocol_math():
                 self.scheduler.step()
             self._normalise_learning_rates()
         self.step = self.step + 1
         self.batch = self._draw_batch()
-        assert total is not None
-        return total
 
 
 SCHEDULE_DTYPES = (torch.bool, torch.int64, torch.float64)
