@@ -284,9 +284,10 @@ class _Slot:
     index: int
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class _Scalar:
     expr: Expression
+    register: int = -1  # where the program's compiled expressions leave its value (`_compile`)
 
 
 CALL, DEFINED, DISPATCH = 0, 1, 2
@@ -309,6 +310,9 @@ class _Entry:
     where: torch.device
     factory: bool
     outputs: tuple[tuple[int, int], ...]  # (position in the flat result, new slot)
+    slot_holes: tuple[tuple[Any, int], ...]  # the holes that are one tensor: (position or, DEFINED, name; slot)
+    other_holes: tuple[tuple[Any, Any], ...]  # the rest (numbers, lists, keyword arguments of CALL and DISPATCH)
+    call: Any  # CALL: the overload's C++ entry (what calling the OpOverload calls)
     item: bool  # an .item() read
     effects: bool  # writes an argument, draws random numbers or reads a value: never left out
     key: Any  # everything two captures must agree on
@@ -331,6 +335,7 @@ class Program:
     dead: list[list[int]] = field(default_factory=list)  # per entry, the slots free after it
     live: dict[str, torch.Tensor] = field(default_factory=dict)  # the state tensors, but COUNTERS (read anew)
     size: int = 0  # how many slots
+    code: list[tuple[Any, Any, tuple[int, ...]]] = field(default_factory=list)  # the scalars' expressions (`_compile`)
 
 
 COUNTERS = ("seed", "step", "batch")
@@ -476,8 +481,12 @@ class _Builder:
                     self.slot(out, position)
         effects = item or mutation is None or mutation.writes or definition is None or definition.kind is OpKind.RANDOM
         key = (name, kind, _key(args), _key(kwargs), _key(bound), tuple(outputs), repr(metas), item, str(where))
+        slot_holes = tuple((where_, value.index) for where_, value in holes
+                           if type(value) is _Slot and (kind == DEFINED or type(where_) is int))
+        other_holes = tuple((where_, value) for where_, value in holes
+                            if not (type(value) is _Slot and (kind == DEFINED or type(where_) is int)))
         self.entries.append(_Entry(index, func, kind, args, kwargs, bound, tuple(holes), definition, mutation, where, factory,
-                                   tuple(outputs), item, effects, key))
+                                   tuple(outputs), slot_holes, other_holes, func._op, item, effects, key))
 
 
 def _has_hole(value: Any) -> bool:
@@ -512,12 +521,50 @@ def build_program(capture: _Capture, before: dict[str, torch.Tensor], after: dic
     for n, entry in enumerate(entries):
         for slot in _slots_of(entry):
             last[slot] = n
+    program.code = _compile(entries)
     program.size = len(builder.uses)
     program.dead = [[] for _ in entries]
     for slot, n in last.items():
         if slot not in keep:
             program.dead[n].append(slot)
     return program
+
+
+def _compile(entries: list[_Entry]) -> list[tuple[Any, Any, tuple[int, ...]]]:
+    """Every scalar hole's expression as straight-line code, one register per distinct node, in the
+    order the entries need them: (None, constant, ()), ("item", call, ()), ("lr", group, ()), or
+    (ProtocolFloat's method, first operand's register, the other operands' registers). A register
+    needed at an entry depends only on reads made before it."""
+    code: list[tuple[Any, Any, tuple[int, ...]]] = []
+    registers: dict[int, int] = {}
+
+    def compile_node(expr: Expression) -> int:
+        known = registers.get(id(expr))
+        if known is not None:
+            return known
+        kind = expr[0]
+        if kind == "const":
+            instruction: tuple[Any, Any, tuple[int, ...]] = (None, expr[1], ())
+        elif kind in ("item", "lr"):
+            instruction = (kind, expr[1], ())
+        else:
+            operands = [compile_node(operand) for operand in expr[1:]]
+            instruction = (getattr(ProtocolFloat, kind), operands[0], tuple(operands[1:]))
+        registers[id(expr)] = len(code)
+        code.append(instruction)
+        return registers[id(expr)]
+
+    def visit(value: Any) -> None:
+        if isinstance(value, _Scalar):
+            value.register = compile_node(value.expr)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                visit(item)
+
+    for entry in entries:
+        for _, value in entry.holes:
+            visit(value)
+    return code
 
 
 def _slots_of(entry: _Entry) -> Iterator[int]:
@@ -592,11 +639,11 @@ def _same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
 # --- running a program -----------------------------------------------------------------------------
 
 
-def _fill(value: Any, slots: list[Any], scalars: Callable[[Expression], float]) -> Any:
+def _fill(value: Any, slots: list[Any], scalars: Callable[[_Scalar], float]) -> Any:
     if isinstance(value, _Slot):
         return slots[value.index]
     if isinstance(value, _Scalar):
-        return scalars(value.expr)
+        return scalars(value)
     if isinstance(value, list | tuple):
         return type(value)(_fill(item, slots, scalars) for item in value)
     return value
@@ -613,33 +660,49 @@ def run_program(program: Program, session: Session, primitives_for: PrimitivesFo
         slots[slot] = tensor.clone() if slot in program.constant else tensor
     items: dict[int, Any] = {}
     rates = [float(group["lr"]) for group in session.optimizer.param_groups]
-    memo: dict[int, Any] = {}
+    code = program.code
+    registers: list[Any] = [None] * len(code)
+    done = [0]  # registers computed so far: in the order the entries need them, so their reads are in
 
-    def scalars(expr: Expression) -> float:
-        value = float(evaluate(expr, items, rates, memo))
+    def scalars(scalar: _Scalar) -> float:
+        target, i = scalar.register, done[0]
+        while i <= target:
+            kind, first, rest = code[i]
+            if kind is None:
+                registers[i] = first
+            elif kind == "item":
+                registers[i] = ProtocolFloat(items[first])
+            elif kind == "lr":
+                registers[i] = ProtocolFloat(rates[first])
+            else:
+                registers[i] = kind(registers[first], *[registers[r] for r in rest])
+            i += 1
+        done[0] = i
+        value = float(registers[target])
         return math.nan if value != value else value  # as `bind_call` passes a NaN
 
     with reproducible_settings(), torch._C._AutoDispatchBelowADInplaceOrView():
         for entry, dead in zip(program.entries, program.dead, strict=True):
             kind = entry.kind
             if kind == DEFINED:
-                bound = entry.bound
-                if entry.holes:
-                    bound = bound.copy()
-                    for argument, value in entry.holes:
-                        bound[argument] = slots[value.index] if type(value) is _Slot else _fill(value, slots, scalars)
+                bound = entry.bound.copy() if entry.holes else entry.bound
+                for argument, slot in entry.slot_holes:
+                    bound[argument] = slots[slot]
+                for argument, value in entry.other_holes:
+                    bound[argument] = _fill(value, slots, scalars)
                 result = run_bound(entry.definition, entry.mutation, bound, entry.where, entry.factory)
             else:
-                args, kwargs = entry.args, entry.kwargs
-                if entry.holes:
-                    args, kwargs = args.copy(), kwargs.copy()
-                    for where, value in entry.holes:
-                        filled = slots[value.index] if type(value) is _Slot else _fill(value, slots, scalars)
+                args, kwargs = (entry.args.copy() if entry.holes else entry.args), entry.kwargs
+                for position, slot in entry.slot_holes:
+                    args[position] = slots[slot]
+                if entry.other_holes:
+                    kwargs = kwargs.copy()
+                    for where, value in entry.other_holes:
                         if type(where) is int:
-                            args[where] = filled
+                            args[where] = _fill(value, slots, scalars)
                         else:
-                            kwargs[where] = filled
-                result = entry.func(*args, **kwargs) if kind == CALL else dispatch(entry.func, (), tuple(args), kwargs)
+                            kwargs[where] = _fill(value, slots, scalars)
+                result = entry.call(*args, **kwargs) if kind == CALL else dispatch(entry.func, (), tuple(args), kwargs)
             if entry.item:
                 items[entry.index] = result
             elif entry.outputs:
