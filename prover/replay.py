@@ -31,8 +31,9 @@ Two consecutive eager steps are captured; when their programs agree, later steps
 Every `AUDIT_EVERY` replayed steps one step runs eagerly again and is compared with the program; a
 step whose guards fail runs eagerly and is captured anew. What no capture can see is Python state
 the step reads without tensors or numbers passing through it (a module attribute counting calls
-that changes the operators only at step 1,000): a task whose operators depend on such state must not
-be replayed. Replay is the worker's choice (`pinpoint train --replay`) and changes nothing in the
+that changes the operators only at step 1,000). The protocol excludes such a task already: the
+referee rebuilds step t's operators in a fresh session from s_t alone (its skeleton), so an honest
+worker training it eagerly would lose a dispute too. Replay is the worker's choice (`pinpoint train --replay`) and changes nothing in the
 protocol: a wrong replay is a wrong state, which the worker would lose a dispute over. A replayed
 step runs none of the task's Python, so its prints and logging happen in captured steps only.
 """
@@ -137,21 +138,53 @@ for _name in OBSERVING:
     setattr(TrackedFloat, _name, _observing(_name))
 
 
-def evaluate(expr: Expression, items: dict[int, Any], rates: list[float], memo: dict[int, Any]) -> Any:
-    """The value `expr` has with this step's `.item()` reads (by entry) and learning rates: the same
-    ProtocolFloat operations, in the same order, as the eager step's Python performed."""
+Code = list[tuple[Any, Any, tuple[int, ...]]]
+"""Straight-line code for tracked numbers, one register per instruction: (None, constant, ()),
+("item", call, ()), ("lr", group, ()), or (ProtocolFloat's method, first operand's register, the
+other operands' registers)."""
+
+
+def compile_expression(expr: Expression, code: Code, registers: dict[int, int]) -> int:
+    """Append `expr`'s instructions to `code` (each node once: `registers` maps a node's id to its
+    register) and return the register that holds its value; operands come before their uses."""
+    known = registers.get(id(expr))
+    if known is not None:
+        return known
     kind = expr[0]
     if kind == "const":
-        return expr[1]
-    if kind == "item":
-        return ProtocolFloat(items[expr[1]])
-    if kind == "lr":
-        return ProtocolFloat(rates[expr[1]])
-    known = memo.get(id(expr))
-    if known is None:
-        operands = [evaluate(operand, items, rates, memo) for operand in expr[1:]]
-        known = memo[id(expr)] = getattr(ProtocolFloat, kind)(ProtocolFloat(operands[0]), *operands[1:])
-    return known
+        instruction: tuple[Any, Any, tuple[int, ...]] = (None, expr[1], ())
+    elif kind in ("item", "lr"):
+        instruction = (kind, expr[1], ())
+    else:
+        operands = [compile_expression(operand, code, registers) for operand in expr[1:]]
+        instruction = (getattr(ProtocolFloat, kind), operands[0], tuple(operands[1:]))
+    registers[id(expr)] = len(code)
+    code.append(instruction)
+    return len(code) - 1
+
+
+def run_code(code: Code, values: list[Any], start: int, stop: int, items: dict[int, Any], rates: list[float]) -> None:
+    """Compute registers start … stop - 1 with this step's `.item()` reads (by call) and learning
+    rates: the same ProtocolFloat operations, in the same order, as the eager step's Python."""
+    for i in range(start, stop):
+        kind, first, rest = code[i]
+        if kind is None:
+            values[i] = first
+        elif kind == "item":
+            values[i] = ProtocolFloat(items[first])
+        elif kind == "lr":
+            values[i] = ProtocolFloat(rates[first])
+        else:
+            values[i] = kind(values[first], *[values[r] for r in rest])
+
+
+def evaluate(expr: Expression, items: dict[int, Any], rates: list[float]) -> Any:
+    """The value of one expression with these reads and rates (what a replay computes for it)."""
+    code: Code = []
+    register = compile_expression(expr, code, {})
+    values: list[Any] = [None] * len(code)
+    run_code(code, values, 0, len(code), items, rates)
+    return values[register]
 
 
 def _sources(expr: Expression) -> Iterator[Expression]:
@@ -335,7 +368,7 @@ class Program:
     dead: list[list[int]] = field(default_factory=list)  # per entry, the slots free after it
     live: dict[str, torch.Tensor] = field(default_factory=dict)  # the state tensors, but COUNTERS (read anew)
     size: int = 0  # how many slots
-    code: list[tuple[Any, Any, tuple[int, ...]]] = field(default_factory=list)  # the scalars' expressions (`_compile`)
+    code: Code = field(default_factory=list)  # the scalars' expressions (`_compile`)
 
 
 COUNTERS = ("seed", "step", "batch")
@@ -530,33 +563,15 @@ def build_program(capture: _Capture, before: dict[str, torch.Tensor], after: dic
     return program
 
 
-def _compile(entries: list[_Entry]) -> list[tuple[Any, Any, tuple[int, ...]]]:
-    """Every scalar hole's expression as straight-line code, one register per distinct node, in the
-    order the entries need them: (None, constant, ()), ("item", call, ()), ("lr", group, ()), or
-    (ProtocolFloat's method, first operand's register, the other operands' registers). A register
-    needed at an entry depends only on reads made before it."""
-    code: list[tuple[Any, Any, tuple[int, ...]]] = []
+def _compile(entries: list[_Entry]) -> Code:
+    """Every scalar hole's expression as straight-line code, in the order the entries need them:
+    a register needed at an entry depends only on reads made before it."""
+    code: Code = []
     registers: dict[int, int] = {}
-
-    def compile_node(expr: Expression) -> int:
-        known = registers.get(id(expr))
-        if known is not None:
-            return known
-        kind = expr[0]
-        if kind == "const":
-            instruction: tuple[Any, Any, tuple[int, ...]] = (None, expr[1], ())
-        elif kind in ("item", "lr"):
-            instruction = (kind, expr[1], ())
-        else:
-            operands = [compile_node(operand) for operand in expr[1:]]
-            instruction = (getattr(ProtocolFloat, kind), operands[0], tuple(operands[1:]))
-        registers[id(expr)] = len(code)
-        code.append(instruction)
-        return registers[id(expr)]
 
     def visit(value: Any) -> None:
         if isinstance(value, _Scalar):
-            value.register = compile_node(value.expr)
+            value.register = compile_expression(value.expr, code, registers)
         elif isinstance(value, list | tuple):
             for item in value:
                 visit(item)
@@ -665,20 +680,10 @@ def run_program(program: Program, session: Session, primitives_for: PrimitivesFo
     done = [0]  # registers computed so far: in the order the entries need them, so their reads are in
 
     def scalars(scalar: _Scalar) -> float:
-        target, i = scalar.register, done[0]
-        while i <= target:
-            kind, first, rest = code[i]
-            if kind is None:
-                registers[i] = first
-            elif kind == "item":
-                registers[i] = ProtocolFloat(items[first])
-            elif kind == "lr":
-                registers[i] = ProtocolFloat(rates[first])
-            else:
-                registers[i] = kind(registers[first], *[registers[r] for r in rest])
-            i += 1
-        done[0] = i
-        value = float(registers[target])
+        if scalar.register >= done[0]:
+            run_code(code, registers, done[0], scalar.register + 1, items, rates)
+            done[0] = scalar.register + 1
+        value = float(registers[scalar.register])
         return math.nan if value != value else value  # as `bind_call` passes a NaN
 
     with reproducible_settings(), torch._C._AutoDispatchBelowADInplaceOrView():

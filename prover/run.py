@@ -660,6 +660,11 @@ def check_judgeable(job: JobSpec, task: Task, initial: dict[str, torch.Tensor] |
                        f"({where}); the step's operators depend on the device or on tensor values, so it cannot be judged")
 
 
+REPLAY_FROM = 8
+"""Steps from a checkpoint from which `restore_session` replays (`prover.replay`): the first two or
+three are captured, which costs more than an eager step."""
+
+
 def restore_session(run: Run, step: int, device: str = "cpu", task: Task | None = None,
                     on_shards: Callable[[int, str, Recovery], None] | None = None) -> Session:
     """A session at s_step: the nearest checkpoint at or before it that can be had (its file, or else its
@@ -681,9 +686,15 @@ def restore_session(run: Run, step: int, device: str = "cpu", task: Task | None 
         raise RunError("; ".join(problems) if len(problems) == 1
                        else f"no checkpoint at or before step {step} can be had: {'; '.join(problems)}")
     primitives_for = get_primitives_for()
+    # many steps from the checkpoint (sparse checkpoints): replayed once two captured steps agree;
+    # every state is checked against the committed root either way
+    replayer = Replayer(session, primitives_for) if run.tamper is None and step - start >= REPLAY_FROM else None
     for t in range(start, step):
-        with ReproducibleMode(RngContext(run.job.seed, t), primitives_for, tamper=run.tamper):
-            session.run_step()
+        if replayer is not None:
+            replayer.run_step()
+        else:
+            with ReproducibleMode(RngContext(run.job.seed, t), primitives_for, tamper=run.tamper):
+                session.run_step()
         if run.tamper is not None and run.tamper.kind == "state" and run.tamper.step == t:
             tamper_state(session)
         root = compute_state_root(compute_state_digests(session.state_tensors(), cache))

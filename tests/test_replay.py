@@ -20,7 +20,7 @@ from protocol.scalar_mode import ProtocolFloat
 from protocol.session import Session, make_job
 from protocol.state import compute_state_root
 from prover.replay import _LOCAL, ARITHMETIC, Replayer, TrackedFloat, _Builder, _Capture, evaluate
-from prover.run import compute_state_digests, get_primitives_for, train
+from prover.run import compute_state_digests, get_primitives_for, list_checkpoints, restore_session, train
 from prover.task import Task, load_task, task_from_source
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,6 +63,15 @@ def test_train_with_replay_commits_the_same_run(tmp_path: Path) -> None:
     assert replayed.roots == eager.roots and replayed.chain_root == eager.chain_root
     counts = json.loads((tmp_path / "replayed" / "run.json").read_text())["replay"]
     assert counts["replayed"] >= 3 and counts["captured"] + counts["replayed"] + counts["eager"] == 7
+
+
+def test_a_restore_far_from_its_checkpoint_replays_and_reaches_the_committed_roots(tmp_path: Path) -> None:
+    task = load_task(REPO / "examples" / "tasks" / "llama.py")
+    run = train(make_job(task, 12, 2), tmp_path / "sparse", task=task, code=None, checkpoint_every=12)
+    assert list_checkpoints(run.path) == [0, 12]
+    # eleven steps from s_0, each state checked against its committed root as it is reached
+    session = restore_session(run, 11, task=task)
+    assert _root(session) == run.roots[11]
 
 
 TASK = '''
@@ -188,11 +197,11 @@ def test_a_tracked_number_evaluates_to_what_the_step_computed(sequence: list[tup
                                                                item: float, lr: float, item2: float, lr2: float) -> None:
     result, applied = _apply(sequence, TrackedFloat(item, ("item", 0)), TrackedFloat(lr, ("lr", 0)))
     assert isinstance(result, TrackedFloat)
-    assert float.hex(float(evaluate(result.expr, {0: item}, [lr], {}))) == float.hex(float(result))
+    assert float.hex(float(evaluate(result.expr, {0: item}, [lr]))) == float.hex(float(result))
     # the next step's sources through the same operations, as the eager step computes them
     expected, applied2 = _apply(sequence, ProtocolFloat(item2), ProtocolFloat(lr2))
     if applied2 == applied:
-        assert float.hex(float(evaluate(result.expr, {0: item2}, [lr2], {}))) == float.hex(float(expected))
+        assert float.hex(float(evaluate(result.expr, {0: item2}, [lr2]))) == float.hex(float(expected))
 
 
 def test_branching_on_a_read_value_is_a_problem_and_on_a_rate_a_guard() -> None:
