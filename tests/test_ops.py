@@ -181,6 +181,7 @@ def test_every_node_of_a_real_step_re_executes_from_the_reference(
         monkeypatch.setattr(protocol.recording, "DEFERRED_HASH_BYTES", 1 << 62)
         at_once = regenerate_trace(run, 1)
         monkeypatch.setattr(protocol.recording, "DEFERRED_HASH_BYTES", deferred_bytes)
+        monkeypatch.setattr(protocol.recording, "POOL_BYTES", 0)  # the hashing threads, whatever the size
     tensors: dict[bytes, torch.Tensor] = {}
     trace = regenerate_trace(run, 1, tensors=tensors)
     if deferred_bytes is not None:

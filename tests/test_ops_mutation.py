@@ -407,6 +407,7 @@ def test_deferred_digests_are_taken_before_every_write(optimizer: str, foreach: 
 
     at_once, _, kept, _ = _traced_step(optimizer, foreach)
     monkeypatch.setattr(protocol.recording, "DEFERRED_HASH_BYTES", 0)
+    monkeypatch.setattr(protocol.recording, "POOL_BYTES", 0)  # the hashing threads, whatever the size
     deferred, _, kept_deferred, _ = _traced_step(optimizer, foreach, defer=True)
     assert deferred == at_once
     assert kept.keys() == kept_deferred.keys()
