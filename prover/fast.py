@@ -526,6 +526,10 @@ class FastPrimitives:
         return kernels.rowmax(x)
 
     @_float32_or_reference
+    def rowargmax(self, x: torch.Tensor) -> torch.Tensor:
+        return kernels.rowargmax(x)
+
+    @_float32_or_reference
     def exp(self, x: torch.Tensor) -> torch.Tensor:
         return kernels.exp(x)
 

@@ -480,12 +480,12 @@ def test_reflection_and_replication_padding_fast_equal_reference_and_match_torch
 
 @given(st.integers(1, 40), st.integers(1, 12), st.data())
 @settings(max_examples=30)
-def test_first_max_positions_equal_the_reference_rowargmax(rows: int, cols: int, data: st.DataObject) -> None:
+def test_the_window_maxima_primitive_equals_the_reference_rowargmax(rows: int, cols: int, data: st.DataObject) -> None:
     x = _tensor(data, (rows, cols), specials=True)
     if data.draw(st.booleans()):
         x = torch.tensor(SPECIALS)[torch.randint(0, len(SPECIALS), x.shape, generator=torch.Generator().manual_seed(rows * cols))]
     for prims in (REFERENCE, FAST):
-        assert torch.equal(convolution.compute_first_max_positions(prims, x), semantics.reference_rowargmax(x))
+        assert torch.equal(prims.rowargmax(x), semantics.reference_rowargmax(x))
 
 
 # --- a small CNN under the reproducible mode ------------------------------------------------------

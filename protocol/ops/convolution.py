@@ -415,17 +415,6 @@ def _window_positions(size: int, out: int, kernel: int, stride: int, padding: in
 # --- max pooling ----------------------------------------------------------------------------------
 
 
-def compute_first_max_positions(prims: Primitives, rows: Tensor) -> Tensor:
-    """rows [R, KK] float32 → [R] int64: per row, the first position holding a NaN if there is one,
-    else the first position whose value equals the row's `rowmax` (+0.0 and -0.0 are equal)."""
-    kk = rows.shape[1]
-    maximum = prims.rowmax(rows).unsqueeze(1)
-    hit = (rows == maximum) | (rows != rows)
-    # the first hit is the largest of (hit ? kk - position : 0): exact integer arithmetic
-    weights = torch.arange(kk, 0, -1, dtype=torch.int32)
-    return kk - torch.where(hit, weights, 0).amax(dim=1).to(torch.int64)
-
-
 def _max_pool_arguments(a: dict[str, Any]) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]]:
     kernel, stride, padding = _pool_arguments(a)
     dilation = _expand(a["dilation"], 2)
@@ -465,7 +454,7 @@ def _max_pool2d(prims: Primitives, a: dict[str, Any]) -> Outputs:
     inside = (((ih >= 0) & (ih < h))[:, None, :, None] & ((iw >= 0) & (iw < w))[None, :, None, :]).reshape(-1)
     flat = (ih[:, None, :, None] * w + iw[None, :, None, :]).reshape(-1)  # [OH*OW*KK]
     kk, windows = kernel[0] * kernel[1], out[0] * out[1]
-    position = compute_first_max_positions(prims, rows)  # [R]
+    position = prims.rowargmax(rows)  # [R]: the first NaN, else the first maximum (+0.0 == -0.0)
     values = rows.gather(1, position.unsqueeze(1)).reshape(n, c, *out)
     chosen = torch.arange(windows, dtype=torch.int64).repeat(n * c) * kk + position  # into inside, flat
     indices = flat[chosen]
@@ -656,7 +645,7 @@ def _adaptive_max_pool2d(prims: Primitives, a: dict[str, Any]) -> Outputs:
     flat, _, (kh, kw) = _adaptive_table((h, w), (oh, ow))
     planes = torch.cat([x4.reshape(n * c, h * w), x4.new_full((n * c, 1), float("-inf"))], dim=1)  # index -1: -inf
     rows = planes[:, flat].reshape(-1, kh * kw)
-    position = compute_first_max_positions(prims, rows)  # [R]
+    position = prims.rowargmax(rows)  # [R]: the first NaN, else the first maximum (+0.0 == -0.0)
     values = rows.gather(1, position.unsqueeze(1)).reshape(n, c, oh, ow)
     kk = kh * kw
     chosen = torch.arange(oh * ow, dtype=torch.int64).repeat(n * c) * kk + position
