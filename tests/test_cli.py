@@ -56,3 +56,16 @@ def test_bad_input_is_a_clear_error_with_nothing_written(tmp_path: Path) -> None
     assert result.exit_code == 3 and "not an Ed25519 key" in result.output and bad_key.read_text() == "not a key"
     missing = runner.invoke(main, ["trace", str(tmp_path / "nowhere"), "--step", "0"])
     assert missing.exit_code == 3 and "no run directory" in missing.output
+
+
+def test_train_replay_reports_its_steps_and_commits_the_eager_chain(tmp_path: Path) -> None:
+    runner = CliRunner()
+    common = ["train", "--model", "mlp", "--optimizer", "adam", "--steps", "6", "--json"]
+    eager = runner.invoke(main, [*common, "--out", str(tmp_path / "eager")])
+    replayed = runner.invoke(main, [*common, "--replay", "--out", str(tmp_path / "replayed")])
+    assert eager.exit_code == 0 and replayed.exit_code == 0, replayed.output
+    a, b = json.loads(eager.output), json.loads(replayed.output)
+    assert a["chain_root"] == b["chain_root"] and "replay" not in a
+    assert b["replay"]["replayed"] == 3 and b["replay"]["captured"] == 3 and b["replay"]["reason"] == ""
+    both = runner.invoke(main, [*common, "--replay", "--tamper", "output@2:5", "--out", str(tmp_path / "both")])
+    assert both.exit_code == 2 and "--tamper" in both.output and not (tmp_path / "both").exists()
