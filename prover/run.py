@@ -685,10 +685,27 @@ def restore_session(run: Run, step: int, device: str = "cpu", task: Task | None 
     else:
         raise RunError("; ".join(problems) if len(problems) == 1
                        else f"no checkpoint at or before step {step} can be had: {'; '.join(problems)}")
+    # many steps from the checkpoint (sparse checkpoints) are replayed once two captured steps agree;
+    # replay only saves time: a state it reaches that is not the committed one is reached again eagerly
+    # from the checkpoint, and only then is the run found not to reproduce its roots
+    if run.tamper is None and step - start >= REPLAY_FROM:
+        try:
+            _step_forward(run, session, start, step, cache, replay=True)
+            return session
+        except _ReplayMismatch:
+            session = _restore_checkpoint(run, start, device, task, cache, on_shards)
+    _step_forward(run, session, start, step, cache, replay=False)
+    return session
+
+
+class _ReplayMismatch(Exception):
+    """A replayed step reached a state other than the committed one (`restore_session` redoes it eagerly)."""
+
+
+def _step_forward(run: Run, session: Session, start: int, step: int, cache: DigestCache, replay: bool) -> None:
+    """Run steps start … step - 1 of the session, each state checked against the committed root."""
     primitives_for = get_primitives_for()
-    # many steps from the checkpoint (sparse checkpoints): replayed once two captured steps agree;
-    # every state is checked against the committed root either way
-    replayer = Replayer(session, primitives_for) if run.tamper is None and step - start >= REPLAY_FROM else None
+    replayer = Replayer(session, primitives_for) if replay else None
     for t in range(start, step):
         if replayer is not None:
             replayer.run_step()
@@ -699,8 +716,9 @@ def restore_session(run: Run, step: int, device: str = "cpu", task: Task | None 
             tamper_state(session)
         root = compute_state_root(compute_state_digests(session.state_tensors(), cache))
         if root != run.roots[t + 1]:
+            if replayer is not None:
+                raise _ReplayMismatch
             raise RunError(f"replaying step {t} did not reproduce the committed state root s_{t + 1}")
-    return session
 
 
 def _restore_checkpoint(run: Run, step: int, device: str, task: Task, cache: DigestCache,

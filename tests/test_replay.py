@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import prover.replay
 from protocol.recording import ReproducibleMode, RngContext
 from protocol.scalar_mode import ProtocolFloat
 from protocol.session import Session, make_job
@@ -72,6 +74,23 @@ def test_a_restore_far_from_its_checkpoint_replays_and_reaches_the_committed_roo
     # eleven steps from s_0, each state checked against its committed root as it is reached
     session = restore_session(run, 11, task=task)
     assert _root(session) == run.roots[11]
+
+
+def test_a_replay_that_reaches_another_state_is_redone_eagerly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a replay is only a shortcut: were it ever wrong, restoring a state falls back to eager steps
+    task = load_task(REPO / "examples" / "tasks" / "mlp.py")
+    run = train(make_job(task, 10, 2), tmp_path / "sparse", task=task, code=None, checkpoint_every=10)
+    honest = prover.replay.run_program
+
+    def wrong(*args: Any) -> torch.Tensor:
+        total = honest(*args)
+        with torch.no_grad():
+            next(args[1].model.parameters()).view(-1)[0] += 1.0
+        return total
+
+    monkeypatch.setattr(prover.replay, "run_program", wrong)
+    session = restore_session(run, 9, task=task)
+    assert _root(session) == run.roots[9]
 
 
 TASK = '''
