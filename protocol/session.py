@@ -322,6 +322,13 @@ def _call(task: Task, what: str, function: Any, *args: Any) -> Any:
         raise TaskError(f"task {task.name}: {what} failed: {type(error).__name__}: {error}") from error
 
 
+def seed_initialisation(seed: int) -> None:
+    """Seed the generator a task's own initialisation draws from: the CPU one, which `build_model`
+    forks (torch.manual_seed would also queue a seed for every accelerator, formatting a stack trace
+    each time: 0.7 ms a session)."""
+    torch.default_generator.manual_seed(seed)
+
+
 def build_model(task: Task, seed: int, meta: bool = False, redraw: bool = True) -> nn.Module:
     """The task's model with its initial parameters. The task's own initialisation runs under
     the CPU generator seeded with `seed` (forked, so the caller's stream is untouched); with the
@@ -333,9 +340,7 @@ def build_model(task: Task, seed: int, meta: bool = False, redraw: bool = True) 
             model = _call(task, "build_model", task.build_model)
     else:
         with torch.random.fork_rng(devices=[]):
-            # the CPU generator only, the one forked (torch.manual_seed would also queue a seed for
-            # every accelerator, formatting a stack trace each time: 0.7 ms a session)
-            torch.default_generator.manual_seed(seed)
+            seed_initialisation(seed)
             model = _call(task, "build_model", task.build_model)
     if not isinstance(model, nn.Module):
         raise TaskError(f"task {task.name}: build_model returned a {type(model).__name__}, not an nn.Module")

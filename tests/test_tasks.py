@@ -307,8 +307,8 @@ def test_a_job_whose_s0_this_machine_cannot_draw_trains_from_a_shipped_s0(tmp_pa
     first = train(job, tmp_path / "first", checkpoint_every=2, task=task)
     shipped = tmp_path / "first" / "checkpoints" / "step-00000000.safetensors"
 
-    drawn_elsewhere = torch.manual_seed
-    monkeypatch.setattr(protocol.session.torch, "manual_seed", lambda seed: drawn_elsewhere(seed + 1))
+    drawn_elsewhere = protocol.session.seed_initialisation
+    monkeypatch.setattr(protocol.session, "seed_initialisation", lambda seed: drawn_elsewhere(seed + 1))
     with pytest.raises(RunError, match="--initial"):
         train(job, tmp_path / "refused", task=task)
     from prover.run import read_checkpoint
