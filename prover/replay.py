@@ -13,19 +13,25 @@ What a step's call may depend on, and how each is handled:
 - **Tensors** are named by where they come from: a state tensor (`param/…`, `optim/…`, `batch`, …,
   looked up by name at each replay), the output of an earlier call of the program, or a tensor made
   outside the operators (a literal): the same object at every step is passed as it is, else a
-  literal whose value must be the same in both captures is passed as a fresh copy.
-- **Numbers that change from step to step** are tracked: each `.item()` read returns a
-  `TrackedFloat` (Adam's step counter), each group's learning rate is one while the step runs, and
-  the arithmetic on them (the protocol's, `protocol.scalar_mode`) builds an expression. A float
-  argument of an operator that equals a tracked number passed to the enclosing torch call (seen by
-  a `TorchFunctionMode`) is replayed as that expression, evaluated with this step's reads and rates.
-  Every other argument is a constant and must be equal in both captures.
-- **Python control flow on tracked numbers** (a comparison, `int()`, `bool()`, …) makes the step
-  unreplayable when the number comes from a tensor read (RAdam's rectification test); when it comes
-  only from learning rates, those rates are frozen: replay requires them unchanged.
-- Every `.item()` read must change between the two captures (else a constant and a value could not
-  be told apart), and every other read of a tensor into Python (`float(t)`, `bool(t)`) makes the
-  step unreplayable. The optimizer's other hyperparameters must equal the capture's at each replay.
+  literal whose value when first read is the same in both captures is passed as a fresh copy of it.
+  A step that writes such a tensor, swaps a state tensor's memory (`p.data = …`), changes a
+  tensor's layout in place (`transpose_`) or makes an output whose shape depends on values (a
+  boolean mask) is not replayed.
+- **Numbers that change from step to step** are tracked: each `.item()` read inside torch's own
+  optimizer step returns a `TrackedFloat` (Adam's step counter), each group's learning rate is one
+  while the step runs, and the arithmetic on them (the protocol's, `protocol.scalar_mode`) builds an
+  expression. A float argument of an operator that equals a tracked number passed to the enclosing
+  torch call (seen by a `TorchFunctionMode`) is replayed as that expression, evaluated with this
+  step's reads and rates. Every other argument is a constant and must be equal in both captures.
+- **Python that branches on a tracked number** or converts it (a comparison, `float()`, `int()`,
+  `bool()`, …) makes the step unreplayable when the number comes from a tensor read (RAdam's
+  rectification test); when it comes only from learning rates, those rates are frozen: replay
+  requires them unchanged. `math` and numpy read a float's value in C, unseen: that is why reads are
+  tracked in torch's own optimizers only, whose code uses them by arithmetic. A read anywhere else
+  (`.item()` or `float(t)` in the task's code, `.tolist()`, `.numpy()`), or an optimizer whose step
+  is the task's own code, makes the step unreplayable.
+- Every tracked read must change between the two captures (else a constant and a value could not be
+  told apart). The optimizer's other hyperparameters must equal the capture's at each replay.
 
 Two consecutive eager steps are captured; when their programs agree, later steps replay the second.
 Every `AUDIT_EVERY` replayed steps one step runs eagerly again and is compared with the program; a
@@ -33,8 +39,8 @@ step whose guards fail runs eagerly and is captured anew. What no capture can se
 the step reads without tensors or numbers passing through it (a module attribute counting calls
 that changes the operators only at step 1,000). The protocol excludes such a task already: the
 referee rebuilds step t's operators in a fresh session from s_t alone (its skeleton), so an honest
-worker training it eagerly would lose a dispute too. Replay is the worker's choice (`pinpoint train --replay`) and changes nothing in the
-protocol: a wrong replay is a wrong state, which the worker would lose a dispute over. A replayed
+worker training it eagerly would lose a dispute too. Replay is the worker's choice (`pinpoint train
+--replay`) and changes nothing in the protocol: a wrong replay is a wrong state, which the worker would lose a dispute over. A replayed
 step runs none of the task's Python, so its prints and logging happen in captured steps only.
 """
 
@@ -73,6 +79,17 @@ MAX_ATTEMPTS = 3
 
 ITEM = "aten::_local_scalar_dense.default"
 DETACH = "aten::detach.default"
+INDEX = "aten::index.Tensor"
+RESTRIDING = frozenset(f"aten::{name}" for name in (
+    "transpose_.default", "t_.default", "squeeze_.default", "squeeze_.dim", "squeeze_.dims", "unsqueeze_.default",
+    "as_strided_.default", "resize_.default", "resize_as_.default", "set_.source_Storage", "set_.source_Storage_storage_offset",
+    "set_.source_Tensor", "set_.default", "swapdims_.default", "swapaxes_.default", "detach_.default"))
+"""In-place operators that change a tensor's layout rather than its values: a detach alias (which a
+program reads as the tensor itself) would be restrided with its source."""
+VALUE_SHAPED = frozenset(f"aten::{name}" for name in (
+    "nonzero.default", "masked_select.default", "unique_dim.default", "_unique2.default", "_unique.default",
+    "unique_consecutive.default", "repeat_interleave.Tensor", "nonzero_static.default"))
+"""Operators whose output shape depends on tensor values (so may the Python that reads it)."""
 
 Expression = tuple[Any, ...]
 """("const", value) | ("item", entry) | ("lr", group) | (float method name, operand, *operands)."""
@@ -92,6 +109,10 @@ class TrackedFloat(ProtocolFloat):
         return number
 
 
+def _plain(value: TrackedFloat) -> ProtocolFloat:
+    return ProtocolFloat(float.__float__(value))
+
+
 def _expression_of(value: Any) -> Expression:
     return value.expr if isinstance(value, TrackedFloat) else ("const", value)
 
@@ -100,16 +121,20 @@ ARITHMETIC = ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__
               "__floordiv__", "__rfloordiv__", "__mod__", "__rmod__", "__neg__", "__pos__", "__abs__", "__pow__", "__rpow__")
 """ProtocolFloat's arithmetic: a TrackedFloat's result is tracked too."""
 
-OBSERVING = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__bool__", "__int__", "__round__", "__trunc__",
-             "__floor__", "__ceil__", "__hash__", "__divmod__", "__rdivmod__", "is_integer", "as_integer_ratio", "hex")
-"""What Python can branch on or turn into an untracked number."""
+OBSERVING = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__bool__", "__int__", "__float__", "__round__",
+             "__trunc__", "__floor__", "__ceil__", "__hash__", "__divmod__", "__rdivmod__", "is_integer", "as_integer_ratio",
+             "hex")
+"""What Python can branch on or turn into an untracked number (`float(x)` calls `__float__`; torch
+reads a float argument's value without calling it). `math` and numpy functions read the value in C
+without any call: which is why only torch's own optimizers may read tensors (`_Capture.in_optimizer`)."""
 
 
 def _tracking(name: str) -> Callable[..., Any]:
     operation = getattr(ProtocolFloat, name)
 
     def method(self: TrackedFloat, *args: Any) -> Any:
-        result = operation(self, *args)
+        # the operation on plain values: its own float() of them must not count as an observation
+        result = operation(_plain(self), *(_plain(a) if isinstance(a, TrackedFloat) else a for a in args))
         if type(result) is not ProtocolFloat:
             return result  # NotImplemented (a tensor operand): the tensor's own method takes it
         operands = tuple(_expression_of(a) for a in args if a is not None)
@@ -211,6 +236,8 @@ class _Capture:
     scope: list[TrackedFloat] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     frozen: set[int] = field(default_factory=set)  # groups whose learning rate the step branched on
+    depth: int = 0  # > 0 inside the mode's own work (definitions read tensors as arrays; the task may not)
+    in_optimizer: bool = False  # inside torch's own optimizer step, whose reads are tracked
 
     def observe(self, *values: Any) -> None:
         for value in values:
@@ -241,8 +268,11 @@ def _current_capture() -> _Capture | None:
 def _tracking_item(item: Callable[[torch.Tensor], Any]) -> Callable[[torch.Tensor], Any]:
     def tracked_item(self: torch.Tensor) -> Any:
         value = item(self)
+        if isinstance(value, TrackedFloat):
+            return value  # tracked already (the patches nest)
         capture = _current_capture()
-        if capture is not None and isinstance(value, float) and capture.last_item == capture.calls - 1 >= 0:
+        if (capture is not None and capture.in_optimizer and isinstance(value, float)
+                and capture.last_item == capture.calls - 1 >= 0):
             capture.tracked_items.add(capture.last_item)
             return TrackedFloat(value, ("item", capture.last_item))
         return value
@@ -251,6 +281,27 @@ def _tracking_item(item: Callable[[torch.Tensor], Any]) -> Callable[[torch.Tenso
 
 
 _ITEM = ThreadPatch(torch.Tensor, "item", _tracking_item)
+
+
+def _reading(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`Tensor.<name>`, which reads a tensor's memory without an operator: a problem when the task's
+    Python calls it during a capture (the mode's own definitions may)."""
+
+    def make(method: Callable[..., Any]) -> Callable[..., Any]:
+        def reading(self: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+            capture = _current_capture()
+            if capture is not None and capture.depth == 0:
+                capture.problems.append(f"the step reads a tensor's memory into Python (Tensor.{name})")
+            return method(self, *args, **kwargs)
+
+        return reading
+
+    return make
+
+
+_TOLIST = ThreadPatch(torch.Tensor, "tolist", _reading("tolist"))
+_NUMPY = ThreadPatch(torch.Tensor, "numpy", _reading("numpy"))
+_ARRAY = ThreadPatch(torch.Tensor, "__array__", _reading("__array__"))
 
 
 def _tracked_in(value: Any, found: list[TrackedFloat]) -> None:
@@ -291,7 +342,11 @@ class _CapturingMode(ReproducibleMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
-        result = super().__torch_dispatch__(func, types, args, kwargs)
+        self.capture.depth += 1
+        try:
+            result = super().__torch_dispatch__(func, types, args, kwargs)
+        finally:
+            self.capture.depth -= 1
         self.capture.add(func, args, kwargs, result)
         return result
 
@@ -306,7 +361,7 @@ def _tracking_rates(optimizer: torch.optim.Optimizer) -> Iterator[None]:
     finally:
         for group in optimizer.param_groups:
             if isinstance(group["lr"], TrackedFloat):
-                group["lr"] = float(group["lr"])
+                group["lr"] = float.__float__(group["lr"])  # not float(): that would observe it
 
 
 # --- programs --------------------------------------------------------------------------------------
@@ -358,7 +413,8 @@ class Program:
     entries: list[_Entry]
     state: dict[int, str]  # slot → state name
     foreign: dict[int, torch.Tensor]  # slot → a tensor made outside the operators
-    constant: set[int]  # foreign slots passed as a fresh copy of the capture's value
+    snapshots: dict[int, torch.Tensor]  # slot → that tensor's value when the step first read it
+    constant: set[int]  # foreign slots passed as a fresh copy of that value
     total: int
     items: dict[int, Any]  # entry → the value its read returned here
     rates: list[float]
@@ -415,6 +471,7 @@ class _Builder:
         self.slot_of: dict[int, tuple[int, weakref.ref[torch.Tensor]]] = {}
         self.state: dict[int, str] = {}
         self.foreign: dict[int, torch.Tensor] = {}
+        self.snapshots: dict[int, torch.Tensor] = {}  # foreign slot → its value when first read
         self.uses: list[int] = []  # per slot, the last entry that reads or makes it
         self.entries: list[_Entry] = []
         self.items: dict[int, Any] = {}  # call number → the value its read returned
@@ -436,7 +493,9 @@ class _Builder:
             if name is not None:
                 self.state[index] = name
             elif not made:
-                self.foreign[index] = tensor  # a literal: small, held for the comparison of two steps
+                # a literal: small, held for the comparison of two steps, with its value when first read
+                self.foreign[index] = tensor
+                self.snapshots[index] = tensor.detach().clone()
         self.uses[index] = entry
         return index
 
@@ -444,7 +503,7 @@ class _Builder:
         if isinstance(value, torch.Tensor):
             return _Slot(self.slot(value, entry)), True
         if type(value) is float:
-            exprs = {_key(t.expr): t.expr for t in scope if _same_number(float(t), value)}
+            exprs = {_key(t.expr): t.expr for t in scope if _same_number(float.__float__(t), value)}
             if len(exprs) > 1:
                 self.problems.append(f"a number ({value!r}) matches two different tracked values passed to one torch call")
             if exprs:
@@ -468,6 +527,11 @@ class _Builder:
             source = self.slot(call_args[0], position)
             self.slot_of[result._cdata] = (source, weakref.ref(result))
             return
+        if name in RESTRIDING:
+            self.problems.append(f"the step changes a tensor's shape or strides in place ({name})")
+        if name in VALUE_SHAPED or (name == INDEX and any(
+                isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) for i in (call_args[1] or ()))):
+            self.problems.append(f"an output's shape depends on tensor values ({name})")
         dispatch = get_dispatch(func)
         definition, mutation = dispatch.definition, dispatch.mutation
         if dispatch.passed or dispatch.plain_native:
@@ -528,18 +592,30 @@ def _has_hole(value: Any) -> bool:
     return isinstance(value, list | tuple) and any(_has_hole(item) for item in value)
 
 
-def build_program(capture: _Capture, before: dict[str, torch.Tensor], after: dict[str, torch.Tensor], total: torch.Tensor,
+def _layout(tensor: torch.Tensor) -> tuple[int, int, tuple[int, ...], tuple[int, ...]]:
+    """What must not change about a state tensor across a step: the object, its memory and layout
+    (`p.data = …` keeps the object and swaps the rest)."""
+    return tensor._cdata, tensor.data_ptr(), tuple(tensor.shape), tensor.stride()
+
+
+def _layouts(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    return {name: _layout(tensor) for name, tensor in state.items() if not name.startswith(("lr/", "sched/"))}
+
+
+def build_program(capture: _Capture, before: dict[str, Any], after: dict[str, Any], total: torch.Tensor,
                   optimizer: torch.optim.Optimizer) -> Program:
-    """The program of one captured step (its `problems` say why it cannot be replayed, if it cannot)."""
+    """The program of one captured step (its `problems` say why it cannot be replayed, if it cannot);
+    `before` and `after` are the state's `_layouts` around it."""
     builder = capture.builder
     problems = capture.problems + builder.problems
     untracked = sorted(set(builder.items) - capture.tracked_items)
     if untracked:
-        problems.append("the step reads a tensor's value into Python other than by a float .item() "
-                        "(float(t), int(t), an integer .item(), …)")
-    moved = sorted(name for name in before.keys() | after.keys()
-                   if not name.startswith(("lr/", "sched/"))
-                   and (name not in before or name not in after or before[name]._cdata != after[name]._cdata))
+        problems.append("the step reads a tensor's value into Python other than in torch's own optimizer step "
+                        "(.item() in the task's code, float(t), int(t), …)")
+    written = [slot for slot, tensor in builder.foreign.items() if not _same_values(tensor, builder.snapshots[slot])]
+    if written:
+        problems.append("the step writes a tensor made outside its operators (a literal, or memory shared with one)")
+    moved = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
     if moved:
         problems.append(f"the step replaces state tensors rather than writing them ({', '.join(moved[:3])})")
     total_slot = builder.find(total)
@@ -547,7 +623,7 @@ def build_program(capture: _Capture, before: dict[str, torch.Tensor], after: dic
         problems.append("the step's loss is not an output of its operators")
     entries = _needed(builder.entries, total_slot)
     rates = [float(group["lr"]) for group in optimizer.param_groups]
-    program = Program(entries, builder.state, builder.foreign, set(), total_slot, builder.items, rates,
+    program = Program(entries, builder.state, builder.foreign, builder.snapshots, set(), total_slot, builder.items, rates,
                       _hyperparameters(optimizer), frozenset(capture.frozen), problems)
     keep = set(builder.state) | set(builder.foreign) | {total_slot}
     last: dict[int, int] = {}
@@ -631,7 +707,7 @@ def agree(first: Program, second: Program) -> list[str]:
         earlier = first.foreign[slot]
         if earlier is tensor:
             continue
-        if not _same_tensor(earlier, tensor):
+        if not _same_tensor(first.snapshots[slot], second.snapshots[slot]):
             return [f"a tensor made outside the operators (shape {tuple(tensor.shape)}) changes from step to step"]
         second.constant.add(slot)
     for index, value in second.items.items():
@@ -643,6 +719,12 @@ def agree(first: Program, second: Program) -> list[str]:
     # step derived from it without tracking would look constant): replay requires it unchanged.
     second.frozen = second.frozen | {i for i, (a, b) in enumerate(zip(first.rates, second.rates, strict=True)) if _same_number(a, b)}
     return []
+
+
+def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """The same dtype, shape and bits, whatever the layout."""
+    return a.dtype == b.dtype and a.shape == b.shape and bool(
+        a.detach().reshape(-1).view(torch.uint8).equal(b.detach().reshape(-1).view(torch.uint8)))
 
 
 def _same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -672,7 +754,7 @@ def run_program(program: Program, session: Session, primitives_for: PrimitivesFo
     for slot, name in program.state.items():
         slots[slot] = program.live[name] if name not in COUNTERS else getattr(session, name)
     for slot, tensor in program.foreign.items():
-        slots[slot] = tensor.clone() if slot in program.constant else tensor
+        slots[slot] = program.snapshots[slot].clone() if slot in program.constant else tensor
     items: dict[int, Any] = {}
     rates = [float(group["lr"]) for group in session.optimizer.param_groups]
     code = program.code
@@ -729,14 +811,30 @@ def capture_step(session: Session, primitives_for: PrimitivesFor) -> tuple[torch
     """One eager step (the same bits as `run_step` under a `ReproducibleMode`), and its program."""
     rng = RngContext(session.job.seed, int(session.step))
     before = session.state_tensors()
+    layouts = _layouts(before)
     capture = _Capture(_Builder(before))
+    optimizer = session.optimizer
+    if not type(optimizer).step.__module__.startswith("torch.optim."):
+        capture.problems.append(f"the optimizer's step is the task's own code ({type(optimizer).__name__}): only torch's "
+                                "optimizers are known to use what they read from tensors by arithmetic alone")
+
+    def entering(*_: Any) -> None:
+        capture.in_optimizer = True
+
+    def leaving(*_: Any) -> None:
+        capture.in_optimizer = False
+
+    hooks = [optimizer.register_step_pre_hook(entering), optimizer.register_step_post_hook(leaving)]
     _LOCAL.capture = capture
     try:
-        with _ITEM.active(), _ScopeMode(capture), _CapturingMode(rng, primitives_for, capture), _tracking_rates(session.optimizer):
+        with (_ITEM.active(), _TOLIST.active(), _NUMPY.active(), _ARRAY.active(), _ScopeMode(capture),
+              _CapturingMode(rng, primitives_for, capture), _tracking_rates(optimizer)):
             total = session.update()
     finally:
         _LOCAL.capture = None
-    program = build_program(capture, before, session.state_tensors(), total, session.optimizer)
+        for hook in hooks:
+            hook.remove()
+    program = build_program(capture, layouts, _layouts(session.state_tensors()), total, optimizer)
     with ReproducibleMode(rng, primitives_for):
         session.advance()
     return total, program

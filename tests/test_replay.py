@@ -150,6 +150,20 @@ REFUSED = {
     "a literal that changes": (dict(forward="        out = out + torch.tensor([0.01 * self.calls])"), "changes from step to step"),
     "a branch on a loss value": (dict(loss="    if float(loss.detach()) > 100.0:\n        loss = loss * 0.5"), "reads a tensor's value"),
     "RAdam's rectification test": (dict(optimizer="torch.optim.RAdam(params, lr=0.01)"), "branches on"),
+    "a read through math in the task's code": (dict(forward="        import math\n"
+                                                             "        if math.sqrt(abs(out.detach().sum().item())) > 1.5:\n"
+                                                             "            out = out * 2.0"), "in torch's own optimizer"),
+    "a read through tolist": (dict(loss="    if loss.detach().tolist() < 0.9:\n        loss = loss * 0.5"), "Tensor.tolist"),
+    "a shape that depends on values": (dict(loss="    kept = loss.detach().reshape(1)\n"
+                                                 "    if kept[kept < 0.9].shape[0]:\n        loss = loss * 0.5"), "shape depends"),
+    "a literal written in place": (dict(forward="        scale = torch.tensor([1.0, 1.0, 1.0])\n        scale.mul_(2.0)\n"
+                                                "        out = out * scale"), "writes a tensor made outside"),
+    "parameters swapped by .data": (dict(forward="        for p in self.parameters():\n            p.data = p.data.clamp(-0.2, 0.2)"),
+                                    "replaces state tensors"),
+    "a detached parameter restrided": (dict(forward="        w = self.body[0].weight.detach()\n        w.transpose_(0, 1)\n"
+                                                    "        w.transpose_(0, 1)"), "shape or strides in place"),
+    "an optimizer of the task's own": (dict(optimizer="type('Own', (torch.optim.SGD,), {'step': lambda self, closure=None: "
+                                                      "torch.optim.SGD.step(self, closure)})(params, lr=0.1)"), "task's own code"),
     "a momentum a scheduler cycles": (dict(scheduler="def build_scheduler(optimizer):\n"
                                                      "    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.2, total_steps=40)"),
                                       "changes from step to step"),
