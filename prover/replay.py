@@ -30,8 +30,10 @@ What a step's call may depend on, and how each is handled:
   tracked in torch's own optimizers only, whose code uses them by arithmetic. A read anywhere else
   (`.item()` or `float(t)` in the task's code, `.tolist()`, `.numpy()`), or an optimizer whose step
   is the task's own code, makes the step unreplayable.
-- Every tracked read must change between the two captures (else a constant and a value could not be
-  told apart). The optimizer's other hyperparameters must equal the capture's at each replay.
+- A tracked read that gave the same value at both captures (NAdam's momentum product once it
+  underflows to 0) cannot be told from a constant: each replay checks it reads that value again, and
+  puts the state back and runs the step eagerly if not. The optimizer's other hyperparameters must
+  equal the capture's at each replay.
 
 Two consecutive eager steps are captured; when their programs agree, later steps replay the second.
 Every `AUDIT_EVERY` replayed steps one step runs eagerly again and is compared with the program; a
@@ -423,6 +425,7 @@ class Program:
     problems: list[str]
     dead: list[list[int]] = field(default_factory=list)  # per entry, the slots free after it
     live: dict[str, torch.Tensor] = field(default_factory=dict)  # the state tensors, but COUNTERS (read anew)
+    fixed: dict[int, Any] = field(default_factory=dict)  # reads that gave one value at both captured steps
     size: int = 0  # how many slots
     code: Code = field(default_factory=list)  # the scalars' expressions (`_compile`)
 
@@ -710,9 +713,10 @@ def agree(first: Program, second: Program) -> list[str]:
         if not _same_tensor(first.snapshots[slot], second.snapshots[slot]):
             return [f"a tensor made outside the operators (shape {tuple(tensor.shape)}) changes from step to step"]
         second.constant.add(slot)
-    for index, value in second.items.items():
-        if _same_number(first.items[index], value):
-            return ["a value the step reads with .item() is the same at two steps: a constant cannot be told from a value"]
+    # A read that gave the same value at both steps cannot be told from a constant (a number derived
+    # from it unseen would look constant too): replays check it still gives that value, and undo the
+    # step if it does not.
+    second.fixed = {index: value for index, value in second.items.items() if _same_number(first.items[index], value)}
     if [_key(h) for h in first.hyper] != [_key(h) for h in second.hyper] or len(first.rates) != len(second.rates):
         return ["the optimizer's hyperparameters changed between the steps"]
     # A learning rate the two steps share proves nothing about how the step uses it (a number the
@@ -792,6 +796,8 @@ def run_program(program: Program, session: Session, primitives_for: PrimitivesFo
                 result = entry.call(*args, **kwargs) if kind == CALL else dispatch(entry.func, (), tuple(args), kwargs)
             if entry.item:
                 items[entry.index] = result
+                if entry.index in program.fixed and not _same_number(result, program.fixed[entry.index]):
+                    raise _ReadChanged
             elif entry.outputs:
                 if isinstance(result, torch.Tensor):
                     slots[entry.outputs[0][1]] = result
@@ -840,6 +846,10 @@ def capture_step(session: Session, primitives_for: PrimitivesFor) -> tuple[torch
     return total, program
 
 
+class _ReadChanged(Exception):
+    """A read that gave one value at both captured steps gives another now: the replay is undone."""
+
+
 @dataclass
 class ReplayCounts:
     """How a run's steps ran."""
@@ -869,12 +879,24 @@ class Replayer:
         session = self.session
         if self.program is not None and self.since_audit < self.audit_every and self._guards_hold(self.program):
             rng = RngContext(session.job.seed, int(session.step))
-            total = run_program(self.program, session, self.primitives_for, rng)
+            program = self.program
+            saved = [(t, t.clone()) for name, t in program.live.items() if not name.startswith("data/")] if program.fixed else []
+            try:
+                total = run_program(program, session, self.primitives_for, rng)
+            except _ReadChanged:
+                with torch.no_grad():
+                    for tensor, value in saved:
+                        tensor.copy_(value)
+                return self._capture_step()
             with ReproducibleMode(rng, self.primitives_for):
                 session.advance()
             self.since_audit += 1
             self.counts.replayed += 1
             return total
+        return self._capture_step()
+
+    def _capture_step(self) -> torch.Tensor:
+        session = self.session
         if self.failures >= MAX_ATTEMPTS:
             self.counts.eager += 1
             with ReproducibleMode(RngContext(session.job.seed, int(session.step)), self.primitives_for):

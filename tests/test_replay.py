@@ -93,6 +93,26 @@ def test_a_replay_that_reaches_another_state_is_redone_eagerly(tmp_path: Path, m
     assert _root(session) == run.roots[9]
 
 
+def test_a_read_that_stops_being_what_both_captures_saw_undoes_the_replay() -> None:
+    # NAdam's running product of momenta underflows to 0.0 after about 200 steps: two captures then
+    # read the same value, which may hide a number derived from it; the program keeps it as a fixed
+    # read, and a replay that reads anything else puts the state back and runs the step eagerly
+    task = make_task(optimizer="torch.optim.NAdam(params, lr=0.01)")
+    job = make_job(task, 1 << 20, 3)
+    primitives_for = get_primitives_for()
+    eager, replayed = Session(job, task), Session(job, task)
+    replayer = Replayer(replayed, primitives_for, audit_every=100)
+    for t in range(8):
+        with ReproducibleMode(RngContext(job.seed, t), primitives_for):
+            eager.run_step()
+        replayer.run_step()
+        if t == 4:
+            assert replayer.program is not None and replayer.program.items
+            replayer.program.fixed = {index: -1.0 for index in replayer.program.items}  # what no step reads
+        assert _root(replayed) == _root(eager), f"step {t}"
+    assert replayer.counts.captured == 4 and replayer.counts.replayed == 4, replayer.counts
+
+
 TASK = '''
 import torch
 import torch.nn.functional as F
