@@ -270,13 +270,20 @@ def _colsum(x: np.ndarray, out: np.ndarray) -> None:
 
 
 @numba.njit(cache=True, inline="always")
+def _padded_size(n: int) -> int:
+    """The smallest power of two at least n: the length a halving tree pads n values to."""
+    size = 1
+    while size < n:
+        size *= 2
+    return size
+
+
+@numba.njit(cache=True, inline="always")
 def _halving_sum(buffer: np.ndarray, n: int) -> np.float32:
     # protocol.semantics.reference_rowsum of buffer[:n], with buffer[n:P] free for the +0.0 padding
     if n == 1:
         return buffer[0]
-    size = 1
-    while size < n:
-        size *= 2
+    size = _padded_size(n)
     for i in range(n, size):
         buffer[i] = _ZERO
     h = size // 2
@@ -290,9 +297,7 @@ def _halving_sum(buffer: np.ndarray, n: int) -> np.float32:
 @numba.njit(cache=True, parallel=True, error_model="numpy")
 def _softmax_backward(grads: np.ndarray, outputs: np.ndarray, out: np.ndarray) -> None:
     count, n = outputs.shape
-    size = 1
-    while size < n:
-        size *= 2
+    size = _padded_size(n)
     for r in numba.prange(count):
         buffer = np.empty(size, np.float32)
         for j in range(n):
@@ -306,9 +311,7 @@ def _softmax_backward(grads: np.ndarray, outputs: np.ndarray, out: np.ndarray) -
 def _layer_norm_backward(grads: np.ndarray, rows: np.ndarray, mean: np.ndarray, rstd: np.ndarray,
                          weight: np.ndarray, weighted: bool, out: np.ndarray, grads_xhat: np.ndarray) -> None:
     count, n = rows.shape
-    size = 1
-    while size < n:
-        size *= 2
+    size = _padded_size(n)
     total = np.float32(n)
     for r in numba.prange(count):
         g = np.empty(n, np.float32)
@@ -336,9 +339,7 @@ def _softmax_rows(x: np.ndarray, probs: np.ndarray, maxima: np.ndarray, sums: np
     # probs, maxima, sums are int32 views: NaNs are stored as the canonical pattern, never as floats
     e = exp_constants(k)
     count, n = x.shape
-    size = 1
-    while size < n:
-        size *= 2
+    size = _padded_size(n)
     for r in numba.prange(count):
         row = x[r]
         best, nan = _max_key(row)
@@ -364,9 +365,7 @@ def _softmax_rows(x: np.ndarray, probs: np.ndarray, maxima: np.ndarray, sums: np
 def _channel_moments(x: np.ndarray, mean: np.ndarray, squares: np.ndarray) -> None:
     batch, channels, length = x.shape
     n = batch * length
-    size = 1
-    while size < n:
-        size *= 2
+    size = _padded_size(n)
     total = np.float32(n)
     for c in numba.prange(channels):
         row = np.empty(n, np.float32)
@@ -388,9 +387,7 @@ def _channel_gradient_sums(grads: np.ndarray, x: np.ndarray, mean: np.ndarray, i
                            sum_g: np.ndarray, sum_gx: np.ndarray) -> None:
     batch, channels, length = x.shape
     n = batch * length
-    size = 1
-    while size < n:
-        size *= 2
+    size = _padded_size(n)
     for c in numba.prange(channels):
         buffer = np.empty(size, np.float32)
         m, s = mean[c], invstd[c]
